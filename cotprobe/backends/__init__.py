@@ -1,0 +1,52 @@
+"""Backends run a model: batched free generation, and sessions for forcing and scoring.
+
+A backend offers `encode`, `decode`, `chat_prompt`, `generate` (batched greedy decoding of
+token-id prompts) and `session(ids)`: a growing token sequence that can be extended, cut back
+(`truncate_to`), greedily continued, and asked the log-probability of candidate continuations.
+Sessions are what truncation probing uses; the Hugging Face one reuses the model's key/value cache
+across cuts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PromptTooLong(ValueError):
+    """A prompt (plus what must be generated) that does not fit the model's context."""
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    text: str
+    finish: str  # "stop" (a stop string), "eos" (end-of-sequence token) or "length" (token limit)
+
+
+def check_fits(n_prompt: int, n_new: int, context: int, what: str = "prompt") -> None:
+    if n_prompt + n_new > context:
+        raise PromptTooLong(
+            f"{what} of {n_prompt} tokens plus {n_new} tokens to generate exceeds the model's context "
+            f"of {context} tokens; lower the budget or shorten the input (cotprobe never truncates it)"
+        )
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """Text up to (and including) the earliest stop string, and whether one occurred."""
+    hits = [(text.find(s), s) for s in stops if s and s in text]
+    if not hits:
+        return text, False
+    pos, stop = min(hits)
+    return text[: pos + len(stop)], True
+
+
+def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, reuse_cache: bool = True,
+                 device: str | None = None):
+    """A backend for a model name (see `cotprobe.models.resolve` for the names accepted)."""
+    if kind != "hf":
+        raise ValueError(f"unknown backend {kind!r}: use 'hf'")
+    from .. import models
+    from .hf import HFBackend
+
+    net, tokenizer = models.load(model, root=cache_root, device=device)
+    return HFBackend(net, tokenizer, name=model, reuse_cache=reuse_cache)

@@ -1,0 +1,321 @@
+"""Graders: decide whether a model's short answer to a Question is correct.
+
+One grader per question kind, each a small class with a ``name`` and a ``version`` that go into
+every graded record as ``"name@version"`` (bump the version whenever a rule changes, so old and new
+grades are never mixed silently):
+
+- ``alias`` (kind "open"): normalised exact match against the answer and its aliases, or an alias
+  found as a whole-word span inside a short answer (see ``AliasGrader``).
+- ``mc`` (kind "mc"): reads a choice letter ("C", "(C)", "C) Paris", "The answer is C", "**C**")
+  or the text of one option.
+- ``numeric`` (kind "numeric"): reads the last number on the first non-empty line of the answer
+  and compares it with a relative tolerance.
+
+Every grader reads only the first non-empty line of the answer text (``answer_line``), so a
+trailing "**Confidence**: ..." line or explanation does not leak into the grade.
+``grade(question, answer_text)`` dispatches on ``question.kind`` and never raises on a bad answer:
+an empty or unparseable answer is simply incorrect, with ``parsed=None``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Protocol
+
+from cotprobe.records import Question
+
+__all__ = [
+    "AliasGrader",
+    "answer_line",
+    "GRADERS",
+    "Grade",
+    "Grader",
+    "MCGrader",
+    "NumericGrader",
+    "extract_letter",
+    "extract_number",
+    "get_grader",
+    "grade",
+    "normalize_answer",
+    "register_grader",
+]
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The verdict on one answer.
+
+    correct: whether the answer matches the gold answer.
+    grader: "name@version" of the grader that decided.
+    parsed: what the grader read from the answer (normalised text, a letter, a number),
+        or None when it could read nothing.
+    """
+
+    correct: bool
+    grader: str
+    parsed: str | None
+
+
+class Grader(Protocol):
+    """What every grader provides."""
+
+    name: str
+    version: str
+
+    def __call__(self, question: Question, answer_text: str) -> Grade: ...
+
+
+# --------------------------------------------------------------------------- normalisation
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation) | set("‘’“”´`–—…«»·")
+_APOSTROPHES = re.compile(r"(?<=\w)['’](?=\w)")  # o'neill -> oneill
+_ABBREV_DOTS = re.compile(r"(?<=[^\W\d])\.(?=[^\W\d])")  # u.s.a -> usa (not 3.5)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")  # 1,000 -> 1000
+
+
+def strip_accents(text: str) -> str:
+    """Decompose with NFKD and drop combining marks: 'Pelé' -> 'Pele'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize_answer(text: str) -> str:
+    """TriviaQA/SQuAD-style normalisation used for every text comparison.
+
+    Strips accents (NFKD), lower-cases, joins abbreviations and contractions ("U.S." -> "us",
+    "O'Neill" -> "oneill"), drops thousands separators, turns other punctuation into spaces,
+    removes the articles a/an/the and collapses whitespace.
+    """
+    text = strip_accents(text).lower().replace("_", " ")
+    text = _APOSTROPHES.sub("", text)
+    text = _ABBREV_DOTS.sub("", text)
+    text = _THOUSANDS.sub("", text)
+    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def answer_line(answer_text: str | None) -> str:
+    """The first non-empty line of an answer, stripped: what every grader reads.
+
+    A forced answer may run on ("Paris\n**Confidence**: Likely", or an explanation); only
+    its first line is the answer.
+    """
+    for line in (answer_text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+# --------------------------------------------------------------------------- alias grader
+
+# Normalised aliases this short, or in this list, are never matched as a span inside a longer
+# answer (they would match almost anything); they still count on an exact match.
+_TRIVIAL_ALIASES = frozenset(
+    "i it is of in on at to and or no yes not by as be we he she they you his her its".split()
+)
+
+
+def _contains_span(haystack: list[str], needle: list[str]) -> bool:
+    """Whether the token list `needle` occurs contiguously in `haystack`."""
+    width = len(needle)
+    return any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
+
+
+class AliasGrader:
+    """Normalised alias match for open questions.
+
+    Correct when the normalised answer equals the normalised gold answer or any alias, or when
+    the answer is short (at most ``max_span_tokens`` tokens after normalisation, 10 by default)
+    and contains a gold alias as a whole-word span: "Paris, France" is correct for "Paris", a
+    long sentence mentioning Paris in passing is not. Aliases shorter than ``min_span_chars``
+    (2) or made only of function words ("it", "no", ...) are used for exact matches only.
+    Known limit: a short answer that names the alias to reject it ("not Paris") counts as correct.
+    """
+
+    name = "alias"
+    version = "1"
+
+    def __init__(self, max_span_tokens: int = 10, min_span_chars: int = 2):
+        self.max_span_tokens = max_span_tokens
+        self.min_span_chars = min_span_chars
+
+    def _spannable(self, alias: str) -> bool:
+        return len(alias) >= self.min_span_chars and alias not in _TRIVIAL_ALIASES
+
+    def __call__(self, question: Question, answer_text: str) -> Grade:
+        tag = f"{self.name}@{self.version}"
+        response = normalize_answer(answer_line(answer_text))
+        if not response:
+            return Grade(False, tag, None)
+        golds = {normalize_answer(a) for a in [question.answer, *question.aliases]} - {""}
+        if response in golds:
+            return Grade(True, tag, response)
+        tokens = response.split()
+        if len(tokens) <= self.max_span_tokens:
+            for gold in sorted(golds, key=len, reverse=True):
+                if self._spannable(gold) and _contains_span(tokens, gold.split()):
+                    return Grade(True, tag, response)
+        return Grade(False, tag, response)
+
+
+# --------------------------------------------------------------------------- mc grader
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+_BARE_LETTER = re.compile(r"^\W*([A-Za-z])\W*$")  # "C", "(C)", "C.", "**C**", "c"
+_LEADING_LETTER = re.compile(r"^[\s*_(\[]*([A-Z])\s*[).:\]]")  # "C) Paris", "(C) Paris", "C. x"
+_STATED_LETTER = re.compile(  # "The answer is C", "answer: (C)", "Option **C**"
+    r"(?i:\b(?:answer|option|choice)\b)\s*(?i:is|would be|should be)?\s*:?\s*[*_(\[]*"
+    r"([A-Z])\b(?!['’]\w)"
+)
+
+
+def extract_letter(answer_text: str, choices: list[str]) -> str | None:
+    """Read a choice letter from an answer, or None.
+
+    Tried in order: a bare letter ("C", "(C)", "**C**"); a leading letter with a delimiter
+    ("C) Paris", "C. Paris"); a stated letter ("The answer is C", "Option (C)"); the answer's
+    normalised text equal to exactly one option's normalised text.
+    """
+    text = answer_line(answer_text)
+    if not text:
+        return None
+    for pattern in (_BARE_LETTER, _LEADING_LETTER):
+        match = pattern.match(text)
+        if match:
+            return match.group(1).upper()
+    match = _STATED_LETTER.search(text)
+    if match:
+        return match.group(1)
+    normalised = normalize_answer(text)
+    hits = [i for i, choice in enumerate(choices) if normalize_answer(choice) == normalised]
+    if len(hits) == 1 and hits[0] < len(LETTERS):
+        return LETTERS[hits[0]]
+    return None
+
+
+class MCGrader:
+    """Multiple choice: the letter read from the answer must equal the gold letter."""
+
+    name = "mc"
+    version = "1"
+
+    def __call__(self, question: Question, answer_text: str) -> Grade:
+        tag = f"{self.name}@{self.version}"
+        letter = extract_letter(answer_text, question.choices)
+        gold = question.answer.strip().upper()
+        return Grade(letter is not None and letter == gold, tag, letter)
+
+
+# --------------------------------------------------------------------------- numeric grader
+
+_NUMBER = re.compile(
+    r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?![\d.]))?"
+    r"|(?<![\w.])-?\.\d+"
+)
+_SMALL = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+_TENS = {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90, "hundred": 100, "thousand": 1000}
+_WORD_NUMBERS = {word: i for i, word in enumerate(_SMALL)} | _TENS
+_WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
+
+
+def _to_fraction(token: str) -> Fraction:
+    """'1,234' -> 1234, '-2.5' -> -5/2, '3 / 4' -> 3/4."""
+    token = token.replace(",", "").replace(" ", "")
+    if "/" in token:
+        num, den = token.split("/")
+        if Fraction(den) == 0:
+            raise ZeroDivisionError(token)
+        return Fraction(num) / Fraction(den)
+    return Fraction(token)
+
+
+def extract_number(answer_text: str) -> Fraction | None:
+    """Read the number an answer gives, or None.
+
+    Looks only at the first non-empty line (the answer itself, not any explanation after it)
+    and takes the *last* number on it, so "3 + 4 = 7" reads 7 and "about 1,234 km" reads 1234.
+    Handles thousands commas, negatives, decimals and fractions ("3/4"); when the line holds no
+    digits, a single number word ("twelve", "zero" ... "twenty", tens, "hundred") is used.
+    """
+    line = answer_line(answer_text)
+    matches = _NUMBER.findall(line)
+    for token in reversed(matches):
+        try:
+            return _to_fraction(token)
+        except (ValueError, ZeroDivisionError):
+            continue
+    words = _WORD.findall(line)
+    if words:
+        return Fraction(_WORD_NUMBERS[words[-1].lower()])
+    return None
+
+
+def _format_number(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else str(float(value))
+
+
+class NumericGrader:
+    """Numeric answers: the number read from the answer must equal the gold number.
+
+    Equality is ``math.isclose`` with ``rel_tol`` (1e-6 by default) and a tiny ``abs_tol`` so
+    that a gold answer of 0 is matched by 0.0. The gold number is read from ``question.answer``
+    with the same rules; a gold answer that holds no number never matches.
+    """
+
+    name = "numeric"
+    version = "1"
+
+    def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 1e-12):
+        self.rel_tol = rel_tol
+        self.abs_tol = abs_tol
+
+    def __call__(self, question: Question, answer_text: str) -> Grade:
+        tag = f"{self.name}@{self.version}"
+        value = extract_number(answer_text)
+        if value is None:
+            return Grade(False, tag, None)
+        gold = extract_number(question.answer)
+        correct = gold is not None and math.isclose(
+            float(value), float(gold), rel_tol=self.rel_tol, abs_tol=self.abs_tol
+        )
+        return Grade(correct, tag, _format_number(value))
+
+
+# --------------------------------------------------------------------------- registry
+
+GRADERS: dict[str, Grader] = {"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}
+
+
+def register_grader(kind: str, grader: Grader) -> None:
+    """Use `grader` for every question of `kind` (replacing the default one)."""
+    GRADERS[kind] = grader
+
+
+def get_grader(kind: str) -> Grader:
+    """The grader for a question kind; a ValueError names the known kinds."""
+    try:
+        return GRADERS[kind]
+    except KeyError:
+        known = ", ".join(sorted(GRADERS))
+        raise ValueError(f"no grader for question kind {kind!r} (known kinds: {known})") from None
+
+
+def grade(question: Question, answer_text: str | None, grader: Grader | None = None) -> Grade:
+    """Grade one answer with `grader`, or with the default grader for ``question.kind``.
+
+    Never raises on the answer: None, empty or unreadable text is incorrect with parsed=None.
+    """
+    chosen = grader or get_grader(question.kind)
+    return chosen(question, answer_text or "")

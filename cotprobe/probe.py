@@ -1,0 +1,67 @@
+"""Forcing an answer and a confidence out of a model after a (partial) chain of thought.
+
+Used identically by generation (after the full CoT), truncation (after each cut) and ablation
+(after each modified CoT). Confidence is elicited two ways: the text the model writes after
+`**Confidence**:` (parsed, may fail) and the model's probability of every scale label there
+(scored, never fails).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .profiles import Profile
+from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
+from .records import Confidence
+from .scales import Scale
+
+
+@dataclass(frozen=True)
+class ForceSettings:
+    answer_max_tokens: int = 24
+    confidence_max_tokens: int = 8
+
+
+def forcing_suffix(profile: Profile, cot: str) -> str:
+    """What is appended after the CoT to close the thought and ask for the answer."""
+    if profile.reasoning:
+        return f"{profile.think_end}\n\n{ANSWER_PREFIX}"
+    if not cot.strip():
+        return ANSWER_PREFIX
+    return ("" if cot.endswith("\n\n") else "\n" if cot.endswith("\n") else "\n\n") + ANSWER_PREFIX
+
+
+def scored_confidence(logprobs: list[float], scale: Scale) -> dict:
+    """Normalise label log-probabilities into a distribution; argmax and expected value."""
+    top = max(logprobs)
+    weights = [math.exp(lp - top) for lp in logprobs]
+    total = sum(weights)
+    probs = [w / total for w in weights]
+    best = max(range(len(probs)), key=probs.__getitem__)
+    return {
+        "scored_probs": probs,
+        "scored_label": scale.labels[best],
+        "scored_value": scale.values[best],
+        "expected_value": sum(p * v for p, v in zip(probs, scale.values)),
+    }
+
+
+def force_answer(session, backend, profile: Profile, scale: Scale, cot: str,
+                 settings: ForceSettings = ForceSettings()) -> tuple[str, Confidence]:
+    """From a session positioned right after the CoT, force the answer, then the confidence."""
+    session.extend(backend.encode(forcing_suffix(profile, cot)))
+    answer = session.greedy(settings.answer_max_tokens, stop=["\n"])
+    # A newline the model wrote stays; otherwise start the confidence line ourselves.
+    session.extend(backend.encode(("" if answer.finish == "stop" else "\n") + CONFIDENCE_PREFIX))
+    options = [backend.encode(" " + label) for label in scale.labels]
+    scored = scored_confidence(session.score(options), scale)
+    written = session.greedy(settings.confidence_max_tokens, stop=["\n"])
+    label = scale.parse(written.text)
+    confidence = Confidence(
+        sampled_text=written.text.strip(),
+        sampled_label=label,
+        sampled_value=scale.value(label) if label is not None else None,
+        **scored,
+    )
+    return answer.text.split("\n")[0].strip(), confidence

@@ -1,0 +1,75 @@
+"""Model profiles: how a model family thinks and how to force it to answer.
+
+Profiles are chosen explicitly (`--profile`), never guessed from a model's name.
+A reasoning profile has think tags: generation runs until the end tag (or the thinking
+budget), and forcing closes the thought with the model's own end tag. A non-reasoning
+profile has none: the chain of thought is the response before `**Answer**:`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    reasoning: bool
+    think_start: str = ""
+    think_end: str = ""
+    # Append think_start to the prompt when the chat template does not open the thought itself.
+    prefill_think: bool = False
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    # Inject the paper's confidence cue at the end of the thought and let the model think on.
+    confidence_cue: bool = False
+
+    def close_thought(self) -> str:
+        return f"{self.think_end}\n\n" if self.reasoning else "\n\n"
+
+
+PROFILES = {
+    p.name: p
+    for p in [
+        Profile("plain", "non-reasoning chat model: CoT is the response before **Answer**:", reasoning=False),
+        Profile(
+            "think",
+            "reasoning model with <think>...</think> opened by the chat template (R1 distills, QwQ)",
+            reasoning=True, think_start="<think>", think_end="</think>",
+        ),
+        Profile(
+            "think-prefill",
+            "reasoning model with <think> tags that the chat template does not open: cotprobe opens it",
+            reasoning=True, think_start="<think>", think_end="</think>", prefill_think=True,
+        ),
+        Profile(
+            "qwen3-thinking", "Qwen3 with enable_thinking=True", reasoning=True,
+            think_start="<think>", think_end="</think>", prefill_think=True,
+            chat_template_kwargs={"enable_thinking": True},
+        ),
+        Profile(
+            "qwen3-nothinking", "Qwen3 with enable_thinking=False (non-reasoning counterpart)",
+            reasoning=False, chat_template_kwargs={"enable_thinking": False},
+        ),
+        Profile(
+            "exaone-deep", "EXAONE Deep: <thought>...</thought>", reasoning=True,
+            think_start="<thought>", think_end="</thought>", prefill_think=True,
+        ),
+        Profile(
+            "think-cue",
+            "reasoning model that does not assess its confidence unprompted: the paper's cue is "
+            "injected at the end of the thought",
+            reasoning=True, think_start="<think>", think_end="</think>", prefill_think=True,
+            confidence_cue=True,
+        ),
+    ]
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None

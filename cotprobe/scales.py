@@ -1,0 +1,105 @@
+"""Confidence scales: the labels a model may answer with and the value each stands for.
+
+`VERBAL_10` is the paper's ten-class verbal scale scored at band midpoints; `NUMERIC_100`
+accepts a percentage. A scale parses what a model wrote (`parse`) and lists the labels that
+the scored path asks the model's probability of (`labels`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A finite set of labels, each with a confidence value in [0, 1]."""
+
+    name: str
+    labels: tuple[str, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != len(self.values) or not self.labels:
+            raise ValueError(f"scale {self.name!r}: need one value per label, and at least one")
+        if any(not 0.0 <= v <= 1.0 for v in self.values):
+            raise ValueError(f"scale {self.name!r}: values must lie in [0, 1]")
+
+    def value(self, label: str) -> float:
+        return dict(zip(self.labels, self.values))[label]
+
+    def parse(self, text: str) -> str | None:
+        """The label the text states, or None. Case, markdown and punctuation are ignored;
+        when several labels occur, the earliest (longest at a tie) wins."""
+        norm = f" {_norm(text)} "
+        best: tuple[int, int, str] | None = None
+        for label in self.labels:
+            pos = norm.find(f" {_norm(label)} ")
+            if pos >= 0 and (best is None or (pos, -len(label)) < best[:2]):
+                best = (pos, -len(label), label)
+        return best[2] if best else None
+
+    def describe(self) -> str:
+        """The label list as written into prompts."""
+        return ", ".join(f'"{label}"' for label in self.labels)
+
+
+VERBAL_10 = Scale(
+    name="verbal10",
+    labels=(
+        "Almost no chance",
+        "Highly unlikely",
+        "Chances are slight",
+        "Unlikely",
+        "Less than even",
+        "Better than even",
+        "Likely",
+        "Very good chance",
+        "Highly likely",
+        "Almost certain",
+    ),
+    values=(0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95),
+)
+
+
+@dataclass(frozen=True)
+class NumericScale(Scale):
+    """A 0-100 percentage. Scored over the multiples of `step`; parses any number in range."""
+
+    def parse(self, text: str) -> str | None:
+        match = re.search(r"(\d+(?:\.\d+)?)\s*%?", text)
+        if not match or float(match.group(1)) > 100:
+            return None
+        return match.group(1)
+
+    def value(self, label: str) -> float:
+        return float(label) / 100.0
+
+
+NUMERIC_100 = NumericScale(
+    name="numeric100",
+    labels=tuple(str(v) for v in range(0, 101, 10)),
+    values=tuple(v / 100 for v in range(0, 101, 10)),
+)
+
+SCALES = {s.name: s for s in (VERBAL_10, NUMERIC_100)}
+
+
+def get_scale(spec: str) -> Scale:
+    """A built-in scale by name, or a custom one from a JSON file {"labels": [...], "values": [...]}."""
+    if spec in SCALES:
+        return SCALES[spec]
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"unknown confidence scale {spec!r}: use one of {', '.join(SCALES)} or a JSON file")
+    data = json.loads(path.read_text())
+    try:
+        return Scale(name=data.get("name", path.stem), labels=tuple(data["labels"]), values=tuple(data["values"]))
+    except KeyError as exc:
+        raise ValueError(f"{path}: a scale file needs 'labels' and 'values' (missing {exc})") from None

@@ -1,0 +1,206 @@
+"""Metric tables from run records: per run, per CoT cut level, per ablation condition.
+
+The numbers come from `cotprobe.metrics`; this module only groups records and lays out tables
+(`metrics.json` and the printed summary). Three confidence sources are reported side by side:
+`scored` (value of the most probable label), `expected` (probability-weighted value) and
+`sampled` (the label the model wrote; unparsed outputs are counted and reported, and the metrics
+for this source cover the parsed ones only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .records import Confidence, Probe, Trace
+
+SOURCES = ("scored", "expected", "sampled")
+
+
+def confidence_value(conf: Confidence, source: str) -> float | None:
+    return {"scored": conf.scored_value, "expected": conf.expected_value, "sampled": conf.sampled_value}[source]
+
+
+def table(items: list[tuple[str, Confidence, bool | None]], source: str, n_resamples: int = 1000,
+          seed: int = 0) -> dict[str, Any]:
+    """Metrics with intervals over (cluster, confidence, correct) items for one source."""
+    usable = [(c, confidence_value(conf, source), ok) for c, conf, ok in items
+              if ok is not None and confidence_value(conf, source) is not None]
+    row: dict[str, Any] = {"n_total": len(items), "n_unparsed": len(items) - len(usable)}
+    if not usable:
+        return row
+    clusters, conf, correct = (np.array(v) for v in zip(*usable))
+    row.update(metrics.summarize(conf, correct.astype(float), clusters=clusters,
+                                 n_resamples=n_resamples, seed=seed))
+    return row
+
+
+def trace_metrics(traces: list[Trace], n_resamples: int = 1000) -> dict[str, Any]:
+    items = [(t.question_id, t.confidence, t.correct) for t in traces]
+    return {
+        "n": len(traces),
+        "thinking_ended": _counts(t.thinking_ended for t in traces),
+        "sources": {s: table(items, s, n_resamples) for s in SOURCES},
+    }
+
+
+def cut_metrics(probes: list[Probe], source: str = "scored", n_resamples: int = 1000) -> dict[str, Any]:
+    """Per requested cut level: metrics with intervals; the trend of each metric along the CoT."""
+    probes = [p for p in probes if p.condition == "cut"]
+    by_level: dict[float, list[Probe]] = defaultdict(list)
+    for p in probes:
+        by_level[round(p.fraction_requested, 6)].append(p)
+    levels = sorted(by_level)
+    per_level = []
+    for level in levels:
+        group = by_level[level]
+        row = table([(p.question_id, p.confidence, p.correct) for p in group], source, n_resamples)
+        row["level"] = level
+        row["fraction_realised"] = float(np.mean([p.fraction_realised for p in group]))
+        per_level.append(row)
+    usable = [p for p in probes if p.correct is not None and confidence_value(p.confidence, source) is not None]
+    trends = {}
+    if len(levels) >= 3 and usable:
+        frac = np.array([p.fraction_realised for p in usable])
+        lev = np.array([p.fraction_requested for p in usable])
+        conf = np.array([confidence_value(p.confidence, source) for p in usable])
+        ok = np.array([float(p.correct) for p in usable])
+        qid = np.array([p.question_id for p in usable])
+        for name, fn in _metric_fns().items():
+            clustered = metrics.slope_clustered(fn, frac, conf, ok, qid, levels=lev,
+                                                n_resamples=n_resamples)
+            values = [row.get(name, math.nan) for row in per_level]
+            realised = [row["fraction_realised"] for row in per_level]
+            ols = metrics.slope_ols(realised, values) if sum(np.isfinite(values)) >= 3 else None
+            trends[name] = {"clustered": _plain(clustered), "ols_per_level": _plain(ols)}
+    return {"source": source, "levels": per_level, "trends": trends,
+            "trajectories": _trajectory_summary(usable, source)}
+
+
+def condition_metrics(probes: list[Probe], reference: str = "full", source: str = "scored",
+                      n_resamples: int = 1000) -> dict[str, Any]:
+    """Per ablation condition: metrics, and the paired difference to the reference condition."""
+    by_cond: dict[str, dict[str, Probe]] = defaultdict(dict)
+    for p in probes:
+        if p.condition != "cut":
+            by_cond[p.condition][p.question_id] = p
+    out: dict[str, Any] = {}
+    ref = by_cond.get(reference, {})
+    for cond, group in by_cond.items():
+        failed = [p for p in group.values() if p.error]
+        good = [p for p in group.values() if not p.error]
+        row = table([(p.question_id, p.confidence, p.correct) for p in good], source, n_resamples)
+        row["n_failed"] = len(failed)
+        if cond != reference and ref:
+            row["diff_vs_" + reference] = _paired(ref, {p.question_id: p for p in good}, source, n_resamples)
+        out[cond] = row
+    return {"source": source, "reference": reference, "conditions": out}
+
+
+def _paired(ref: dict[str, Probe], other: dict[str, Probe], source: str, n_resamples: int) -> dict:
+    shared = [q for q in ref if q in other
+              and confidence_value(ref[q].confidence, source) is not None
+              and confidence_value(other[q].confidence, source) is not None
+              and ref[q].correct is not None and other[q].correct is not None]
+    if len(shared) < 2:
+        return {"n": len(shared)}
+    def arrays(group):
+        return (np.array([confidence_value(group[q].confidence, source) for q in shared]),
+                np.array([float(group[q].correct) for q in shared]))
+    ca, ka = arrays(other)
+    cb, kb = arrays(ref)
+    result = {"n": len(shared)}
+    for name, fn in _metric_fns().items():
+        result[name] = _plain(metrics.paired_bootstrap_diff(fn, ca, ka, cb, kb, n_resamples=n_resamples))
+    return result
+
+
+def _metric_fns():
+    return {"accuracy": lambda c, k: metrics.accuracy(k), "ece": metrics.ece,
+            "brier": metrics.brier, "auroc": metrics.auroc}
+
+
+def _trajectory_summary(probes: list[Probe], source: str) -> dict[str, Any]:
+    by_q: dict[str, list[Probe]] = defaultdict(list)
+    for p in probes:
+        by_q[p.question_id].append(p)
+    rows = []
+    for qid, group in by_q.items():
+        group.sort(key=lambda p: p.fraction_requested)
+        traj = metrics.trajectory([confidence_value(p.confidence, source) for p in group])
+        rows.append({"question_id": qid, **traj})
+    if not rows:
+        return {"n": 0}
+    mean = lambda key: float(np.mean([r[key] for r in rows]))
+    return {"n": len(rows), "mean_change": mean("change"), "mean_abs_largest_jump":
+            float(np.mean([abs(r["largest_jump"]) for r in rows])),
+            "mean_direction_changes": mean("direction_changes"), "per_question": rows}
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for v in values:
+        out[v] += 1
+    return dict(out)
+
+
+def _plain(obj: Any) -> Any:
+    if obj is None:
+        return None
+    return {k: float(v) for k, v in vars(obj).items()}
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    tmp.replace(path)
+
+
+def format_row(name: str, row: dict[str, Any]) -> str:
+    if "accuracy" not in row:
+        return f"{name:<22} n={row.get('n_total', 0):<5} (no usable items)"
+    def cell(key):
+        return f"{row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}]"
+    return (f"{name:<22} {row['n']:>5} {row['n_unparsed']:>8}  {cell('accuracy')}  {cell('ece')}  "
+            f"{cell('brier')}  {cell('auroc')}")
+
+
+HEADER = (f"{'':<22} {'n':>5} {'unparsed':>8}  {'accuracy [95% CI]':<22}  {'ECE':<22}  "
+          f"{'Brier':<22}  {'AUROC':<22}")
+
+
+def print_trace_summary(traces: list[Trace], run_dir: str | Path) -> dict[str, Any]:
+    result = trace_metrics(traces)
+    update_metrics(run_dir, "traces", result)
+    print(f"\n{run_dir}: {len(traces)} traces; thinking ended: {result['thinking_ended']}")
+    print(HEADER)
+    for source, row in result["sources"].items():
+        print(format_row(f"confidence={source}", row))
+    return result
+
+
+def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None:
+    """Set one section of run_dir/metrics.json, keeping the others."""
+    path = Path(run_dir) / "metrics.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current[key] = value
+    write_json(path, current)
+
+
+def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
+    print(f"\n{run_dir}: calibration against CoT progress (confidence={result['source']})")
+    print(HEADER.replace(" " * 22, f"{'cut (realised)':<22}", 1))
+    for row in result["levels"]:
+        print(format_row(f"{row['level']:.2f} ({row['fraction_realised']:.2f})", row))
+    for name, trend in result["trends"].items():
+        c, o = trend["clustered"], trend["ols_per_level"]
+        ols = f"; per-level OLS slope {o['slope']:+.3f} (p={o['p_value']:.3f})" if o else ""
+        print(f"trend {name:<8} slope {c['slope']:+.3f} per unit of CoT "
+              f"[{c['low']:+.3f}, {c['high']:+.3f}] (question-clustered bootstrap){ols}")
