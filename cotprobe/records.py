@@ -8,6 +8,7 @@ field names and value types and names the file and line of anything malformed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -154,6 +155,8 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise RecordError(f"{where}: expected a list, got {type(value).__name__}")
         (item,) = typing.get_args(hint) or (Any,)
+        if item is int and all(type(v) is int for v in value):  # token ids: the long lists
+            return value
         return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
@@ -174,21 +177,23 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _schema(cls: type) -> tuple[dict[str, Any], frozenset[str], tuple[str, ...]]:
+    """Type hints, field names and required field names of a record class (computed once)."""
+    fields = dataclasses.fields(cls)
+    required = tuple(f.name for f in fields
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    return typing.get_type_hints(cls), frozenset(f.name for f in fields), required
+
+
 def from_dict(cls: type[RecordT], data: dict[str, Any], where: str = "") -> RecordT:
     """Build a record from a dict, checking names, required fields and types."""
     where = where or cls.__name__
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    hints, names, required = _schema(cls)
+    unknown = sorted(set(data) - names)
     if unknown:
         raise RecordError(f"{where}: unknown field(s) {', '.join(unknown)} for {cls.__name__}")
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in data
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
+    missing = [name for name in required if name not in data]
     if missing:
         raise RecordError(f"{where}: missing field(s) {', '.join(missing)} for {cls.__name__}")
     values = {k: _check(v, hints[k], f"{where}: field '{k}'") for k, v in data.items()}

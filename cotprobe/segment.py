@@ -6,15 +6,17 @@ is whitespace only, so ``text[:steps[0].start] + "".join(s.text + s.sep for s in
 is ``text`` again (the leading part is whitespace too).
 
 How: fenced code (```` ``` ````/``~~~``) and display math (``$$..$$``, ``\\[..\\]``,
-``\\begin{env}..\\end{env}``) are cut out first and each kept whole. The rest is cut at
+``\\begin{env}..\\end{env}``) are cut out first and each kept whole (an unclosed fence
+runs to the end of the text, as in Markdown). The rest is cut at
 blank lines (paragraphs), at the start of every list item line (``-``, ``*``, ``1.``,
 ``2)``, ``a)``, ``(iv)``, nested or not) and around Markdown headings, and each piece is
 split into sentences with spaCy's rule-based sentencizer on a blank English pipeline.
 Sentence cuts are then refined: never inside inline math (``$..$``, ``\\(..\\)``) or
 inline code, not after abbreviations such as "Fig." or "approx." before a number,
-opening brackets and quotes go with the sentence they open, and a single lower-case
-letter with a period ("... is x. Then") or an option letter ("the answer is B. Wait")
-ends a sentence even though spaCy's tokenizer reads it as an initial.
+opening brackets and quotes go with the sentence they open, and a period the tokenizer
+leaves attached ("... is $x$. Then", "... is x. Then", "the answer is B. Wait") ends a
+sentence before a capital, except after known abbreviations and initials ("George W.
+Bush", "J. K. Rowling").
 """
 
 from __future__ import annotations
@@ -196,13 +198,14 @@ def step_token_spans(
         0 <= s0 <= e0 <= s1 <= e1 <= ... <= n_tokens
 
     and tokens in ``[e_i, s_{i+1})`` (and before ``s0``, after the last end) lie wholly in
-    whitespace gaps. Keeping the first ``e_i`` tokens keeps steps 0..i whole.
+    whitespace gaps. Keeping the first ``e_i`` tokens keeps steps 0..i whole, unless a
+    token straddles steps i and i + 1 (possible only where no whitespace separates them).
+    Starts past ``n_chars`` (a decoded text longer than the CoT) count as after its end.
+    Raises ValueError for decreasing starts or a step outside ``[0, n_chars]``.
     """
     starts = list(token_char_starts)
     if any(b < a for a, b in zip(starts, starts[1:])):
         raise ValueError("token_char_starts must be non-decreasing")
-    if starts and (starts[0] < 0 or starts[-1] > n_chars):
-        raise ValueError(f"token_char_starts must lie in [0, n_chars={n_chars}]")
     spans = []
     for step in steps:
         if not 0 <= step.start <= step.end <= n_chars:

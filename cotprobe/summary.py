@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,12 @@ def table(items: list[tuple[str, Confidence, bool | None]], source: str, n_resam
     if not usable:
         return row
     clusters, conf, correct = (np.array(v) for v in zip(*usable))
-    row.update(metrics.summarize(conf, correct.astype(float), clusters=clusters,
-                                 n_resamples=n_resamples, seed=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # one-class AUROC: reported as NaN + note
+        row.update(metrics.summarize(conf, correct.astype(float), clusters=clusters,
+                                     n_resamples=n_resamples, seed=seed))
+    if correct.min() == correct.max():
+        row["note"] = f"AUROC undefined: all answers {'correct' if correct[0] else 'incorrect'}"
     return row
 
 
@@ -50,7 +55,7 @@ def trace_metrics(traces: list[Trace], n_resamples: int = 1000) -> dict[str, Any
     }
 
 
-def cut_metrics(probes: list[Probe], source: str = "scored", n_resamples: int = 1000) -> dict[str, Any]:
+def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int = 1000) -> dict[str, Any]:
     """Per requested cut level: metrics with intervals; the trend of each metric along the CoT."""
     probes = [p for p in probes if p.condition == "cut"]
     by_level: dict[float, list[Probe]] = defaultdict(list)
@@ -73,8 +78,10 @@ def cut_metrics(probes: list[Probe], source: str = "scored", n_resamples: int = 
         ok = np.array([float(p.correct) for p in usable])
         qid = np.array([p.question_id for p in usable])
         for name, fn in _metric_fns().items():
-            clustered = metrics.slope_clustered(fn, frac, conf, ok, qid, levels=lev,
-                                                n_resamples=n_resamples)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                clustered = metrics.slope_clustered(fn, frac, conf, ok, qid, levels=lev,
+                                                    n_resamples=n_resamples)
             values = [row.get(name, math.nan) for row in per_level]
             realised = [row["fraction_realised"] for row in per_level]
             ols = metrics.slope_ols(realised, values) if sum(np.isfinite(values)) >= 3 else None
@@ -83,7 +90,7 @@ def cut_metrics(probes: list[Probe], source: str = "scored", n_resamples: int = 
             "trajectories": _trajectory_summary(usable, source)}
 
 
-def condition_metrics(probes: list[Probe], reference: str = "full", source: str = "scored",
+def condition_metrics(probes: list[Probe], reference: str = "full", source: str = "expected",
                       n_resamples: int = 1000) -> dict[str, Any]:
     """Per ablation condition: metrics, and the paired difference to the reference condition."""
     by_cond: dict[str, dict[str, Probe]] = defaultdict(dict)
@@ -165,7 +172,7 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
 
 def format_row(name: str, row: dict[str, Any]) -> str:
     if "accuracy" not in row:
-        return f"{name:<22} n={row.get('n_total', 0):<5} (no usable items)"
+        return f"{name:<22} {row['n_total']:>5} {row['n_unparsed']:>8}  (no parsed confidences)"
     def cell(key):
         return f"{row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}]"
     return (f"{name:<22} {row['n']:>5} {row['n_unparsed']:>8}  {cell('accuracy')}  {cell('ece')}  "

@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="step: nearest step boundary (default); token: exact token fraction; every-step")
     parser.add_argument("--naive", action="store_true", help="re-encode prompt + prefix for every cut (no cache reuse)")
     parser.add_argument("--out", default="runs/default", help="run directory (default runs/default); resumed if it exists")
+    parser.add_argument("--source", choices=("expected", "scored", "sampled"), default="expected",
+                        help="confidence for the metrics: expected value of the scored label distribution "
+                             "(default; never unparsed), its most likely label, or the label the model wrote")
     parser.add_argument("--from-run", help="reuse the traces of this run directory instead of generating")
     args = parser.parse_args(argv)
 
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{out}: traces for questions not in --dataset {args.dataset}: {missing[:3]}")
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
         probes = truncate(backend, traces, by_id, run, profile, scale, fractions, args.cut, settings.force)
-    result = cut_metrics(probes)
+    result = cut_metrics(probes, source=args.source)
     update_metrics(out, "truncate", result)
     figure = plot_progress({f"{args.model} ({profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)

@@ -40,13 +40,37 @@ def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     return text[: pos + len(stop)], True
 
 
+TINY_MODEL = "tiny-random"  # a few-layer random-weight model built in-process (tests, smoke checks)
+
+
 def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, reuse_cache: bool = True,
-                 device: str | None = None):
-    """A backend for a model name (see `cotprobe.models.resolve` for the names accepted)."""
-    if kind != "hf":
-        raise ValueError(f"unknown backend {kind!r}: use 'hf'")
+                 device: str | None = None, base_url: str | None = None):
+    """A backend for a model name (see `cotprobe.models.resolve`; also "tiny-random").
+
+    kind "openai": the model runs on an OpenAI-compatible server at `base_url`; only its tokenizer
+    is loaded here (embedded model: from the converted folder; else the folder or hub id).
+    Its requests are cached under <cache>/requests.
+    """
+    if kind not in ("hf", "openai"):
+        raise ValueError(f"unknown backend {kind!r}: use 'hf' or 'openai'")
     from .. import models
+
+    if kind == "openai":
+        if not base_url:
+            raise ValueError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+        from .openai import OpenAIBackend
+
+        if model == TINY_MODEL:
+            raise ValueError(f"{TINY_MODEL} runs in-process only; use --backend hf")
+        return OpenAIBackend(base_url, model, models.resolve(model, cache_root), name=model,
+                             cache_dir=models.cache_dir(cache_root) / "requests")
     from .hf import HFBackend
 
-    net, tokenizer = models.load(model, root=cache_root, device=device)
+    if model == TINY_MODEL:
+        from .tiny import tiny_model, tiny_tokenizer
+
+        tokenizer = tiny_tokenizer()
+        net, tokenizer = tiny_model(tokenizer), tokenizer
+    else:
+        net, tokenizer = models.load(model, root=cache_root, device=device)
     return HFBackend(net, tokenizer, name=model, reuse_cache=reuse_cache)

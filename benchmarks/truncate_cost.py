@@ -1,0 +1,78 @@
+"""Cost of an 11-cut truncation sweep with cache reuse against naive re-encoding.
+
+    python benchmarks/truncate_cost.py [--model smollm2-135m-instruct] [--lengths 256,1024,2048]
+
+For CoTs of each length (a reasoning-style text cut to exactly that many tokens), times
+  full     one forward pass over prompt + whole CoT,
+  forced   the forced answer + confidence at the 11 cuts with each prefix already cached,
+  reuse    the sweep as cotprobe runs it (encode once, crop the cache per cut),
+  naive    the sweep re-encoding prompt + prefix at every cut,
+and prints reuse / (full + forced) (target <= 1.5) and naive / reuse (target >= 4 at 2048).
+"""
+
+import argparse
+import time
+
+from cotprobe.backends import load_backend
+from cotprobe.backends.hf import HFBackend
+from cotprobe.data import load_dataset
+from cotprobe.generate import build_prompt
+from cotprobe.probe import ForceSettings, force_answer
+from cotprobe.profiles import get_profile
+from cotprobe.records import Confidence, Trace
+from cotprobe.scales import VERBAL_10
+from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace
+
+PARAGRAPH = (
+    "Okay, so I need to figure out which river flows through this city. Let me think. "
+    "I remember that the city grew up around a bridge, and the river there is wide. "
+    "Wait, maybe I'm confusing it with another city. Alternatively, it could be the river "
+    "that runs further north. Let me double-check: the old town sits on the east bank. "
+    "Hmm, I think that's right, but I'm not entirely sure.\n\n"
+)
+
+
+def make_trace(backend, n_tokens: int) -> Trace:
+    question = load_dataset("trivia", n=1, seed=0)[0]
+    prompt = build_prompt(backend, get_profile("plain"), VERBAL_10, "cot", question)
+    ids = backend.encode(PARAGRAPH * (n_tokens // 20 + 1))[:n_tokens]
+    return Trace(question_id=question.id, model=backend.name, prompt=prompt, cot=backend.decode(ids),
+                 answer="", confidence=Confidence(), prompt_tokens=len(backend.encode(prompt)),
+                 cot_token_ids=ids, thinking_ended="budget"), question
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--lengths", default="256,1024,2048")
+    args = parser.parse_args()
+    reuse = load_backend(args.model)
+    naive = HFBackend(reuse.model, reuse.tokenizer, name=reuse.name, reuse_cache=False)
+    profile, force = get_profile("plain"), ForceSettings()
+    fractions = parse_fractions("0:1:0.1")
+    print(f"model {args.model}; 11 cuts at step boundaries; times in seconds")
+    print(f"{'tokens':>6} {'full':>7} {'forced':>7} {'reuse':>7} {'naive':>7}  reuse/(full+forced)  naive/reuse")
+    for n in (int(x) for x in args.lengths.split(",")):
+        trace, question = make_trace(reuse, n)
+        prompt_ids = reuse.encode(trace.prompt)
+        cuts = plan_cuts(segment_trace(reuse, trace), n, fractions, "step")
+        full = timed(lambda: reuse.session(prompt_ids + trace.cot_token_ids)._logprobs_from(len(prompt_ids) + n - 1))
+        forced = 0.0
+        for t in sorted({c.token_index for c in cuts}):
+            session = reuse.session(prompt_ids + trace.cot_token_ids[:t])
+            session._logprobs_from(len(session.ids) - 1)  # prefix cached, not timed
+            forced += timed(lambda: force_answer(session, reuse, profile, VERBAL_10, trace.cot, force))
+        t_reuse = timed(lambda: probe_cuts(reuse, trace, question, cuts, profile, VERBAL_10, force))
+        t_naive = timed(lambda: probe_cuts(naive, trace, question, cuts, profile, VERBAL_10, force))
+        print(f"{n:>6} {full:7.2f} {forced:7.2f} {t_reuse:7.2f} {t_naive:7.2f}  "
+              f"{t_reuse / (full + forced):19.2f}  {t_naive / t_reuse:11.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Rule-based tagging of reasoning behaviours in chain-of-thought steps.
+
+Five behaviours ship in ``data/behaviours.json``: backtracking ("Wait, that's not
+right"), alternative ("Alternatively, ..."), verification ("Let me double-check"),
+hedging ("I think", "probably") and conclusion ("So the answer is"). Matching uses
+spaCy's ``Matcher`` and ``PhraseMatcher`` over lower-cased tokens of a blank English
+tokenizer (curly apostrophes are read as straight ones), then applies each pattern's
+position and context constraints, drops hits that overlap an exception of the same
+behaviour, and keeps the longest of overlapping hits of one behaviour (trailing
+punctuation a pattern needed, as in "Actually,", is left out of the cue).
+
+Lexicon format (JSON; the file's ``"_format"`` key says the same)::
+
+    {"version": "1.0",                      # tags record tagger "rules@1.0"
+     "openers": ["okay", "hmm", "but", ...],  # may precede a sentence-initial cue
+     "behaviours": {
+       "backtracking": {
+         "description": "...",
+         "patterns": [
+           {"phrases": ["wait", "hold on"], "position": "clause_initial"},
+           {"tokens": [{"LOWER": "actually"}, {"LOWER": {"IN": [",", "no"]}}]},
+           {"phrase": "let me check", "context": ["me"]}],
+         "exceptions": [{"phrase": "wait time"}]}}}
+
+An entry has exactly one of ``phrase``/``phrases`` (strings, tokenised and matched on
+lower case) or ``tokens`` (a spaCy Matcher token pattern), and optionally ``position``
+(``"any"``, ``"sentence_initial"``: only openers, commas, quotes, brackets, Markdown
+marks or a list marker precede it in its sentence; ``"clause_initial"``: that, or right
+after , ; : ( a dash or an opener word), ``context`` (lower-case tokens of which one
+must occur in the same sentence) and ``note``. Keys starting with "_" are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from cotprobe.records import Step, Tag
+from cotprobe.resources import data_path
+from cotprobe.segment import default_nlp
+
+BEHAVIOURS = ("backtracking", "alternative", "verification", "hedging", "conclusion")
+POSITIONS = ("any", "sentence_initial", "clause_initial")
+_ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "note"}
+_DECOR = {'"', "'", "“", "‘", "(", "[", "*", "**", "_", "#", "-", ">", "•", "`"}
+_CLAUSE_PUNCT = {",", ";", ":", "(", "—", "–", "-", "--", "...", "…"}
+
+
+class LexiconError(ValueError):
+    """A malformed lexicon; the message names the file, behaviour and pattern."""
+
+
+@dataclass(frozen=True)
+class TagHit:
+    """A behaviour cue found in a text: ``text[start:end] == cue``."""
+
+    behaviour: str
+    cue: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Rule:
+    behaviour: str
+    exception: bool
+    position: str
+    context: frozenset[str]
+
+
+class Lexicon:
+    """A validated, compiled behaviour lexicon (see the module docstring for the format)."""
+
+    def __init__(self, data: Mapping[str, Any], source: str = "<lexicon>"):
+        from spacy.matcher import Matcher, PhraseMatcher
+
+        self.source = source
+        if not isinstance(data, Mapping) or not isinstance(data.get("behaviours"), Mapping):
+            raise LexiconError(f"{source}: expected an object with a 'behaviours' object")
+        self.version = str(data.get("version", "0"))
+        openers = data.get("openers", [])
+        if not isinstance(openers, list) or not all(isinstance(o, str) for o in openers):
+            raise LexiconError(f"{source}: 'openers' must be a list of strings")
+        self.openers = frozenset(o.lower() for o in openers)
+        self.nlp = default_nlp()
+        self._special = frozenset(self.nlp.tokenizer.rules or {})
+        self._matcher = Matcher(self.nlp.vocab, validate=True)
+        self._phrases = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        self._rules: dict[str, _Rule] = {}
+        self.behaviours: list[str] = []
+        for name, spec in data["behaviours"].items():
+            if name.startswith("_"):
+                continue
+            if not isinstance(spec, Mapping) or not isinstance(spec.get("patterns"), list):
+                raise LexiconError(f"{source}: behaviour {name!r}: needs a 'patterns' list")
+            self.behaviours.append(name)
+            for section in ("patterns", "exceptions"):
+                entries = spec.get(section, [])
+                if not isinstance(entries, list):
+                    raise LexiconError(f"{source}: behaviour {name!r}: {section!r} must be a list")
+                for i, entry in enumerate(entries):
+                    where = f"{source}: behaviour {name!r}, {section} pattern {i}"
+                    self._add(f"{name}/{section}/{i}", name, section == "exceptions", entry, where)
+
+    def _add(self, key: str, behaviour: str, exception: bool, entry: Any, where: str) -> None:
+        if not isinstance(entry, Mapping):
+            raise LexiconError(f"{where}: expected an object, got {entry!r}")
+        unknown = sorted(set(entry) - _ENTRY_KEYS)
+        if unknown:
+            raise LexiconError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        kinds = [k for k in ("phrase", "phrases", "tokens") if k in entry]
+        if len(kinds) != 1:
+            raise LexiconError(f"{where}: needs exactly one of 'phrase', 'phrases', 'tokens'")
+        position = entry.get("position", "any")
+        if position not in POSITIONS:
+            raise LexiconError(f"{where}: position {position!r} is not one of {POSITIONS}")
+        context = entry.get("context", [])
+        if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
+            raise LexiconError(f"{where}: 'context' must be a list of strings")
+        self._rules[key] = _Rule(behaviour, exception, position, frozenset(c.lower() for c in context))
+        if kinds[0] == "tokens":
+            tokens = entry["tokens"]
+            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, dict) for t in tokens):
+                raise LexiconError(f"{where}: 'tokens' must be a non-empty list of token objects")
+            try:
+                self._matcher.add(key, [tokens])
+            except Exception as exc:  # spaCy's MatchPatternError and friends
+                raise LexiconError(f"{where}: invalid token pattern: {exc}") from None
+        else:
+            phrases = entry[kinds[0]]
+            phrases = [phrases] if kinds[0] == "phrase" else phrases
+            if not isinstance(phrases, list) or not phrases or not all(
+                isinstance(p, str) and p.strip() for p in phrases
+            ):
+                raise LexiconError(f"{where}: {kinds[0]!r} must be non-empty string(s)")
+            self._phrases.add(key, [self.nlp.make_doc(_normalise(p)) for p in phrases])
+
+    def tag(self, text: str) -> list[TagHit]:
+        """All behaviour cues in ``text``."""
+        return self._tag_doc(text, self.nlp.make_doc(_normalise(text)))
+
+    def tag_many(self, texts: Sequence[str]) -> list[list[TagHit]]:
+        docs = self.nlp.tokenizer.pipe(_normalise(t) for t in texts)
+        return [self._tag_doc(t, d) for t, d in zip(texts, docs)]
+
+    def _tag_doc(self, text: str, doc) -> list[TagHit]:
+        sent = self._sentence_ids(doc)
+        words: dict[int, set[str]] = defaultdict(set)
+        for tok in doc:
+            words[sent[tok.i]].add(tok.lower_)
+        hits: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        blocked: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        strings = self.nlp.vocab.strings
+        matches = list(self._phrases(doc)) if len(self._phrases) else []
+        matches += list(self._matcher(doc)) if len(self._matcher) else []
+        for match_id, start, end in matches:
+            rule = self._rules[strings[match_id]]
+            if rule.context and not rule.context & words[sent[start]]:
+                continue
+            if rule.position != "any" and not self._initial(doc, start, rule.position):
+                continue
+            (blocked if rule.exception else hits)[rule.behaviour].append((start, end))
+        out = []
+        for behaviour, spans in hits.items():
+            kept: list[tuple[int, int]] = []
+            for s, e in sorted(set(spans), key=lambda se: (se[0] - se[1], se[0])):
+                if not any(s < ke and ks < e for ks, ke in kept + blocked[behaviour]):
+                    kept.append((s, e))
+            for s, e in kept:
+                while e - s > 1 and doc[e - 1].is_punct:  # cue "actually", not "actually,"
+                    e -= 1
+                a, b = doc[s:e].start_char, doc[s:e].end_char
+                out.append(TagHit(behaviour, text[a:b], a, b))
+        order = {b: i for i, b in enumerate(self.behaviours)}
+        return sorted(out, key=lambda h: (h.start, order[h.behaviour], h.end))
+
+    def _ends_sentence(self, doc, j: int) -> bool:
+        tok = doc[j]
+        if tok.is_space:
+            return "\n" in tok.text
+        text = tok.text
+        if text[-1] in ".!?…":
+            return len(text) == 1 or text not in self._special or bool(re.fullmatch(r"[A-Za-z]\.", text))
+        # the ")" of a list marker such as "a)" at the start of a line
+        return text == ")" and 0 < j and len(doc[j - 1].text) <= 3 and (
+            j == 1 or (doc[j - 2].is_space and "\n" in doc[j - 2].text)
+        )
+
+    def _sentence_ids(self, doc) -> list[int]:
+        ids, current = [], 0
+        for j in range(len(doc)):
+            ids.append(current)
+            current += self._ends_sentence(doc, j)
+        return ids
+
+    def _initial(self, doc, i: int, position: str) -> bool:
+        j = i - 1
+        while j >= 0:  # sentence-initial: only openers and decoration since the last boundary
+            tok = doc[j]
+            if self._ends_sentence(doc, j):
+                return True
+            if not (tok.is_space or tok.text in _DECOR or tok.text == "," or tok.lower_ in self.openers):
+                break
+            j -= 1
+        else:
+            return True
+        if position == "sentence_initial":
+            return False
+        j = i - 1
+        while j >= 0 and (doc[j].is_space or doc[j].text in {'"', "'", "“", "‘", "*", "**"}):
+            j -= 1
+        return j >= 0 and (doc[j].text in _CLAUSE_PUNCT or doc[j].lower_ in self.openers)
+
+
+def _normalise(text: str) -> str:
+    """Straight apostrophes for curly ones (same length, so offsets are unchanged)."""
+    return text.replace("’", "'")
+
+
+def load_lexicon(path: str | Path | None = None) -> Lexicon:
+    """Load and compile a lexicon file (default: the shipped ``behaviours.json``).
+
+    Cached per path and modification time, so edits to the file are picked up.
+    """
+    path = Path(path) if path is not None else data_path("behaviours.json")
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        raise FileNotFoundError(f"{path}: no such lexicon file") from None
+    return _load(str(path.resolve()), mtime)
+
+
+@lru_cache(maxsize=16)
+def _load(path: str, mtime: int) -> Lexicon:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LexiconError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return Lexicon(data, source=path)
+
+
+def _lexicon(lexicon: Lexicon | Mapping | str | Path | None) -> Lexicon:
+    if isinstance(lexicon, Lexicon):
+        return lexicon
+    if isinstance(lexicon, Mapping):
+        return Lexicon(lexicon)
+    return load_lexicon(lexicon)
+
+
+def tag_step(text: str, lexicon: Lexicon | Mapping | str | Path | None = None) -> list[TagHit]:
+    """Behaviour cues in one step's text, sorted by position.
+
+    ``lexicon``: a ``Lexicon``, a lexicon dict, a path, or None for the shipped one. A dict
+    is compiled on every call; compile it once with ``Lexicon(data)`` for repeated use.
+    """
+    return _lexicon(lexicon).tag(text)
+
+
+def tag_steps(
+    question_id: str,
+    steps: Sequence[Step],
+    lexicon: Lexicon | Mapping | str | Path | None = None,
+) -> list[Tag]:
+    """``records.Tag`` rows for the steps of one CoT (offsets inside each step's text)."""
+    lex = _lexicon(lexicon)
+    tagger = f"rules@{lex.version}"
+    return [
+        Tag(question_id, step.index, h.behaviour, h.cue, h.start, h.end, tagger)
+        for step, hits in zip(steps, lex.tag_many([s.text for s in steps]))
+        for h in hits
+    ]
+
+
+def behaviour_counts(
+    tags: Iterable[Tag], question_ids: Iterable[str] = (), behaviours: Sequence[str] = BEHAVIOURS
+) -> dict[str, dict[str, int]]:
+    """Number of tags per question and behaviour, zeros included.
+
+    Questions listed in ``question_ids`` appear even without tags; every row has all of
+    ``behaviours`` plus any other behaviour found in ``tags``.
+    """
+    tags = list(tags)
+    names = list(behaviours) + sorted({t.behaviour for t in tags} - set(behaviours))
+    counts = {q: dict.fromkeys(names, 0) for q in question_ids}
+    for tag in tags:
+        counts.setdefault(tag.question_id, dict.fromkeys(names, 0))[tag.behaviour] += 1
+    return counts

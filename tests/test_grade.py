@@ -1,0 +1,206 @@
+"""Graders: normalisation, alias / multiple-choice / numeric grading and dispatch."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cotprobe.data import arithmetic, load_dataset
+from cotprobe.grade import (
+    AliasGrader,
+    Grade,
+    NumericGrader,
+    extract_letter,
+    extract_number,
+    get_grader,
+    grade,
+    normalize_answer,
+)
+from cotprobe.records import Question
+
+PARIS = Question("q1", "What is the capital of France?", "Paris", aliases=["Paris, France"])
+DA_VINCI = Question("q2", "Who painted the Mona Lisa?", "Leonardo da Vinci",
+                    aliases=["da Vinci", "Leonardo"])
+MC = Question("q3", "Capital of France?", "C", kind="mc",
+              choices=["Berlin", "Madrid", "Paris", "Rome"])
+NUM = Question("q4", "What is 617 × 2?", "1234", kind="numeric")
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The Beatles", "beatles"),
+        ("  a   cat  ", "cat"),
+        ("An Apple!", "apple"),
+        ("Pelé", "pele"),
+        ("Zoë  Saldaña", "zoe saldana"),
+        ("U.S.A.", "usa"),
+        ("O'Neill", "oneill"),
+        ("Jean-Paul Sartre", "jean paul sartre"),
+        ("1,000 years", "1000 years"),
+        ("**Paris**.", "paris"),
+        ("", ""),
+    ],
+)
+def test_normalize_answer(text, expected):
+    assert normalize_answer(text) == expected
+
+
+def test_normalize_answer_keeps_article_letters_inside_words():
+    assert normalize_answer("Theatre and Anthem") == "theatre and anthem"
+
+
+# --------------------------------------------------------------------------- alias grader
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["Paris", "paris", "The Paris.", "PARIS!!", "Paris, France", "It is Paris", "**Paris**"],
+)
+def test_alias_grader_accepts(answer):
+    result = grade(PARIS, answer)
+    assert result.correct and result.grader == "alias@1"
+
+
+@pytest.mark.parametrize("answer", ["Lyon", "Parisian", "France", "Par is"])
+def test_alias_grader_rejects(answer):
+    assert not grade(PARIS, answer).correct
+
+
+def test_alias_grader_uses_aliases_and_accents():
+    assert grade(DA_VINCI, "da Vinci").correct
+    assert grade(DA_VINCI, "Leonardo").correct
+    assert grade(DA_VINCI, "Léonardo da Vinci").correct
+    assert not grade(DA_VINCI, "Michelangelo").correct
+
+
+def test_alias_span_only_inside_short_answers():
+    long_answer = "I am not at all sure but my best guess after some thought would be Paris"
+    assert len(normalize_answer(long_answer).split()) > 10
+    assert not grade(PARIS, long_answer).correct
+    assert AliasGrader(max_span_tokens=20)(PARIS, long_answer).correct
+
+
+def test_alias_grader_ignores_trivial_aliases_in_spans():
+    question = Question("q", "Symbol of oxygen?", "O", aliases=["it"])
+    assert grade(question, "O").correct
+    assert not grade(question, "o is wrong, it is N").correct
+    assert not grade(question, "it was nitrogen").correct
+
+
+def test_alias_grader_reads_only_the_first_line():
+    assert grade(PARIS, "Paris\n**Confidence**: Likely").correct
+    assert not grade(PARIS, "Lyon\nNot Paris").correct
+
+
+# --------------------------------------------------------------------------- mc grader
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["C", "c", "(C)", "C.", "C) Paris", "C. Paris", "**C**", "The answer is C",
+     "answer: (C)", "Option C", "Paris", "paris", "C\n**Confidence**: Likely"],
+)
+def test_mc_grader_accepts_letter_formats(answer):
+    result = grade(MC, answer)
+    assert result.correct, answer
+    assert result.parsed == "C" and result.grader == "mc@1"
+
+
+@pytest.mark.parametrize("answer, parsed", [("B", "B"), ("(A) Berlin", "A"), ("Rome", "D"),
+                                             ("The answer is B", "B"), ("E", "E")])
+def test_mc_grader_rejects_other_letters(answer, parsed):
+    result = grade(MC, answer)
+    assert not result.correct and result.parsed == parsed
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "I'm not sure", "A good guess would be Lyon"])
+def test_mc_grader_unparseable_is_incorrect(answer):
+    assert grade(MC, answer) == Grade(False, "mc@1", None)
+
+
+def test_extract_letter_prefers_exact_option_text():
+    choices = ["-3", "3", "9"]
+    assert extract_letter("-3", choices) == "A"
+    assert extract_letter("3", choices) == "B"
+    people = ["Ivan Pavlov", "B. F. Skinner", "Jean Piaget"]
+    assert extract_letter("B. F. Skinner", people) == "B"
+    assert extract_letter("b. f. skinner", ["A. Turing", "B. F. Skinner"]) == "B"
+    assert extract_letter("A. Turing", ["B. F. Skinner", "A. Turing"]) == "B"
+
+
+# --------------------------------------------------------------------------- numeric grader
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["1234", "1,234", "The answer is 1234.", "617 × 2 = 1234", "$1,234", "1234.0",
+     "1234 apples\nbecause 5 + 7", "**1234**"],
+)
+def test_numeric_grader_accepts(answer):
+    result = grade(NUM, answer)
+    assert result.correct, answer
+    assert result.parsed == "1234"
+
+
+@pytest.mark.parametrize("answer", ["-1234", "1235", "123", "12,34", "1234 or 1235"])
+def test_numeric_grader_rejects(answer):
+    assert not grade(NUM, answer).correct
+
+
+def test_numeric_negatives_decimals_fractions_and_words():
+    assert grade(Question("n", "?", "-5", kind="numeric"), "x = -5").correct
+    assert not grade(Question("n", "?", "5", kind="numeric"), "x = -5").correct
+    assert grade(Question("n", "?", "0.75", kind="numeric"), "3/4").correct
+    assert grade(Question("n", "?", "2.5", kind="numeric"), "2.50").correct
+    assert grade(Question("n", "?", "12", kind="numeric"), "twelve").correct
+    assert grade(Question("n", "?", "0", kind="numeric"), "0.0").correct
+    assert extract_number("7 - 3 = 4") == 4
+    assert extract_number("2-3") == 3
+
+
+def test_numeric_tolerance_is_configurable():
+    question = Question("n", "?", "100", kind="numeric")
+    assert not grade(question, "100.5").correct
+    assert NumericGrader(rel_tol=0.01)(question, "100.5").correct
+
+
+@pytest.mark.parametrize("answer", ["", "no idea", "\n\n", None])
+def test_numeric_unparseable_is_incorrect(answer):
+    assert grade(NUM, answer) == Grade(False, "numeric@1", None)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_unknown_kind_names_known_kinds():
+    with pytest.raises(ValueError, match="known kinds"):
+        get_grader("essay")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=80))
+def test_grade_never_raises(text):
+    for question in (PARIS, MC, NUM):
+        result = grade(question, text)
+        assert isinstance(result.correct, bool)
+        assert result.parsed is None or isinstance(result.parsed, str)
+
+
+def test_bundled_gold_answers_grade_correct():
+    for question in load_dataset("trivia"):
+        for gold in [question.answer, *question.aliases]:
+            assert grade(question, gold).correct, (question.id, gold)
+        assert not grade(question, "zzzz qqqq").correct
+    for question in load_dataset("mc"):
+        index = "ABCDEFGHIJ".index(question.answer)
+        assert grade(question, question.answer).correct, question.id
+        assert grade(question, question.choices[index]).correct, question.id
+        wrong = "A" if question.answer != "A" else "B"
+        assert not grade(question, wrong).correct
+    for question in arithmetic(50, 5, seed=3):
+        assert grade(question, f"The answer is {int(question.answer):,}.").correct

@@ -1,0 +1,197 @@
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from cotprobe.records import Step, Tag
+from cotprobe.resources import data_path
+from cotprobe.tags import (
+    BEHAVIOURS,
+    Lexicon,
+    LexiconError,
+    behaviour_counts,
+    load_lexicon,
+    tag_step,
+    tag_steps,
+)
+
+
+def found(text):
+    return {h.behaviour for h in tag_step(text)}
+
+
+CASES = [
+    # (text, behaviour, expected?, cue that must lie inside the hit)
+    ("Wait, that's not right.", "backtracking", True, "wait"),
+    ("Hmm, no, wait. The train leaves at 3 pm.", "backtracking", True, "wait"),
+    ("But wait, the problem says at least two.", "backtracking", True, "wait"),
+    ("Actually, no: the cone has a factor of 1/3.", "backtracking", True, "actually"),
+    ("I made a mistake in the sign.", "backtracking", True, "made a mistake"),
+    ("On second thought, lengths are positive.", "backtracking", True, "on second thought"),
+    ("That’s wrong, since p > 1 is impossible.", "backtracking", True, "that’s wrong"),
+    ("The wait time at the station is 7 minutes.", "backtracking", False, None),
+    ("Tom had to wait for the bus.", "backtracking", False, None),
+    ("Wait time is 5 minutes per customer.", "backtracking", False, None),
+    ("This is actually Vieta's formula.", "backtracking", False, None),
+    ("Actually computing the integral is messy.", "backtracking", False, None),
+    ("Alternatively, use the quadratic formula.", "alternative", True, "alternatively"),
+    ("Let me try a different approach.", "alternative", True, "different approach"),
+    ("What if n is even?", "alternative", True, "what if"),
+    ("Or maybe it asks for the perimeter.", "alternative", True, "or maybe"),
+    ("On the other hand, the treaty was signed in 1783.", "alternative", True, "on the other hand"),
+    ("The other side has length 4.", "alternative", False, None),
+    ("Let me check the units.", "verification", True, "check"),
+    ("Let me double-check that factorization.", "verification", True, "check"),
+    ("Plugging x = 3 back into the equation gives 11, which matches.", "verification", True, "back into"),
+    ("That checks out.", "verification", True, "checks out"),
+    ("The explorer sailed to Lisbon to verify the claims.", "verification", False, None),
+    ("The student checked out three books.", "verification", False, None),
+    ("Since I can't check, I'll answer Saturn.", "verification", False, None),
+    ("I think the answer is 42.", "hedging", True, "i think"),
+    ("The probability is maybe 0.3.", "hedging", True, "maybe"),
+    ("If I recall correctly, it was 1066.", "hedging", True, "if i recall"),
+    ("I'm fairly confident it is B.", "hedging", True, "fairly confident"),
+    ("Each outcome is equally likely.", "hedging", False, None),
+    ("The might of the Roman army was legendary.", "hedging", False, None),
+    ("I think of it as a random walk.", "hedging", False, None),
+    ("So the answer is 24.", "conclusion", True, "the answer is"),
+    ("Therefore, the area is 25π.", "conclusion", True, "therefore"),
+    ("**Final Answer**", "conclusion", True, "final answer"),
+    ("\\boxed{24}", "conclusion", True, "\\boxed"),
+    ("So, the speed is 60 km/h.", "conclusion", True, "so"),
+    ("So I need to find x.", "conclusion", False, None),
+    ("Thus far we have used two constraints.", "conclusion", False, None),
+]
+
+
+@pytest.mark.parametrize("text, behaviour, expected, cue", CASES)
+def test_behaviour_cues(text, behaviour, expected, cue):
+    hits = [h for h in tag_step(text) if h.behaviour == behaviour]
+    assert bool(hits) == expected, hits
+    for h in hits:
+        assert text[h.start : h.end] == h.cue
+    if cue:
+        assert any(cue in h.cue.lower() for h in hits)
+
+
+def test_hits_sorted_with_offsets_and_several_behaviours():
+    text = "Hmm, wait, maybe I should double-check: is that right? So the answer is 5."
+    hits = tag_step(text)
+    assert [h.start for h in hits] == sorted(h.start for h in hits)
+    assert {"backtracking", "hedging", "verification", "conclusion"} <= {h.behaviour for h in hits}
+    assert all(text[h.start : h.end] == h.cue for h in hits)
+
+
+def test_overlapping_hits_of_one_behaviour_keep_longest():
+    lex = Lexicon({"behaviours": {"verification": {"patterns": [
+        {"phrases": ["check", "let me check", "me check the"]},
+    ]}}})
+    hits = tag_step("Let me check the units, then check again.", lex)
+    assert [h.cue for h in hits] == ["Let me check", "check"]
+
+
+def test_position_and_context_options():
+    lex = Lexicon({"openers": ["okay"], "behaviours": {"b": {"patterns": [
+        {"phrase": "go", "position": "sentence_initial"},
+        {"phrase": "stop", "position": "clause_initial"},
+        {"phrase": "look", "context": ["me"]},
+    ]}}})
+    cues = lambda t: [h.cue for h in tag_step(t, lex)]  # noqa: E731
+    assert cues("Go now. Okay, go! They go.\n- go") == ["Go", "go", "go"]
+    assert cues("Stop, x. Well, stop. They stop (stop)") == ["Stop", "stop", "stop"]
+    assert cues("Let me look. They look.") == ["look"]
+
+
+def test_empty_text_and_version():
+    assert tag_step("") == []
+    assert load_lexicon().version
+    assert set(BEHAVIOURS) == set(load_lexicon().behaviours)
+
+
+def test_tag_steps_and_counts():
+    steps = [
+        Step("q1", 0, "Okay, so I need x.", 0, 18, " ", -1, -1),
+        Step("q1", 1, "Wait, that's wrong.", 19, 38, " ", -1, -1),
+        Step("q1", 2, "So the answer is 3, I think.", 39, 67, "", -1, -1),
+    ]
+    tags = tag_steps("q1", steps)
+    assert all(isinstance(t, Tag) for t in tags)
+    assert {(t.step_index, t.behaviour) for t in tags} == {
+        (1, "backtracking"), (2, "conclusion"), (2, "hedging")
+    }
+    version = load_lexicon().version
+    for t in tags:
+        assert t.tagger == f"rules@{version}"
+        assert steps[t.step_index].text[t.start : t.end] == t.cue
+    counts = behaviour_counts(tags, question_ids=["q1", "q2"])
+    assert counts["q2"] == dict.fromkeys(BEHAVIOURS, 0)
+    assert counts["q1"]["backtracking"] == 2 and counts["q1"]["verification"] == 0
+    assert behaviour_counts([]) == {}
+
+
+def test_lexicon_from_path_and_dict(tmp_path):
+    path = tmp_path / "lex.json"
+    path.write_text(json.dumps({"version": "x", "behaviours": {"hedging": {"patterns": [{"phrase": "hmm"}]}}}))
+    assert [h.cue for h in tag_step("Hmm, ok", path)] == ["Hmm"]
+    steps = [Step("q", 0, "hmm", 0, 3, "", -1, -1)]
+    assert tag_steps("q", steps, str(path))[0].tagger == "rules@x"
+
+
+@pytest.mark.parametrize(
+    "behaviours, match",
+    [
+        ({"b": {"patterns": [{"phrase": "x", "position": "middle"}]}}, r"behaviour 'b', patterns pattern 0: position"),
+        ({"b": {"patterns": [{"phrase": "x"}, {"tokens": [{"LOWR": "x"}]}]}}, r"behaviour 'b', patterns pattern 1: invalid token pattern"),
+        ({"b": {"patterns": [{"phrase": "x", "phrases": ["y"]}]}}, r"pattern 0: needs exactly one of"),
+        ({"b": {"patterns": [{"phrases": ["ok", "  "]}]}}, r"pattern 0: 'phrases' must be non-empty"),
+        ({"b": {"patterns": [{"phrase": "x", "colour": "red"}]}}, r"pattern 0: unknown key\(s\) colour"),
+        ({"b": {"patterns": [], "exceptions": ["wait"]}}, r"behaviour 'b', exceptions pattern 0: expected an object"),
+        ({"b": {"patterns": [{"phrase": "x", "context": "me"}]}}, r"'context' must be a list"),
+        ({"b": {}}, r"behaviour 'b': needs a 'patterns' list"),
+    ],
+)
+def test_malformed_lexicon(tmp_path, behaviours, match):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"version": "1", "behaviours": behaviours}))
+    with pytest.raises(LexiconError, match=match) as info:
+        load_lexicon(path)
+    assert str(path.resolve()) in str(info.value)
+
+
+def test_malformed_lexicon_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"behaviours": {')
+    with pytest.raises(LexiconError, match="not valid JSON"):
+        load_lexicon(path)
+    with pytest.raises(LexiconError, match="'behaviours' object"):
+        Lexicon({"patterns": []})
+    with pytest.raises(FileNotFoundError):
+        load_lexicon(tmp_path / "missing.json")
+
+
+def test_lexicon_file_edits_are_picked_up(tmp_path):
+    path = tmp_path / "lex.json"
+    path.write_text(json.dumps({"version": "1", "behaviours": {"b": {"patterns": [{"phrase": "one"}]}}}))
+    assert load_lexicon(path).version == "1"
+    path.write_text(json.dumps({"version": "2", "behaviours": {"b": {"patterns": [{"phrase": "two"}]}}}))
+    import os
+
+    os.utime(path, ns=(1, 10**18))
+    assert load_lexicon(path).version == "2"
+
+
+def test_data_path():
+    assert data_path("behaviours.json").name == "behaviours.json"
+    with pytest.raises(FileNotFoundError, match="no_such_file.json"):
+        data_path("no_such_file.json")
+
+
+def test_eval_set_and_benchmark_run(capsys):
+    rows = [json.loads(line) for line in data_path("behaviour_eval.jsonl").read_text().splitlines()]
+    assert len(rows) >= 80
+    assert all(set(r["labels"]) <= set(BEHAVIOURS) for r in rows)
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "tagger_agreement.py"
+    runpy.run_path(str(script), run_name="not_main")["main"]([])
+    out = capsys.readouterr().out
+    assert all(b in out for b in BEHAVIOURS) and "precision" in out

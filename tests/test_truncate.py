@@ -1,0 +1,140 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cotprobe.backends.hf import HFBackend
+from cotprobe.generate import GenerationSettings, generate
+from cotprobe.probe import forcing_suffix
+from cotprobe.profiles import get_profile
+from cotprobe.records import Probe, Step
+from cotprobe.scales import VERBAL_10
+from cotprobe.store import RunDir
+from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace, truncate
+
+
+def step(i, start, end, t0, t1):
+    return Step(question_id="q", index=i, text="x" * (end - start), start=start, end=end, sep=" ",
+                token_start=t0, token_end=t1)
+
+
+def test_parse_fractions_range_is_inclusive_and_exact():
+    assert parse_fractions("0:1:0.1") == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert parse_fractions("1,0.5,0") == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="fractions"):
+        parse_fractions("0:2:0.5")
+
+
+def test_step_cuts_land_on_step_boundaries():
+    steps = [step(0, 0, 10, 0, 4), step(1, 11, 30, 4, 12), step(2, 31, 40, 12, 20)]
+    cuts = plan_cuts(steps, 20, [0.0, 0.15, 0.3, 0.5, 0.9, 1.0], "step")  # targets 0, 3, 6, 10, 18, 20
+    assert [c.token_index for c in cuts] == [0, 4, 4, 12, 20, 20]
+    assert [c.step_index for c in cuts] == [0, 1, 1, 2, 3, 3]
+    assert all(c.token_index in {0, 4, 12, 20} for c in cuts)
+    assert cuts[3].fraction_realised == pytest.approx(0.6)
+
+
+def test_token_cuts_are_exact_fractions_and_every_step_cuts_each_boundary():
+    steps = [step(0, 0, 10, 0, 4), step(1, 11, 30, 4, 12), step(2, 31, 40, 12, 20)]
+    assert [c.token_index for c in plan_cuts(steps, 20, [0.25, 0.5], "token")] == [5, 10]
+    assert [c.token_index for c in plan_cuts(steps, 20, [], "every-step")] == [0, 4, 12, 20]
+
+
+def test_zero_and_one_step_cots_cut_cleanly():
+    assert [c.token_index for c in plan_cuts([], 0, [0.0, 0.5, 1.0])] == [0, 0, 0]
+    one = plan_cuts([step(0, 0, 5, 0, 3)], 3, [0.0, 0.4, 1.0])
+    assert [c.token_index for c in one] == [0, 0, 3]
+
+
+def test_forcing_suffix_closes_thought_with_profile_end_tag():
+    assert forcing_suffix(get_profile("think"), "abc").startswith("</think>\n\n**Answer**:")
+    assert forcing_suffix(get_profile("plain"), "") == "**Answer**:"
+    assert forcing_suffix(get_profile("plain"), "so 4.\n") == "\n**Answer**:"
+
+
+def _traces(backend, questions, tmp_path, profile="plain", budget=24):
+    with RunDir(tmp_path / "gen") as run:
+        return generate(backend, questions, run, get_profile(profile), VERBAL_10,
+                        GenerationSettings(budget=budget, batch_size=3))
+
+
+def _assert_probes_agree(a: list[Probe], b: list[Probe]):
+    for x, y in zip(a, b, strict=True):
+        assert x.answer == y.answer
+        assert x.confidence.sampled_text == y.confidence.sampled_text
+        assert x.confidence.scored_probs == pytest.approx(y.confidence.scored_probs, abs=1e-4)
+
+
+@pytest.mark.parametrize("profile", ["plain", "think-prefill"])
+def test_cached_and_naive_probing_agree_on_tiny_model(tiny_parts, questions, tmp_path, profile):
+    model, tokenizer = tiny_parts
+    cached, naive = HFBackend(model, tokenizer), HFBackend(model, tokenizer, reuse_cache=False)
+    traces = _traces(cached, questions, tmp_path, profile)
+    fractions = [0.0, 0.3, 0.5, 0.8, 1.0]
+    for trace, q in zip(traces, questions):
+        cuts = plan_cuts(segment_trace(cached, trace), len(trace.cot_token_ids), fractions, "token")
+        args = (q, cuts, get_profile(profile), VERBAL_10, GenerationSettings().force)
+        _assert_probes_agree(probe_cuts(cached, trace, *args), probe_cuts(naive, trace, *args))
+
+
+def test_cached_and_naive_probing_agree_on_embedded_model(embedded_parts, questions, tmp_path):
+    model, tokenizer = embedded_parts
+    cached, naive = HFBackend(model, tokenizer), HFBackend(model, tokenizer, reuse_cache=False)
+    (trace,) = _traces(cached, questions[:1], tmp_path, budget=48)
+    cuts = plan_cuts(segment_trace(cached, trace), len(trace.cot_token_ids), [0.0, 0.5, 1.0], "step")
+    args = (questions[0], cuts, get_profile("plain"), VERBAL_10, GenerationSettings().force)
+    _assert_probes_agree(probe_cuts(cached, trace, *args), probe_cuts(naive, trace, *args))
+
+
+def test_cut_reuse_runs_fewer_tokens_than_naive(tiny_parts, questions, tmp_path):
+    model, tokenizer = tiny_parts
+    cached, naive = HFBackend(model, tokenizer), HFBackend(model, tokenizer, reuse_cache=False)
+    (trace,) = _traces(cached, questions[:1], tmp_path, budget=60)
+    counts = []
+    for backend in (cached, naive):
+        session = backend.session(backend.encode(trace.prompt) + trace.cot_token_ids)
+        backend.session = lambda ids, s=session: s  # count the tokens of this one session
+        cuts = plan_cuts([], len(trace.cot_token_ids), parse_fractions("0:1:0.1"), "token")
+        probe_cuts(backend, trace, questions[0], cuts, get_profile("plain"), VERBAL_10, GenerationSettings().force)
+        counts.append(session.forwarded_tokens)
+    assert counts[0] < counts[1] / 2
+
+
+def test_truncate_resumes_without_duplicates(tiny, questions, tmp_path):
+    traces = _traces(tiny, questions, tmp_path)
+    by_id = {q.id: q for q in questions}
+    with RunDir(tmp_path / "gen") as run:
+        truncate(tiny, traces[:2], by_id, run, get_profile("plain"), VERBAL_10, [0.0, 0.5, 1.0])
+        truncate(tiny, traces, by_id, run, get_profile("plain"), VERBAL_10, [0.0, 0.5, 1.0])
+        probes = run.read("probes.jsonl", Probe)
+        steps = run.read("steps.jsonl", Step)
+    keys = [(p.question_id, p.fraction_requested) for p in probes]
+    assert len(keys) == len(set(keys)) == 9
+    assert len({(s.question_id, s.index) for s in steps}) == len(steps)
+
+
+def test_steps_tile_the_cot_in_tokens(tiny, questions, tmp_path):
+    for trace in _traces(tiny, questions, tmp_path, budget=60):
+        steps = segment_trace(tiny, trace)
+        for s in steps:
+            assert trace.cot[s.start:s.end] == s.text
+            assert 0 <= s.token_start <= s.token_end <= len(trace.cot_token_ids)
+
+
+def test_truncate_command_writes_probes_metrics_and_figure(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cotprobe.truncate", "--model", "tiny-random", "-n", "4", "--budget", "16",
+           "--fractions", "0:1:0.25", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trend ece" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [row["level"] for row in metrics["truncate"]["levels"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert (out / "figures" / "calibration_progress.png").stat().st_size > 10_000
+    assert len((out / "probes.jsonl").read_text().splitlines()) == 20
+    # --from-run reuses the traces and adds nothing when every cut is done
+    again = subprocess.run(cmd[:3] + ["--from-run", str(out), "--fractions", "0:1:0.25"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len((out / "probes.jsonl").read_text().splitlines()) == 20
