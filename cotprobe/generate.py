@@ -19,7 +19,7 @@ from tqdm import tqdm
 from . import data as datasets
 from .backends import TINY_MODEL, cut_at_stop, load_backend
 from .grade import grade
-from .models import DEFAULT_MODEL, EMBEDDED
+from .models import DEFAULT_MODEL, EMBEDDED, check_name
 from .probe import ForceSettings, force_answer
 from .profiles import PROFILES, Profile, get_profile
 from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, STYLES, prompt_spec
@@ -101,13 +101,15 @@ def generate(backend, questions: list[Question], run: RunDir, profile: Profile, 
 
 
 def default_profile(model: str, profile: str | None) -> Profile:
+    if model != TINY_MODEL:
+        check_name(model)
     if profile is not None:
         return get_profile(profile)
     if model in EMBEDDED:
         return get_profile(EMBEDDED[model].profile)
     if model == TINY_MODEL:
         return get_profile("plain")
-    raise SystemExit(f"error: --profile is required for {model!r} (one of: {', '.join(PROFILES)})")
+    raise ValueError(f"--profile is required for {model!r} (one of: {', '.join(PROFILES)})")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -166,20 +166,26 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tok.save_pretrained(out)
 
 
-def resolve(name: str, root: str | Path | None = None) -> str:
-    """A path or hub id that `from_pretrained` accepts, or a ModelError naming the problem."""
+def check_name(name: str) -> None:
+    """Raise a ModelError for a name that is no embedded model, model folder or hub id."""
     if name in EMBEDDED:
-        return str(embedded_folder(name, root))
+        return
     if Path(name).is_dir():
         if not (Path(name) / "config.json").exists():
             raise ModelError(f"{name}: a directory but not a model folder (no config.json)")
-        return name
+        return
     if "/" in name and not Path(name).exists():
-        return name  # a hub id; loading reports whether the hub has it
+        return  # a hub id; loading reports whether the hub has it
     raise ModelError(
         f"unknown model {name!r}: not an embedded model ({', '.join(EMBEDDED)}), "
         "not a local model directory, and not a Hugging Face id (owner/name)"
     )
+
+
+def resolve(name: str, root: str | Path | None = None) -> str:
+    """A path or hub id that `from_pretrained` accepts, or a ModelError naming the problem."""
+    check_name(name)
+    return str(embedded_folder(name, root)) if name in EMBEDDED else name
 
 
 def load(name: str, root: str | Path | None = None, device: str | None = None):
