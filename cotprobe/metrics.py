@@ -320,3 +320,17 @@ def trajectory(values) -> dict:
         "largest_jump": float(d[np.argmax(np.abs(d))]) if d.size else 0.0,
         "direction_changes": int(np.count_nonzero(s[1:] != s[:-1])),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cotprobe.metrics RUN_DIR`: tables from a run's records (see cotprobe.summary)."""
+    from .cli import run_main
+    from .summary import main as summary_main
+
+    return run_main(summary_main, argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

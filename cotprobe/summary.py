@@ -211,3 +211,54 @@ def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
         ols = f"; per-level OLS slope {o['slope']:+.3f} (p={o['p_value']:.3f})" if o else ""
         print(f"trend {name:<8} slope {c['slope']:+.3f} per unit of CoT "
               f"[{c['low']:+.3f}, {c['high']:+.3f}] (question-clustered bootstrap){ols}")
+
+
+def print_condition_summary(result: dict[str, Any], run_dir: str | Path) -> None:
+    ref = result["reference"]
+    print(f"\n{run_dir}: calibration per condition (confidence={result['source']}; diff = condition - {ref})")
+    print(HEADER.replace(" " * 22, f"{'condition':<22}", 1))
+    for cond, row in result["conditions"].items():
+        print(format_row(cond, row) + (f"  ({row['n_failed']} failed)" if row.get("n_failed") else ""))
+    for cond, row in result["conditions"].items():
+        diff = row.get(f"diff_vs_{ref}")
+        if diff and "ece" in diff:
+            cells = "  ".join(f"{m} {diff[m]['estimate']:+.3f} [{diff[m]['low']:+.3f}, {diff[m]['high']:+.3f}]"
+                              for m in ("accuracy", "ece", "brier", "auroc"))
+            print(f"diff {cond:<17} n={diff['n']:<4} {cells}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .records import read_jsonl
+    from .store import open_existing
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cotprobe.metrics",
+        description="Recompute the metric tables of a run directory (traces, cuts, ablations) from its "
+                    "records, print them and write metrics.json. No model is loaded.",
+    )
+    parser.add_argument("run_dir", help="a run directory made by cotprobe")
+    parser.add_argument("--source", choices=SOURCES, default="expected",
+                        help="confidence used for cut and ablation tables (default expected)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    args = parser.parse_args(argv)
+    run_dir = open_existing(args.run_dir)
+    traces = read_jsonl(run_dir / "traces.jsonl", Trace) if (run_dir / "traces.jsonl").exists() else []
+    if traces:
+        result = trace_metrics(traces, args.resamples)
+        update_metrics(run_dir, "traces", result)
+        print(f"\n{run_dir}: {len(traces)} traces; thinking ended: {result['thinking_ended']}")
+        print(HEADER)
+        for source, row in result["sources"].items():
+            print(format_row(f"confidence={source}", row))
+    probes = read_jsonl(run_dir / "probes.jsonl", Probe) if (run_dir / "probes.jsonl").exists() else []
+    if any(p.condition == "cut" for p in probes):
+        cuts = cut_metrics(probes, args.source, args.resamples)
+        update_metrics(run_dir, "truncate", cuts)
+        print_cut_summary(cuts, run_dir)
+    if any(p.condition != "cut" for p in probes):
+        conditions = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
+        update_metrics(run_dir, "ablate", conditions)
+        print_condition_summary(conditions, run_dir)
+    return 0
