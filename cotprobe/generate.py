@@ -17,12 +17,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import data as datasets
-from .backends import TINY_MODEL, cut_at_stop, load_backend
+from .backends import TINY_MODEL, cut_at_stop, fork, load_backend
 from .grade import grade
 from .models import DEFAULT_MODEL, EMBEDDED, check_name
-from .probe import ForceSettings, force_answer
-from .profiles import PROFILES, Profile, get_profile
-from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, STYLES, prompt_spec
+from .probe import ForceSettings, force_answers
+from .profiles import PROFILES, Profile, for_style, get_profile
+from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, STYLES, few_shot_exemplars, few_shot_messages, prompt_spec
 from .records import Question, Trace
 from .scales import SCALES, Scale, get_scale
 from .store import RunDir
@@ -41,6 +41,7 @@ def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: 
     messages = []
     if profile.system_prompt:
         messages.append({"role": "system", "content": profile.system_prompt})
+    messages += few_shot_messages(style, scale, profile.think_start, profile.think_end)  # [] for most styles
     messages.append({"role": "user", "content": prompt_spec(style, scale).user_message(question)})
     text = backend.chat_prompt(messages, **profile.chat_template_kwargs)
     if profile.prefill_think and not text.rstrip().endswith(profile.think_start):
@@ -69,8 +70,8 @@ def trace_question(backend, question: Question, prompt: str, completion, profile
         if more.finish == "length":
             ended = "budget"
     cot = backend.decode(cot_ids)
-    session = backend.session(prompt_ids + cot_ids)
-    answer, confidence = force_answer(session, backend, profile, scale, cot, settings.force)
+    rows = fork(backend, prompt_ids + cot_ids, [len(prompt_ids) + len(cot_ids)])
+    ((answer, confidence),) = force_answers(rows, backend, profile, scale, [cot], settings.force)
     result = grade(question, answer)
     return Trace(
         question_id=question.id, model=backend.name, prompt=prompt, cot=cot, answer=answer,
@@ -83,6 +84,7 @@ def trace_question(backend, question: Question, prompt: str, completion, profile
 def generate(backend, questions: list[Question], run: RunDir, profile: Profile, scale: Scale,
              settings: GenerationSettings) -> list[Trace]:
     """Trace every question not yet in run/traces.jsonl; return all traces in question order."""
+    profile = for_style(profile, settings.style)  # slow-think: a reasoning profile (no-op otherwise)
     run.repair("traces.jsonl")
     done = {t.question_id: t for t in run.read("traces.jsonl", Trace)}
     todo = [q for q in questions if q.id not in done]
@@ -150,7 +152,7 @@ def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
 
 def setup_generation(args: argparse.Namespace):
     """(backend, questions, profile, scale, settings, manifest settings) from parsed options."""
-    profile = default_profile(args.model, args.profile)
+    profile = for_style(default_profile(args.model, args.profile), args.style)
     scale = get_scale(args.scale)
     questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed)
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
@@ -163,6 +165,8 @@ def setup_generation(args: argparse.Namespace):
         "scale_spec": args.scale, "budget": settings.budget, "cue_budget": settings.cue_budget, "decoding": "greedy",
         "force": asdict(settings.force), "prompt_template": STYLES[settings.style],
     }
+    if few_shot_exemplars(settings.style):
+        recorded["few_shot"] = few_shot_exemplars(settings.style)
     return backend, questions, profile, scale, settings, recorded
 
 

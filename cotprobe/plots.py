@@ -51,3 +51,135 @@ def plot_progress(results: dict[str, dict[str, Any]], stem: str | Path) -> Path:
     fig.suptitle(f"Calibration along the chain of thought (confidence: {next(iter(results.values()))['source']})")
     fig.tight_layout()
     return save(fig, stem)
+
+
+# Behaviour colours: the seaborn colour-blind palette, assigned as in the HTML report
+# (backtracking vermillion, alternative blue, verification green, hedging orange, conclusion pink).
+_BEHAVIOUR_SLOTS = {"backtracking": 3, "alternative": 0, "verification": 2, "hedging": 1, "conclusion": 4}
+METRIC_LABELS = {"accuracy": "Accuracy", "ece": "ECE", "brier": "Brier", "auroc": "AUROC"}
+
+
+def behaviour_colours(names) -> dict[str, Any]:
+    """A colour per behaviour name: fixed for the shipped five, then the rest of the palette."""
+    palette = sns.color_palette("colorblind", 10)
+    spare = [palette[i] for i in range(10) if i not in _BEHAVIOUR_SLOTS.values()]
+    out, k = {}, 0
+    for name in names:
+        if name in _BEHAVIOUR_SLOTS:
+            out[name] = palette[_BEHAVIOUR_SLOTS[name]]
+        else:
+            out[name] = spare[k % len(spare)]
+            k += 1
+    return out
+
+
+def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
+    """Histogram per behaviour of how many times it occurs in a trace (the "behaviours" section
+    of metrics.json, as written by `python -m cotprobe.tag`)."""
+    import numpy as np
+
+    style()
+    per_trace = section["per_trace"]
+    names = list(section["per_behaviour"])
+    colours = behaviour_colours(names)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.6), sharey=True, squeeze=False)
+    n = len(per_trace)
+    for ax, name in zip(axes[0], names):
+        values = np.array([row.get(name, 0) for row in per_trace.values()], dtype=int)
+        top = int(values.max()) if values.size else 0
+        ax.hist(values, bins=np.arange(-0.5, top + 1.5, 1), color=colours[name], edgecolor="white")
+        row = section["per_behaviour"][name]
+        ax.set_title(f"{name}\n{row['traces']}/{n} traces, {row['steps']} step{'' if row['steps'] == 1 else 's'}",
+                     fontsize=11)
+        ax.set_xlabel("tags in a trace")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0][0].set_ylabel("number of traces")
+    fig.suptitle(f"How often each behaviour occurs per trace ({n} traces, tagger {section.get('tagger', '?')})")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def plot_conditions(result: dict[str, Any], stem: str | Path, title: str = "") -> Path:
+    """Calibration per ablation condition: grouped bars (one group per metric, one bar per
+    condition) with 95% bootstrap intervals (`summary.condition_metrics` output)."""
+    import numpy as np
+
+    style()
+    conds = [c for c, row in result["conditions"].items() if "accuracy" in row]
+    metrics = list(METRIC_LABELS)
+    colours = sns.color_palette("colorblind", max(len(conds), 1))
+    fig, ax = plt.subplots(figsize=(2.0 + 1.9 * len(metrics) * max(len(conds), 3) / 5, 4.4))
+    width = 0.8 / max(len(conds), 1)
+    x = np.arange(len(metrics))
+    for k, (cond, colour) in enumerate(zip(conds, colours)):
+        row = result["conditions"][cond]
+        values = np.array([row.get(m, np.nan) for m in metrics], dtype=float)
+        low = np.array([row.get(m + "_low", np.nan) for m in metrics], dtype=float)
+        high = np.array([row.get(m + "_high", np.nan) for m in metrics], dtype=float)
+        err = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
+        err = np.where(np.isfinite(err), err, 0)
+        pos = x - 0.4 + width * (k + 0.5)
+        ax.bar(pos, np.nan_to_num(values), width * 0.92, yerr=err, capsize=2.5, color=colour,
+               label=f"{cond} (n={row.get('n', 0)})", error_kw={"elinewidth": 1})
+        for p, v in zip(pos, values):
+            if not np.isfinite(v):
+                ax.text(p, 0.01, "n/a", ha="center", va="bottom", rotation=90, fontsize=8)
+    ax.set_xticks(x, [METRIC_LABELS[m] + ("\n(lower is better)" if m in ("ece", "brier") else "\n(higher is better)")
+                      for m in metrics])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("value (95% bootstrap interval)")
+    ax.legend(title="condition", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title_fontsize=9)
+    ax.set_title(title or f"Calibration per condition (confidence: {result.get('source', '?')})")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def plot_trajectories(traces: list[dict[str, Any]], stem: str | Path, source: str = "expected",
+                      columns: int = 3) -> Path:
+    """Confidence along single chains of thought, with tagged steps marked.
+
+    traces: dicts with "question_id", "correct", "x" (fraction of CoT tokens kept at each
+    probed cut), "y" (confidence there) and "marks" [(fraction at the end of a tagged step,
+    behaviour)] (see `cotprobe.tag.trajectories`). Each tagged step gets a dashed vertical line
+    at its end, coloured by behaviour, and a marker in that behaviour's row of the strip below
+    the curve (so steps with several behaviours stay readable).
+    """
+    from matplotlib.lines import Line2D
+
+    style()
+    names = []
+    for t in traces:
+        for _, b in t["marks"]:
+            if b not in names:
+                names.append(b)
+    order = [b for b in _BEHAVIOUR_SLOTS if b in names] + [b for b in names if b not in _BEHAVIOUR_SLOTS]
+    colours = behaviour_colours(order)
+    cols = min(columns, max(len(traces), 1))
+    rows = max(1, -(-len(traces) // cols))
+    row_gap = 0.07
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.ravel()[len(traces):]:
+        ax.set_visible(False)
+    for ax, t in zip(axes.ravel(), traces):
+        for k, b in enumerate(order):
+            xs = [x for x, bb in t["marks"] if bb == b]
+            for x in xs:
+                ax.plot([x, x], [0, 1], color=colours[b], lw=1.1, alpha=0.6, ls="--", zorder=1)
+            ax.plot(xs, [-row_gap * (k + 1)] * len(xs), "|", color=colours[b], ms=9, mew=2.2, zorder=3)
+        ax.plot(t["x"], t["y"], color="0.15", marker="o", ms=3, lw=1.4, zorder=2)
+        verdict = {True: "correct", False: "wrong", None: "ungraded"}[t.get("correct")]
+        ax.set_title(f"{t['question_id']} (final answer {verdict})", fontsize=10)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-row_gap * (len(order) + 0.8), 1.03)
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xlabel("fraction of CoT kept (tokens)")
+        ax.set_ylabel(f"confidence ({source})")
+    fig.suptitle("Confidence along single chains of thought, with tagged behaviours")
+    fig.tight_layout()
+    handles = [Line2D([], [], color=colours[b], ls="--", marker="|", ms=9, mew=2.2, label=b) for b in order]
+    if handles:
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.0),
+                   title="tagged step: dashed line at its end; strip below the curve: one row per behaviour",
+                   frameon=False, fontsize=10, title_fontsize=10)
+    return save(fig, stem)

@@ -1,7 +1,7 @@
 """Forcing an answer and a confidence out of a model after a (partial) chain of thought.
 
-Used identically by generation (after the full CoT), truncation (after each cut) and ablation
-(after each modified CoT). Confidence is elicited two ways: the text the model writes after
+Used identically by generation (after the full CoT), truncation (after each cut, all cuts of a
+trace as rows of one batch) and ablation (after each modified CoT). Confidence is elicited two ways: the text the model writes after
 `**Confidence**:` (parsed, may fail) and the model's probability of every scale label there
 (scored, never fails).
 """
@@ -47,21 +47,25 @@ def scored_confidence(logprobs: list[float], scale: Scale) -> dict:
     }
 
 
-def force_answer(session, backend, profile: Profile, scale: Scale, cot: str,
-                 settings: ForceSettings = ForceSettings()) -> tuple[str, Confidence]:
-    """From a session positioned right after the CoT, force the answer, then the confidence."""
-    session.extend(backend.encode(forcing_suffix(profile, cot)))
-    answer = session.greedy(settings.answer_max_tokens, stop=["\n"])
+def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str],
+                  settings: ForceSettings = ForceSettings()) -> list[tuple[str, Confidence]]:
+    """From rows positioned right after each CoT (see `backends.fork`), force the answer, then
+    the confidence; one (answer, Confidence) per row."""
+    rows.extend([backend.encode(forcing_suffix(profile, cot)) for cot in cots])
+    answers = rows.greedy(settings.answer_max_tokens, stop=["\n"])
     # A newline the model wrote stays; otherwise start the confidence line ourselves.
-    session.extend(backend.encode(("" if answer.finish == "stop" else "\n") + CONFIDENCE_PREFIX))
+    rows.extend([backend.encode(("" if a.finish == "stop" else "\n") + CONFIDENCE_PREFIX) for a in answers])
     options = [backend.encode(" " + label) for label in scale.labels]
-    scored = scored_confidence(session.score(options), scale)
-    written = session.greedy(settings.confidence_max_tokens, stop=["\n"])
-    label = scale.parse(written.text)
-    confidence = Confidence(
-        sampled_text=written.text.strip(),
-        sampled_label=label,
-        sampled_value=scale.value(label) if label is not None else None,
-        **scored,
-    )
-    return answer.text.split("\n")[0].strip(), confidence
+    scored = [scored_confidence(lps, scale) for lps in rows.score(options)]
+    written = rows.greedy(settings.confidence_max_tokens, stop=["\n"])
+    results = []
+    for answer, text, distribution in zip(answers, written, scored):
+        label = scale.parse(text.text)
+        confidence = Confidence(
+            sampled_text=text.text.strip(),
+            sampled_label=label,
+            sampled_value=scale.value(label) if label is not None else None,
+            **distribution,
+        )
+        results.append((answer.text.split("\n")[0].strip(), confidence))
+    return results

@@ -8,7 +8,7 @@ profile has none: the chain of thought is the response before `**Answer**:`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -68,7 +68,37 @@ PROFILES = {
 }
 
 
+# Styles whose prompt makes a non-reasoning model think inside think tags (see prompts.FEW_SHOT).
+THINKING_STYLES = ("slow-think",)
+SLOW_THINK = Profile(
+    "slow-think",
+    "non-reasoning chat model made to think in <think> tags by few-shot exemplars (--style slow-think); "
+    "cotprobe opens the thought",
+    reasoning=True, think_start="<think>", think_end="</think>", prefill_think=True,
+)
+PROFILES[SLOW_THINK.name] = SLOW_THINK
+
+
+def for_style(profile: Profile, style: str) -> Profile:
+    """The profile to generate with for a prompt style.
+
+    A thinking style (slow-think) turns a non-reasoning profile into a reasoning one with
+    <think> tags opened by cotprobe: "plain" becomes "slow-think", any other keeps its template
+    options and system prompt under the name "<name>+slow-think". Reasoning profiles, and every
+    other style, are returned unchanged.
+    """
+    if style not in THINKING_STYLES or profile.reasoning:
+        return profile
+    if profile.name == "plain":
+        return SLOW_THINK
+    return replace(profile, name=f"{profile.name}+{style}", description=f"{profile.description}; {SLOW_THINK.description}",
+                   reasoning=True, think_start="<think>", think_end="</think>", prefill_think=True)
+
+
 def get_profile(name: str) -> Profile:
+    base, plus, style = name.partition("+")
+    if plus and style in THINKING_STYLES and base in PROFILES:
+        return for_style(PROFILES[base], style)
     try:
         return PROFILES[name]
     except KeyError:

@@ -29,7 +29,17 @@ STYLES = {
         "**Answer**: <your final answer, as short as possible>\n"
         "**Confidence**: <one of {labels}>"
     ),
+    # In-context slow thinking: the few-shot exemplars of FEW_SHOT come first as prior chat turns
+    # and show the thought inside think tags (the generation profile becomes a reasoning one).
+    "slow-think": (
+        "Think about the question below slowly and carefully before you answer: question your first "
+        "idea, consider alternatives, check what you recall, and correct yourself when something does "
+        "not fit. " + FORMAT
+    ),
 }
+
+# style -> data file of few-shot exemplars, shown as prior (user, assistant) turns (see few_shot_messages)
+FEW_SHOT = {"slow-think": "slow_think_exemplars.json"}
 
 KIND_HINTS = {
     "open": "",
@@ -74,3 +84,34 @@ class PromptSpec:
 
 def prompt_spec(style: str, scale: Scale) -> PromptSpec:
     return PromptSpec(style=style, scale_labels=scale.describe())
+
+
+def few_shot_exemplars(style: str) -> list[dict]:
+    """The exemplars of a style (data/<FEW_SHOT[style]>), or [] for a style without any."""
+    if style not in FEW_SHOT:
+        return []
+    import json
+
+    from .resources import data_path
+
+    return json.loads(data_path(FEW_SHOT[style]).read_text(encoding="utf-8"))["exemplars"]
+
+
+def exemplar_question(exemplar: dict) -> Question:
+    return Question(id=exemplar["id"], question=exemplar["question"], answer=exemplar["answer"],
+                    kind=exemplar.get("kind", "open"), aliases=list(exemplar.get("aliases", [])))
+
+
+def few_shot_messages(style: str, scale: Scale, think_start: str = "<think>",
+                      think_end: str = "</think>") -> list[dict[str, str]]:
+    """Prior chat turns for a style: per exemplar, its user message, then the assistant's thought
+    in think tags, its answer and the scale label nearest to its confidence."""
+    spec = prompt_spec(style, scale)
+    messages = []
+    for ex in few_shot_exemplars(style):
+        label = min(zip(scale.labels, scale.values), key=lambda lv: abs(lv[1] - ex["confidence"]))[0]
+        thought = f"{think_start}\n{ex['reasoning']}\n{think_end}\n\n" if think_start else f"{ex['reasoning']}\n\n"
+        messages.append({"role": "user", "content": spec.user_message(exemplar_question(ex))})
+        messages.append({"role": "assistant", "content": f"{thought}{ANSWER_PREFIX} {ex['final_answer']}\n"
+                                                         f"{CONFIDENCE_PREFIX} {label}"})
+    return messages

@@ -87,17 +87,21 @@ def test_cached_and_naive_probing_agree_on_embedded_model(embedded_parts, questi
     _assert_probes_agree(probe_cuts(cached, trace, *args), probe_cuts(naive, trace, *args))
 
 
-def test_cut_reuse_runs_fewer_tokens_than_naive(tiny_parts, questions, tmp_path):
+def test_cut_reuse_runs_fewer_tokens_than_naive(tiny_parts, questions, tmp_path, monkeypatch):
+    import cotprobe.truncate as truncate_module
+    from cotprobe.backends import fork
+
     model, tokenizer = tiny_parts
     cached, naive = HFBackend(model, tokenizer), HFBackend(model, tokenizer, reuse_cache=False)
     (trace,) = _traces(cached, questions[:1], tmp_path, budget=60)
+    made = []
+    monkeypatch.setattr(truncate_module, "fork", lambda *a: made.append(fork(*a)) or made[-1])
+    cuts = plan_cuts([], len(trace.cot_token_ids), parse_fractions("0:1:0.1"), "token")
     counts = []
     for backend in (cached, naive):
-        session = backend.session(backend.encode(trace.prompt) + trace.cot_token_ids)
-        backend.session = lambda ids, s=session: s  # count the tokens of this one session
-        cuts = plan_cuts([], len(trace.cot_token_ids), parse_fractions("0:1:0.1"), "token")
         probe_cuts(backend, trace, questions[0], cuts, get_profile("plain"), VERBAL_10, GenerationSettings().force)
-        counts.append(session.forwarded_tokens)
+        rows = made.pop()
+        counts.append(sum(s.forwarded_tokens for s in getattr(rows, "sessions", [rows])))
     assert counts[0] < counts[1] / 2
 
 

@@ -1,10 +1,11 @@
 """Backends run a model: batched free generation, and sessions for forcing and scoring.
 
 A backend offers `encode`, `decode`, `chat_prompt`, `generate` (batched greedy decoding of
-token-id prompts) and `session(ids)`: a growing token sequence that can be extended, cut back
-(`truncate_to`), greedily continued, and asked the log-probability of candidate continuations.
-Sessions are what truncation probing uses; the Hugging Face one reuses the model's key/value cache
-across cuts.
+token-id prompts) and `session(ids)`: a growing token sequence that can be extended, greedily
+continued, and asked the log-probability of candidate continuations. `fork(backend, ids, lengths)`
+gives rows for several prefixes of one sequence with the same operations applied to every row:
+that is what forcing and truncation probing use. The Hugging Face backend encodes the shared
+prefix once and decodes all rows as one batch; other backends run one session per row.
 """
 
 from __future__ import annotations
@@ -74,3 +75,31 @@ def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, re
     else:
         net, tokenizer = models.load(model, root=cache_root, device=device)
     return HFBackend(net, tokenizer, name=model, reuse_cache=reuse_cache)
+
+
+class SequentialRows:
+    """Several prefixes of one sequence probed one after another, each in its own session.
+
+    The generic form of `fork`: any backend with `session(ids)` gets it. Backends that can share
+    work across rows (the Hugging Face one) provide a batched `fork` with the same interface.
+    """
+
+    def __init__(self, backend, ids: list[int], lengths: list[int]):
+        self.sessions = [backend.session(ids[:n]) for n in lengths]
+
+    def extend(self, rows: list[list[int]]) -> None:
+        for session, ids in zip(self.sessions, rows, strict=True):
+            session.extend(ids)
+
+    def greedy(self, max_new_tokens: int, stop: list[str]) -> list[Completion]:
+        return [s.greedy(max_new_tokens, stop) for s in self.sessions]
+
+    def score(self, options: list[list[int]]) -> list[list[float]]:
+        return [s.score(options) for s in self.sessions]
+
+
+def fork(backend, ids: list[int], lengths: list[int]):
+    """Rows holding ids[:n] for each n in lengths, batched where the backend can."""
+    if hasattr(backend, "fork"):
+        return backend.fork(ids, lengths)
+    return SequentialRows(backend, ids, lengths)

@@ -14,8 +14,8 @@ from . import Completion, check_fits, cut_at_stop
 class HFBackend:
     """A causal LM and its tokenizer, run greedily.
 
-    reuse_cache=False makes every `truncate_to` throw the key/value cache away, so each cut is
-    re-encoded from scratch (the naive path, kept for comparison and for debugging).
+    reuse_cache=False makes `fork` encode every prefix from scratch in its own session (the
+    naive path, kept for comparison and for backends without cache access).
     """
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "", reuse_cache: bool = True):
@@ -73,6 +73,15 @@ class HFBackend:
     def session(self, ids: list[int]) -> "HFSession":
         return HFSession(self, ids)
 
+    def fork(self, ids: list[int], lengths: list[int]):
+        """Rows for the prefixes ids[:n], n in lengths: one shared encoding of the longest prefix,
+        then all rows decode as one batch (naive mode: every row re-encodes its own prefix)."""
+        if not self.reuse_cache:
+            from . import SequentialRows
+
+            return SequentialRows(self, ids, lengths)
+        return HFRows(self, ids, lengths)
+
 
 class HFSession:
     """A token sequence with the model's key/value cache for as much of it as was run."""
@@ -86,12 +95,6 @@ class HFSession:
 
     def extend(self, ids: list[int]) -> None:
         self.ids.extend(ids)
-
-    def truncate_to(self, n: int) -> None:
-        """Cut the sequence to its first n tokens (a CoT cut)."""
-        if not self.backend.reuse_cache:
-            self.cache, self.cached = None, 0
-        self._rewind(n)
 
     def _rewind(self, n: int) -> None:
         del self.ids[n:]
@@ -150,4 +153,97 @@ class HFSession:
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)
         for k, option in enumerate(options):
             totals[k] += float(sum(logprobs[k, i - 1, tok] for i, tok in enumerate(option) if i > 0))
+        return totals
+
+
+class HFRows:
+    """Several prefixes of one sequence, decoded together over one shared key/value cache.
+
+    The longest prefix is encoded once; the cache is copied per row and each row masks the
+    positions beyond its own prefix. New tokens get the position ids they would have right after
+    that prefix, so every row computes what a fresh run of its own prefix would (up to float
+    rounding), while the prefix is encoded once and the decoding of all rows is batched.
+    """
+
+    def __init__(self, backend: HFBackend, ids: list[int], lengths: list[int]):
+        self.backend = backend
+        self.ids = [list(ids[:n]) for n in lengths]
+        base = max(lengths)
+        check_fits(base, 0, backend.context_length, "sequence")
+        device = backend.device
+        with torch.inference_mode():
+            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True)
+        self.cache = out[backend.cache_arg]
+        self.cache.batch_repeat_interleave(len(lengths))
+        self.forwarded_tokens = base
+        index = torch.tensor(lengths, device=device)
+        self.mask = (torch.arange(base, device=device)[None, :] < index[:, None]).long()
+        self.position = index.clone()  # next position id of each row
+        self.last = torch.log_softmax(out.logits[0, index - 1].float(), dim=-1)  # next-token log-probs
+
+    @torch.inference_mode()
+    def _forward(self, rows: list[list[int]]) -> torch.Tensor:
+        """Append each row's tokens (rows may differ in length); return log-probs per position."""
+        width = max(len(r) for r in rows)
+        device = self.backend.device
+        pad = self.backend.pad_id
+        inputs = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+        real = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+        positions = self.position[:, None] + torch.arange(width, device=device)[None, :]
+        self.mask = torch.cat([self.mask, real], dim=1)
+        check_fits(int(self.position.max()) + width, 0, self.backend.context_length, "sequence")
+        out = self.backend.model(input_ids=inputs, attention_mask=self.mask, position_ids=positions,
+                                 use_cache=True, **{self.backend.cache_arg: self.cache})
+        self.cache = out[self.backend.cache_arg]
+        self.forwarded_tokens += int(real.sum())
+        lengths = real.sum(dim=1)
+        self.position = self.position + lengths
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+        moved = lengths > 0
+        self.last[moved] = logprobs[moved, lengths[moved] - 1]
+        return logprobs
+
+    def extend(self, rows: list[list[int]]) -> None:
+        for ids, new in zip(self.ids, rows, strict=True):
+            ids.extend(new)
+        if any(rows):
+            self._forward(rows)
+
+    def greedy(self, max_new_tokens: int, stop: list[str]) -> list[Completion]:
+        """Greedy continuation of every row until its stop string, end of sequence or the limit."""
+        new: list[list[int]] = [[] for _ in self.ids]
+        finish: list[str | None] = [None] * len(self.ids)
+        for _ in range(max_new_tokens):
+            step: list[list[int]] = []
+            for k, token in enumerate(self.last.argmax(dim=-1).tolist()):
+                if finish[k] is None and token in self.backend.eos_ids:
+                    finish[k] = "eos"
+                if finish[k] is not None:
+                    step.append([])
+                    continue
+                new[k].append(token)
+                step.append([token])
+                if cut_at_stop(self.backend.decode(new[k]), stop)[1]:
+                    finish[k] = "stop"
+            self.extend(step)
+            if all(f is not None for f in finish):
+                break
+        out = []
+        for k, tokens in enumerate(new):
+            text = self.backend.decode(tokens)
+            out.append(Completion(tokens, cut_at_stop(text, stop)[0], finish[k] or "length"))
+        return out
+
+    def score(self, options: list[list[int]]) -> list[list[float]]:
+        """Total log-probability of each option after each row: totals[row][option]."""
+        totals = [[float(self.last[k, o[0]]) for o in options] for k in range(len(self.ids))]
+        saved = (self.mask, self.position, self.last.clone())
+        for j, option in enumerate(options):
+            if len(option) == 1:
+                continue
+            logprobs = self._forward([option[:-1]] * len(self.ids))
+            for k in range(len(self.ids)):
+                totals[k][j] += float(sum(logprobs[k, i - 1, tok] for i, tok in enumerate(option) if i > 0))
+            self.cache.crop(1 - len(option))  # drop the option's positions again
+            self.mask, self.position, self.last = saved[0], saved[1], saved[2].clone()
         return totals

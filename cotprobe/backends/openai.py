@@ -32,6 +32,7 @@ from . import Completion, check_fits, cut_at_stop
 
 PROMPT_MODES = ("tokens", "text")
 SCORE_MODES = ("prompt", "topk", "none")
+TOPK_TRIES = (100, 20, 5)  # alternatives asked for in "topk" scoring, most first
 
 
 class ScoringUnavailable(RuntimeError):
@@ -99,13 +100,14 @@ class OpenAIBackend:
     concurrency: requests in flight at once. timeout: seconds per request. retries: further tries
     after a connection error, 429 or 5xx, with exponential backoff from `backoff` seconds.
     cache_dir: where the request cache lives (None: no cache). prompt_mode / score_mode: force a
-    mode instead of probing the server. topk: alternatives asked for in "topk" scoring.
+    mode instead of probing the server. topk: the most alternatives asked for in "topk" scoring
+    (fewer if the server refuses that many).
     """
 
     def __init__(self, base_url: str, model: str | None, tokenizer: Any, concurrency: int = 8,
                  timeout: float = 120, retries: int = 5, cache_dir: str | Path | None = None, *,
                  name: str | None = None, context_length: int | None = None, api_key: str | None = None,
-                 prompt_mode: str | None = None, score_mode: str | None = None, topk: int = 20,
+                 prompt_mode: str | None = None, score_mode: str | None = None, topk: int = 100,
                  backoff: float = 0.5):
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.tokenizer = _load_tokenizer(tokenizer)
@@ -118,6 +120,7 @@ class OpenAIBackend:
         self.cache = RequestCache(cache_dir) if cache_dir is not None else None
         self.requests_sent = 0  # HTTP requests that reached the server and got an answer
         self.cache_hits = 0
+        self.topk_misses = 0  # option tokens outside the top k ("topk" scoring: bounded, not exact)
         self._count_lock = threading.Lock()
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -149,6 +152,7 @@ class OpenAIBackend:
         if self.prompt_mode not in PROMPT_MODES:
             raise ValueError(f"prompt_mode {self.prompt_mode!r}: use one of {', '.join(PROMPT_MODES)}")
         self._score_mode = score_mode
+        self._extra_topk = False  # llama-server wants "n_probs" beside "logprobs"
         if score_mode is not None and score_mode not in SCORE_MODES:
             raise ValueError(f"score_mode {score_mode!r}: use one of {', '.join(SCORE_MODES)}")
 
@@ -221,6 +225,13 @@ class OpenAIBackend:
                            (entry, "n_ctx"), (meta, "n_ctx")]:
             if isinstance(where.get(key), int) and where[key] > 0:
                 return where[key], f"server ({key})"
+        try:  # llama.cpp's llama-server tells its per-slot context on /props
+            props = self._request("GET", "/props", retries=0)
+            n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
+            if isinstance(n_ctx, int) and n_ctx > 0:
+                return n_ctx, "server (/props n_ctx)"
+        except (ServerError, ValueError, AttributeError):
+            pass
         config_len = None
         try:
             from transformers import AutoConfig
@@ -239,13 +250,23 @@ class OpenAIBackend:
         raise ValueError(f"{self.base_url}: the context length of {self.model!r} is unknown; pass context_length")
 
     def _try(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """A probing request: None if the server answers it with an error (feature missing)."""
+        """A probing request (cached like any other): None if the server answers it with an error."""
+        body = {"model": self.model, **body}
+        path = "/v1/completions"
+        key = RequestCache.key(path, body)
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None:
+            self._count("cache_hits")
+            return hit
         try:
-            return self._request("POST", "/v1/completions", {"model": self.model, **body}, retries=0)
+            response = self._request("POST", path, body, retries=0)
         except ServerError as exc:
             if exc.status is None:  # not an answer: the server is gone
                 raise
-            return None
+            return None  # the feature is missing
+        if self.cache is not None:
+            self.cache.put(key, path, body, response)
+        return response
 
     def _probe_prompt_mode(self) -> str:
         ok = self._try({"prompt": self.encode("Hello"), "max_tokens": 1, "temperature": 0})
@@ -259,22 +280,41 @@ class OpenAIBackend:
         return self._score_mode
 
     def _probe_score_mode(self) -> str:
+        """"prompt" if echoed prompt log-probabilities are offered and line up with the next-token
+        ones (llama-cpp-python's echo is off by one position: not used), else "topk", else "none"."""
         ids = self.encode("The capital of France is")
-        base = {**self._prompt_body(ids), "max_tokens": 1, "temperature": 0}
-        resp = self._try({**base, "echo": True, "logprobs": 1})
-        try:
-            values = resp["choices"][0]["logprobs"]["token_logprobs"]
-            if len(values) > len(ids) and all(v is not None for v in values[1:len(ids)]):
-                return "prompt"
-        except (KeyError, IndexError, TypeError):
-            pass
-        resp = self._try({**base, "logprobs": 2})
-        try:
-            if resp is not None and self._top_alternatives(resp)[0]:
-                return "topk"
-        except (KeyError, IndexError, TypeError):
-            pass
-        return "none"
+        base = {**self._prompt_body(ids), "max_tokens": 1, "temperature": 0, "logprobs": 5}
+        nxt = self._try(base)
+        top = self._top_alternatives(nxt)[0] if self._top_alternatives(nxt) else {}
+        if not top:
+            nxt = self._try({**base, "n_probs": 5})  # llama.cpp's llama-server spells it n_probs
+            top = self._top_alternatives(nxt)[0] if self._top_alternatives(nxt) else {}
+            if top:
+                self._extra_topk = True
+        if not top:
+            return "none"
+        # One next token whose log-probability we know, by id (or by text that is one token here) ...
+        known = [(k if isinstance(k, int) else self.encode(k)[0], v) for k, v in top.items()
+                 if isinstance(k, int) or len(self.encode(k)) == 1]
+        if known:
+            token, expected = max(known, key=lambda kv: kv[1])
+            seq = ids + [token]
+            echo = self._try({**self._prompt_body(seq), "max_tokens": 1, "temperature": 0, "echo": True,
+                              "logprobs": 1})
+            # ... must get the same log-probability as the last token of an echoed prompt.
+            try:
+                values = echo["choices"][0]["logprobs"]["token_logprobs"]
+                if abs(values[len(seq) - 1] - expected) < 0.05 + 0.01 * abs(expected):
+                    return "prompt"
+            except (KeyError, IndexError, TypeError):
+                pass
+        for k in sorted({self.topk, *(k for k in TOPK_TRIES if k < self.topk)}, reverse=True):
+            extra = {"n_probs": k} if self._extra_topk else {}
+            resp = self._try({**self._prompt_body(ids), "max_tokens": 1, "temperature": 0, "logprobs": k, **extra})
+            if resp is not None and self._top_alternatives(resp):
+                self.topk = k  # the most alternatives the server hands out (vLLM: --max-logprobs, 20)
+                break
+        return "topk"
 
     def describe(self) -> dict[str, Any]:
         """What a run manifest should record about the server."""
@@ -309,9 +349,16 @@ class OpenAIBackend:
         """Greedy completions of a batch of token-id prompts, sent concurrently, in order."""
         for ids in prompts:
             check_fits(len(ids), max_new_tokens, self.context_length)
-        bodies = [self._greedy_body(ids, max_new_tokens, stop) for ids in prompts]
-        responses = self._complete_many(bodies)
-        return [self._finish(ids, resp, max_new_tokens, stop) for ids, resp in zip(prompts, responses)]
+        return self._greedy_many(prompts, max_new_tokens, stop)
+
+    def _greedy_one(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
+        resp = self._complete(self._greedy_body(ids, max_new_tokens, stop))
+        return self._finish(ids, resp, max_new_tokens, stop)
+
+    def _greedy_many(self, rows: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:
+        if len(rows) == 1:
+            return [self._greedy_one(rows[0], max_new_tokens, stop)]
+        return list(self._pool.map(lambda ids: self._greedy_one(ids, max_new_tokens, stop), rows))
 
     def _finish(self, prompt: list[int], resp: dict[str, Any], max_new_tokens: int, stop: list[str]) -> Completion:
         """A Completion as the HF backend makes it: on a stop string, the text runs through it."""
@@ -350,63 +397,100 @@ class OpenAIBackend:
     def session(self, ids: list[int]) -> "OpenAISession":
         return OpenAISession(self, ids)
 
+    def fork(self, ids: list[int], lengths: list[int]) -> "OpenAIRows":
+        """Rows for the prefixes ids[:n], n in lengths (see `backends.fork`); their requests go out
+        together, so a server that batches runs them at once."""
+        return OpenAIRows(self, [ids[:n] for n in lengths])
+
+    def _score_rows(self, rows: list[list[int]], options: list[list[int]]) -> list[list[float]]:
+        """totals[row][option]: each option's log-probability after each row."""
+        for ids in rows:
+            check_fits(len(ids), max(len(o) for o in options) + 1, self.context_length, "sequence")
+        mode = self.score_mode
+        if mode == "prompt":
+            return self._score_prompt(rows, options)
+        if mode == "topk":
+            return self._score_topk(rows, options)
+        raise ScoringUnavailable(
+            f"{self.base_url} ({self.model}) returns no log-probabilities, so the scored confidence cannot be "
+            "computed; use the sampled confidence (--source sampled) or a server with logprobs"
+        )
+
     # -- scoring -------------------------------------------------------------------------------
     @staticmethod
-    def _top_alternatives(resp: dict[str, Any]) -> list[dict[str, float]]:
+    def _top_alternatives(resp: dict[str, Any] | None) -> list[dict[str, float]]:
         """Per generated token: {token text: logprob} of its top alternatives (legacy or chat format)."""
-        lp = resp["choices"][0].get("logprobs") or {}
+        try:
+            lp = resp["choices"][0].get("logprobs") or {}
+        except (KeyError, IndexError, TypeError):
+            return []
         if lp.get("top_logprobs"):
             return [dict(d or {}) for d in lp["top_logprobs"]]
-        if lp.get("content"):  # llama.cpp server: [{"token", "logprob", "top_logprobs": [{token, logprob}]}]
-            return [{t["token"]: t["logprob"] for t in item.get("top_logprobs") or []} for item in lp["content"]]
+        if lp.get("content"):  # llama-server: [{"id", "token", "logprob", "top_logprobs": [{id, token, logprob}]}]
+            out = []
+            for item in lp["content"]:
+                alts: dict = {}
+                for t in item.get("top_logprobs") or []:
+                    alts[t["token"]] = t["logprob"]
+                    if isinstance(t.get("id"), int):
+                        alts[t["id"]] = t["logprob"]  # token ids: exact, where the server gives them
+                out.append(alts)
+            return out
         return []
 
-    def _score_prompt(self, ids: list[int], options: list[list[int]]) -> list[float]:
+    def _score_prompt(self, rows: list[list[int]], options: list[list[int]]) -> list[list[float]]:
+        """Echo each row + option with prompt log-probabilities; sum the option's tokens."""
+        pairs = [(ids, o) for ids in rows for o in options]
         bodies = [{**self._prompt_body(ids + o), "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
-                  for o in options]
-        totals = []
-        context_chars = len(self.decode(ids))
-        for option, resp in zip(options, self._complete_many(bodies)):
+                  for ids, o in pairs]
+        flat = []
+        for (ids, option), resp in zip(pairs, self._complete_many(bodies)):
             lp = resp["choices"][0]["logprobs"]
             values = lp["token_logprobs"]
             if self.prompt_mode == "tokens":
                 n = len(ids) + len(option)
                 chosen = values[n - len(option): n]
             else:  # the server tokenized the text itself: the option's tokens start after the context
-                offsets = lp["text_offset"]
-                end = context_chars + len(self.decode(option))
-                chosen = [v for v, off in zip(values, offsets) if context_chars <= off < end]
+                start = len(self.decode(ids))
+                end = start + len(self.decode(option))
+                chosen = [v for v, off in zip(values, lp["text_offset"]) if start <= off < end]
             if not chosen or any(v is None for v in chosen):
                 raise ScoringUnavailable(f"{self.base_url}: no prompt log-probabilities for the option tokens")
-            totals.append(float(sum(chosen)))
-        return totals
+            flat.append(float(sum(chosen)))
+        return [flat[r * len(options):(r + 1) * len(options)] for r in range(len(rows))]
 
-    def _score_topk(self, ids: list[int], options: list[list[int]]) -> list[float]:
-        """Walk each option token by token through the next-token top-k.
+    def _score_topk(self, rows: list[list[int]], options: list[list[int]]) -> list[list[float]]:
+        """Walk the options token by token through the next-token top-k, one level at a time
+        (all rows together).
 
         Exact while every option token is among the top k; a token outside it is given the
-        k-th log-probability (an upper bound) and the walk stops there."""
-        prefixes = sorted({tuple(o[:i]) for o in options for i in range(len(o))}, key=len)
-        bodies = [{**self._prompt_body(ids + list(p)), "max_tokens": 1, "temperature": 0, "logprobs": self.topk}
-                  for p in prefixes]
-        tops = {}
-        for p, resp in zip(prefixes, self._complete_many(bodies)):
-            alts = self._top_alternatives(resp)
-            tops[p] = alts[0] if alts else {}
-        totals = []
-        for option in options:
-            total = 0.0
-            for i, tok in enumerate(option):
-                alts = tops[tuple(option[:i])]
-                if not alts:
+        k-th log-probability (an upper bound) and that option's walk stops there."""
+        extra = {"n_probs": self.topk} if self._extra_topk else {}
+        totals = [[0.0] * len(options) for _ in rows]
+        alive = [(r, k) for r in range(len(rows)) for k in range(len(options))]
+        for depth in range(max(len(o) for o in options)):
+            alive = [(r, k) for r, k in alive if depth < len(options[k])]
+            prefixes = sorted({(r, tuple(options[k][:depth])) for r, k in alive})
+            bodies = [{**self._prompt_body(rows[r] + list(p)), "max_tokens": 1, "temperature": 0,
+                       "logprobs": self.topk, **extra} for r, p in prefixes]
+            tops = {}
+            for key, resp in zip(prefixes, self._complete_many(bodies)):
+                alts = self._top_alternatives(resp)
+                if not alts or not alts[0]:
                     raise ScoringUnavailable(f"{self.base_url}: the server returned no top log-probabilities")
-                piece = self.decode([tok])
-                if piece in alts:
-                    total += float(alts[piece])
+                tops[key] = alts[0]
+            still = []
+            for r, k in alive:
+                alts, tok = tops[(r, tuple(options[k][:depth]))], options[k][depth]
+                if tok not in alts and not any(isinstance(key, int) for key in alts):
+                    tok = self.decode([tok])  # servers that name tokens by their text only
+                if tok in alts:
+                    totals[r][k] += float(alts[tok])
+                    still.append((r, k))
                 else:
-                    total += min(float(v) for v in alts.values())
-                    break
-            totals.append(total)
+                    totals[r][k] += min(float(v) for v in alts.values())
+                    self._count("topk_misses")
+            alive = still
         return totals
 
 
@@ -424,23 +508,34 @@ class OpenAISession:
         del self.ids[n:]
 
     def greedy(self, max_new_tokens: int, stop: list[str]) -> Completion:
-        b = self.backend
-        check_fits(len(self.ids), max_new_tokens, b.context_length, "sequence")
-        resp = b._complete(b._greedy_body(self.ids, max_new_tokens, stop))
-        completion = b._finish(self.ids, resp, max_new_tokens, stop)
+        check_fits(len(self.ids), max_new_tokens, self.backend.context_length, "sequence")
+        completion = self.backend._greedy_one(self.ids, max_new_tokens, stop)
         self.ids.extend(completion.token_ids)
         return completion
 
     def score(self, options: list[list[int]]) -> list[float]:
         """Total log-probability of each option as a continuation of the current sequence."""
-        b = self.backend
-        check_fits(len(self.ids), max(len(o) for o in options) + 1, b.context_length, "sequence")
-        mode = b.score_mode
-        if mode == "prompt":
-            return b._score_prompt(self.ids, options)
-        if mode == "topk":
-            return b._score_topk(self.ids, options)
-        raise ScoringUnavailable(
-            f"{b.base_url} ({b.model}) returns no log-probabilities, so the scored confidence cannot be "
-            "computed; use the sampled confidence (--source sampled) or a server with logprobs"
-        )
+        return self.backend._score_rows([self.ids], options)[0]
+
+
+class OpenAIRows:
+    """Several sequences (prefixes of one trace) whose requests are sent together."""
+
+    def __init__(self, backend: OpenAIBackend, rows: list[list[int]]):
+        self.backend = backend
+        self.ids = [list(r) for r in rows]
+
+    def extend(self, rows: list[list[int]]) -> None:
+        for ids, new in zip(self.ids, rows, strict=True):
+            ids.extend(new)
+
+    def greedy(self, max_new_tokens: int, stop: list[str]) -> list[Completion]:
+        for ids in self.ids:
+            check_fits(len(ids), max_new_tokens, self.backend.context_length, "sequence")
+        completions = self.backend._greedy_many(self.ids, max_new_tokens, stop)
+        for ids, completion in zip(self.ids, completions):
+            ids.extend(completion.token_ids)
+        return completions
+
+    def score(self, options: list[list[int]]) -> list[list[float]]:
+        return self.backend._score_rows(self.ids, options)

@@ -57,9 +57,6 @@ class ScriptedSession:
     def extend(self, ids: list[int]) -> None:
         self.ids.extend(ids)
 
-    def truncate_to(self, n: int) -> None:
-        del self.ids[n:]
-
     def greedy(self, max_new_tokens: int, stop: list[str]) -> Completion:
         completion = self.backend._play(self.ids, max_new_tokens, stop)
         self.ids.extend(completion.token_ids)

@@ -1,0 +1,364 @@
+"""The OpenAI-compatible backend against a real local server (llama.cpp) serving the embedded model.
+
+The server runs the embedded model's GGUF (Q4_1) on 127.0.0.1; the tokenizer comes from the
+converted Hugging Face folder. Select with `-m server`; they run by default. Without a server
+installed they skip, except under CI (CI=true) where they fail: CI must install one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from cotprobe import models
+from cotprobe.backends import PromptTooLong, fork
+from cotprobe.backends.hf import HFBackend
+from cotprobe.backends.local_server import LocalServer, available_kinds
+from cotprobe.backends.openai import OpenAIBackend, ScoringUnavailable, ServerError
+from cotprobe.generate import GenerationSettings, generate
+from cotprobe.probe import force_answers
+from cotprobe.profiles import get_profile
+from cotprobe.records import Question
+from cotprobe.scales import VERBAL_10
+from cotprobe.store import RunDir
+from cotprobe.truncate import truncate
+
+pytestmark = pytest.mark.server
+
+MODEL = models.DEFAULT_MODEL
+CONTEXT = 8192  # the embedded model's max_position_embeddings; the server is started with it
+BUDGET = 32
+PROFILE = get_profile("plain")
+SETTINGS = GenerationSettings(budget=BUDGET, batch_size=2)
+TV_BOUND = 0.15  # total variation between the two scored label distributions (see the agreement test)
+QUESTIONS = [
+    Question(id="q1", question="What is the capital of France?", answer="Paris", aliases=["Paris, France"]),
+    Question(id="q2", question="What is 2 + 3?", answer="5", kind="numeric"),
+]
+
+
+def _need_server() -> None:
+    if not available_kinds():
+        msg = ("no local llama.cpp server installed: pip install 'llama-cpp-python[server]==0.3.36' "
+               "or build llama-server (docs/serving.md)")
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def gguf():
+    return models.embedded_gguf(MODEL)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(models.embedded_folder(MODEL))
+
+
+def start_server(gguf, log) -> LocalServer:
+    # the first installed of llama-server and llama-cpp-python, or COTPROBE_TEST_SERVER's choice
+    kind = os.environ.get("COTPROBE_TEST_SERVER", "auto")
+    return LocalServer(gguf, MODEL, kind=kind, n_ctx=CONTEXT, threads=1, log=log).start()
+
+
+@pytest.fixture(scope="module")
+def server(gguf, tmp_path_factory):
+    _need_server()
+    srv = start_server(gguf, tmp_path_factory.mktemp("server") / "server.log")
+    yield srv
+    srv.stop()
+
+
+def make_backend(server, tokenizer, cache_dir=None, **kwargs) -> OpenAIBackend:
+    return OpenAIBackend(server.url, MODEL, tokenizer, concurrency=4, cache_dir=cache_dir, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def served(server, tokenizer, tmp_path_factory):
+    """The questions generated through the server once, with a request cache."""
+    root = tmp_path_factory.mktemp("served")
+    backend = make_backend(server, tokenizer, cache_dir=root / "requests")
+    with RunDir(root / "run") as run:
+        traces = generate(backend, QUESTIONS, run, PROFILE, VERBAL_10, SETTINGS)
+    return backend, traces, root
+
+
+def test_generation_end_to_end_through_the_server(served):
+    backend, traces, root = served
+    assert [t.question_id for t in traces] == ["q1", "q2"]
+    assert backend.prompt_mode in ("tokens", "text") and backend.score_mode in ("prompt", "topk")
+    assert backend.context_length == CONTEXT
+    # Text prompts: the server tokenizes, and the text it returns is re-encoded here, which may
+    # take a token or two more than it generated (e.g. "\n\n" as one token there, two here).
+    slack = 0 if backend.prompt_mode == "tokens" else 3
+    for trace in traces:
+        assert trace.model == MODEL and trace.cot.strip() and trace.thinking_ended in ("stop", "eos", "budget")
+        assert len(trace.cot_token_ids) <= BUDGET + slack and backend.decode(trace.cot_token_ids) == trace.cot
+        assert "\n" not in trace.answer  # may be empty: a 135M model sometimes answers with a bare newline
+        probs = trace.confidence.scored_probs
+        assert len(probs) == len(VERBAL_10.labels) and math.isclose(sum(probs), 1.0, rel_tol=1e-6)
+        assert 0 < trace.confidence.expected_value < 1
+    lines = (root / "run" / "traces.jsonl").read_text().splitlines()
+    assert [json.loads(line)["question_id"] for line in lines] == ["q1", "q2"]
+
+
+def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path):
+    backend, traces, root = served
+    fresh = make_backend(server, tokenizer, cache_dir=root / "requests")
+    with RunDir(tmp_path / "run") as run:
+        probes = truncate(fresh, traces[:1], {q.id: q for q in QUESTIONS}, run, PROFILE, VERBAL_10,
+                          [0.0, 0.5, 1.0], "step", SETTINGS.force)
+    assert sorted(p.fraction_requested for p in probes) == [0.0, 0.5, 1.0]
+    assert sorted(p.token_index for p in probes)[1] < len(traces[0].cot_token_ids)
+    for trace in traces[:1]:
+        full = next(p for p in probes if p.question_id == trace.question_id and p.fraction_requested == 1.0)
+        # the whole CoT, forced again: the very requests of generation, answered alike
+        assert full.token_index == len(trace.cot_token_ids)
+        assert full.answer == trace.answer and full.confidence.scored_probs == trace.confidence.scored_probs
+        empty = next(p for p in probes if p.question_id == trace.question_id and p.fraction_requested == 0.0)
+        assert empty.token_index == 0 and math.isclose(sum(empty.confidence.scored_probs), 1.0, rel_tol=1e-6)
+    assert fresh.cache_hits > 0  # the full-CoT probes were generation's own forcing requests
+
+
+def test_request_cache_answers_a_rerun_with_no_new_request(served, server, tokenizer, tmp_path):
+    backend, traces, root = served
+    again = make_backend(server, tokenizer, cache_dir=root / "requests")
+    # construction: the model list, llama.cpp's /props where not found, a token-prompt probe where refused
+    before = again.requests_sent
+    assert before <= 3
+    with RunDir(tmp_path / "rerun") as run:
+        rerun = generate(again, QUESTIONS, run, PROFILE, VERBAL_10, SETTINGS)
+    assert again.requests_sent == before  # not one completion asked again
+    assert again.cache_hits > 0
+    assert [(t.cot, t.answer, t.confidence) for t in rerun] == [(t.cot, t.answer, t.confidence) for t in traces]
+    files = list((root / "requests").rglob("*.json"))
+    assert len(files) >= again.cache_hits // 2 and all(len(f.stem) == 64 for f in files)
+
+
+def _common_prefix(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """transformers on an oversubscribed 2-core machine: one thread is many times faster than two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_server_agrees_with_the_local_hf_backend(served, embedded, one_torch_thread):
+    """llama.cpp runs the Q4_1 GGUF with quantized dot products (8-bit activations); transformers runs
+    the same weights de-quantized to float32. Not bit-identical, so compare what is robust:
+    forcing the same CoT gives the same answer and a close scored confidence, and greedy CoTs
+    share their opening (they may part where two tokens are nearly tied: measured, they share 16+ characters). Token ids are not
+    compared: text from a text-prompt server is re-encoded here ("\n\n" may be one token or two)."""
+    backend, traces, _ = served
+    hf: HFBackend = embedded
+    for trace in traces:
+        ids = hf.encode(trace.prompt) + trace.cot_token_ids
+        ((answer, confidence),) = force_answers(fork(hf, ids, [len(ids)]), hf, PROFILE, VERBAL_10, [trace.cot])
+        assert answer == trace.answer
+        local, remote = confidence.scored_probs, trace.confidence.scored_probs
+        tv = 0.5 * sum(abs(a - b) for a, b in zip(local, remote))
+        assert tv < TV_BOUND, (trace.question_id, tv, local, remote)
+        assert abs(confidence.expected_value - trace.confidence.expected_value) < 0.1
+    prompts = [hf.encode(t.prompt) for t in traces]
+    local = hf.generate(prompts, BUDGET, ["**Answer**"])
+    agree = [_common_prefix(c.text, t.raw_output) for c, t in zip(local, traces)]
+    # observed: q2 identical, q1 parts after 22 characters ("Paris." there, "Paris, France" here)
+    assert all(a >= min(16, len(c.text), len(t.raw_output)) for a, c, t in zip(agree, local, traces)), \
+        [(a, c.text, t.raw_output) for a, c, t in zip(agree, local, traces)]
+
+
+def test_too_long_prompt_is_refused_before_any_request(served):
+    backend, _, _ = served
+    sent = backend.requests_sent
+    with pytest.raises(PromptTooLong):
+        backend.generate([[1] * (CONTEXT - 10)], 20, [])
+    with pytest.raises(PromptTooLong):
+        backend.session([1] * CONTEXT).score([[2]])
+    assert backend.requests_sent == sent
+
+
+def test_no_logprobs_raises_scoring_unavailable(server, tokenizer):
+    backend = make_backend(server, tokenizer, score_mode="none")
+    with pytest.raises(ScoringUnavailable, match="sampled"):
+        backend.session(backend.encode("Hello")).score([backend.encode(" world")])
+
+
+def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer, tmp_path):
+    _need_server()
+    log = tmp_path / "server.log"
+    first = start_server(gguf, log)
+    backend = make_backend(first, tokenizer, cache_dir=tmp_path / "requests", retries=1, backoff=0.05)
+    traces_file = tmp_path / "run" / "traces.jsonl"
+    state = {"n": 0, "first_done_at": None}
+    real = backend._request
+
+    def counting(method, path, body=None, retries=None):
+        if path == "/v1/completions":
+            state["n"] += 1
+            if state["first_done_at"] is None and traces_file.exists() and traces_file.read_text().count("\n") == 1:
+                state["first_done_at"] = state["n"]
+            if state["first_done_at"] is not None and state["n"] == state["first_done_at"] + 4:
+                first.kill()  # a few requests into the second question
+        return real(method, path, body, retries)
+
+    backend._request = counting
+    settings = GenerationSettings(budget=BUDGET, batch_size=1)
+    with pytest.raises(ServerError, match="resumes"):
+        with RunDir(tmp_path / "run") as run:
+            generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
+    written = [json.loads(line)["question_id"] for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
+    assert written == ["q1"]  # the first question finished, the second did not
+
+    second = start_server(gguf, log)  # a new process, on another port
+    try:
+        again = make_backend(second, tokenizer, cache_dir=tmp_path / "requests")
+        with RunDir(tmp_path / "run") as run:
+            traces = generate(again, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
+    finally:
+        second.stop()
+    lines = (tmp_path / "run" / "traces.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["question_id"] for line in lines) == ["q1", "q2"]
+    assert [t.question_id for t in traces] == ["q1", "q2"]
+    assert again.cache_hits > 0  # the second question's requests made before the crash were kept
+
+
+# -- the token-prompt and prompt-logprob paths, which the CPU server above does not offer ---------
+#
+# vLLM and SGLang take token-id prompts and return echoed prompt log-probabilities; llama-cpp-python
+# does neither. A small stand-in that speaks vLLM's dialect of /v1/completions over a real HTTP
+# socket, computing with the tiny transformers model, covers those paths of the client, and lets
+# the results be compared exactly with the same model run in-process.
+
+class VLLMDialect:
+    """/v1/models (with max_model_len) and /v1/completions: token or text prompts, greedy, stop
+    strings cut off the text (stop_reason names them), echo, logprobs (legacy format)."""
+
+    def __init__(self, model, tokenizer, name="tiny", context=4096):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.model, self.tokenizer, self.name, self.context = model, tokenizer, name, context
+        self.lock = threading.Lock()
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"object": "list", "data": [
+                    {"id": outer.name, "object": "model", "max_model_len": outer.context}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.requests += 1
+                    self._send(200, outer.complete(body))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+    def complete(self, body):
+        import torch
+
+        tok = self.tokenizer
+        prompt = body["prompt"]
+        ids = list(prompt) if isinstance(prompt, list) else tok.encode(prompt, add_special_tokens=False)
+        stops = body.get("stop") or []
+        new, finish, reason = [], "length", None
+        with torch.inference_mode():
+            for _ in range(body.get("max_tokens", 16)):
+                logits = self.model(input_ids=torch.tensor([ids + new])).logits[0, -1]
+                nxt = int(logits.argmax())
+                if nxt == tok.eos_token_id:
+                    finish = "stop"
+                    break
+                new.append(nxt)
+                text = tok.decode(new)
+                hit = next((s for s in stops if s in text), None)
+                if hit:
+                    finish, reason = "stop", hit
+                    break
+            text = tok.decode(new)
+            if reason:
+                text = text[: text.index(reason)]
+            choice = {"index": 0, "text": text, "finish_reason": finish, "stop_reason": reason, "logprobs": None}
+            if body.get("logprobs") is not None:
+                seq = ids + new
+                lps = torch.log_softmax(self.model(input_ids=torch.tensor([seq])).logits[0].float(), dim=-1)
+                first = 0 if body.get("echo") else len(ids)
+                token_lps, tops = [], []
+                for i in range(first, len(seq)):
+                    if i == 0:
+                        token_lps.append(None)
+                        tops.append(None)
+                        continue
+                    token_lps.append(float(lps[i - 1, seq[i]]))
+                    best = torch.topk(lps[i - 1], body["logprobs"])
+                    tops.append({tok.decode([int(j)]): float(v) for v, j in zip(best.values, best.indices)})
+                choice["logprobs"] = {"tokens": [tok.decode([t]) for t in seq[first:]],
+                                      "token_logprobs": token_lps, "top_logprobs": tops}
+            if body.get("echo"):
+                choice["text"] = tok.decode(ids) + choice["text"]
+        return {"object": "text_completion", "model": self.name, "choices": [choice]}
+
+
+def test_token_prompts_and_prompt_logprobs_match_the_in_process_model(tiny_parts, tmp_path):
+    """Through the vLLM dialect the client takes the exact paths (token prompts, echoed prompt
+    log-probabilities) and gets what the same model gives in-process. Texts are compared, not
+    generated token ids: the client re-encodes the text a server returns, and the random tiny
+    model writes byte fragments that do not round-trip (real models' text does)."""
+    model, tokenizer = tiny_parts
+    server = VLLMDialect(model, tokenizer)
+    try:
+        remote = OpenAIBackend(server.url, "tiny", tokenizer, concurrency=4, cache_dir=tmp_path / "requests")
+        assert (remote.prompt_mode, remote.score_mode, remote.context_length) == ("tokens", "prompt", 4096)
+        local = HFBackend(model, tokenizer, name="tiny")
+        prompts = [local.encode(local.chat_prompt([{"role": "user", "content": q.question}])) for q in QUESTIONS]
+        stop = ["**Answer**"]
+        got, want = remote.generate(prompts, 12, stop), local.generate(prompts, 12, stop)
+        assert [(c.text, c.finish) for c in got] == [(c.text, c.finish) for c in want]
+        options = [local.encode(" " + label) for label in VERBAL_10.labels]
+        ids = prompts[0] + want[0].token_ids
+        lengths = [len(prompts[0]), len(prompts[0]) + 5, len(ids)]
+        remote_rows, local_rows = fork(remote, ids, lengths), fork(local, ids, lengths)
+        for rows in (remote_rows, local_rows):
+            rows.extend([local.encode("\n**Confidence**:")] * len(lengths))
+        scores = remote_rows.score(options)
+        assert scores == [pytest.approx(row, abs=1e-4) for row in local_rows.score(options)]
+        assert remote.session(remote_rows.ids[0]).score(options) == pytest.approx(scores[0], abs=1e-6)
+        sent = server.requests
+        assert remote_rows.score(options) == scores and server.requests == sent  # from the request cache
+        assert [c.text for c in remote_rows.greedy(6, ["\n"])] == [c.text for c in local_rows.greedy(6, ["\n"])]
+    finally:
+        server.close()

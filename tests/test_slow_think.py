@@ -1,0 +1,96 @@
+import json
+import re
+from argparse import Namespace
+
+import pytest
+
+from cotprobe.backends.scripted import ScriptedBackend
+from cotprobe.data import load_dataset
+from cotprobe.generate import GenerationSettings, build_prompt, generate, setup_generation
+from cotprobe.grade import grade
+from cotprobe.profiles import for_style, get_profile
+from cotprobe.prompts import STYLES, exemplar_question, few_shot_exemplars, few_shot_messages
+from cotprobe.scales import VERBAL_10
+from cotprobe.segment import split_steps
+from cotprobe.store import RunDir
+from cotprobe.tags import tag_step
+
+EXEMPLARS = few_shot_exemplars("slow-think")
+
+
+def test_three_exemplars_each_correct_and_ending_at_its_answer():
+    assert len(EXEMPLARS) == 3
+    for ex in EXEMPLARS:
+        question = exemplar_question(ex)
+        assert grade(question, ex["final_answer"]).correct, ex["id"]
+        last = split_steps(ex["reasoning"])[-1].text
+        assert ex["final_answer"] in last and grade(question, last).correct, last
+        # nothing after the answer but the full stop
+        assert ex["reasoning"].rstrip().endswith(ex["final_answer"] + "."), ex["id"]
+        assert 0 <= ex["confidence"] <= 1
+
+
+def test_exemplars_think_slowly():
+    found = {h.behaviour for ex in EXEMPLARS for h in tag_step(ex["reasoning"])}
+    assert {"backtracking", "alternative", "verification", "hedging", "conclusion"} <= found
+    for ex in EXEMPLARS:  # every exemplar corrects or questions itself
+        assert {"backtracking", "alternative"} & {h.behaviour for h in tag_step(ex["reasoning"])}, ex["id"]
+
+
+def test_exemplars_do_not_give_away_bundled_answers():
+    text = " ".join(ex["question"] + " " + ex["reasoning"] for ex in EXEMPLARS).lower()
+    for q in load_dataset("trivia") + load_dataset("mc"):
+        answers = [q.choices[ord(q.answer) - 65]] if q.kind == "mc" else [q.answer, *q.aliases]
+        for a in answers:
+            if len(a) >= 4:
+                assert not re.search(r"\b" + re.escape(a.lower()) + r"\b", text), (q.id, a)
+
+
+def test_slow_think_prompt_has_exemplar_turns_and_opens_the_thought(tiny_parts, questions):
+    profile = for_style(get_profile("plain"), "slow-think")
+    assert profile.name == "slow-think" and profile.reasoning and profile.prefill_think
+    backend = ScriptedBackend(lambda c: "", tiny_parts[1])
+    prompt = build_prompt(backend, profile, VERBAL_10, "slow-think", questions[0])
+    assert prompt.count("<think>") == 4 and prompt.count("</think>") == 3 and prompt.endswith("<think>\n")
+    assert prompt.count("**Confidence**: Almost certain") == 2 and "**Confidence**: Highly likely" in prompt
+    assert prompt.rindex("The Mayor of Casterbridge") < prompt.rindex("capital of France")
+    messages = few_shot_messages("slow-think", VERBAL_10)
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+    assert STYLES["slow-think"].split(".")[0] in messages[0]["content"]
+    # other styles are untouched
+    assert few_shot_messages("cot", VERBAL_10) == []
+    assert for_style(get_profile("plain"), "cot") is get_profile("plain")
+    assert for_style(get_profile("think"), "slow-think") is get_profile("think")
+
+
+def test_derived_profiles_round_trip_by_name():
+    derived = for_style(get_profile("qwen3-nothinking"), "slow-think")
+    assert derived.name == "qwen3-nothinking+slow-think" and derived.reasoning
+    assert derived.chat_template_kwargs == {"enable_thinking": False}
+    assert get_profile(derived.name) == derived
+    assert get_profile("slow-think") == for_style(get_profile("plain"), "slow-think")
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("plain+fast")
+
+
+def test_slow_think_generation_records_thought_and_settings(tiny_parts, questions, tmp_path):
+    thought = "Paris? Wait, let me check. Yes, Paris is the capital. So the answer is Paris."
+    def respond(context):
+        if context.endswith("**Confidence**:"):
+            return " Highly likely\n"
+        if context.endswith("**Answer**:"):
+            return " Paris\n"
+        return thought + "</think>\n\n**Answer**: Paris"
+    backend = ScriptedBackend(respond, tiny_parts[1])
+    with RunDir(tmp_path) as run:  # a plain profile is switched to slow-think by generate itself
+        (trace,) = generate(backend, questions[:1], run, get_profile("plain"), VERBAL_10,
+                            GenerationSettings(style="slow-think"))
+    assert trace.cot == thought and trace.thinking_ended == "stop" and trace.correct
+    assert trace.style == "slow-think" and trace.prompt.endswith("<think>\n")
+    args = Namespace(model="tiny-random", profile=None, scale="verbal10", dataset="trivia", limit=2, seed=0,
+                     style="slow-think", budget=8, batch_size=2, cache_dir=None)
+    _, _, profile, _, _, recorded = setup_generation(args)
+    assert profile.name == "slow-think" and recorded["profile"]["name"] == "slow-think"
+    assert [e["id"] for e in recorded["few_shot"]] == [e["id"] for e in EXEMPLARS]
+    args.style = "cot"
+    assert "few_shot" not in setup_generation(args)[5]
