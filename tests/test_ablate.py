@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -257,20 +255,26 @@ def test_unknown_condition_is_refused(scripted_run):
         _ablate(backend, path, traces, tagged, by_id, ["full", "shuffle"])
 
 
-def test_ablate_command_on_a_tiny_random_run(tmp_path):
+def test_ablate_command_on_a_tiny_random_run(tmp_path, capsys):
+    from cotprobe.cli import run_main
+    from cotprobe.generate import main as generate_main
+
     out = tmp_path / "run"
-    gen = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--model", "tiny-random", "-n", "3",
-                          "--budget", "24", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert gen.returncode == 0, gen.stderr[-2000:]
+    assert generate_main(["--model", "tiny-random", "-n", "3", "--budget", "24", "--out", str(out)]) == 0
     before = (out / "traces.jsonl").read_bytes()
-    cmd = [sys.executable, "-m", "cotprobe.ablate", str(out), "--conditions", "full,none,linear,no-hedging,random-deletion"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "diff none" in proc.stdout or "none" in proc.stdout
+    args = [str(out), "--conditions", "full,none,linear,no-hedging,random-deletion"]
+    assert run_main(main, args) == 0
+    printed = capsys.readouterr().out
+    assert "calibration per condition" in printed and "diff none" in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["ablate"]["conditions"]) == {"full", "none", "linear", "no-hedging", "random-deletion"}
+    assert list(metrics["ablate"]["conditions"]) == ["full", "none", "linear", "no-hedging", "random-deletion"]
+    assert metrics["ablate"]["edits"]["random-deletion"]["traces"] == 3
     assert (out / "figures" / "ablation.png").stat().st_size > 10_000
     assert (out / "tags.jsonl").exists() and (out / "traces.jsonl").read_bytes() == before
     assert len((out / "probes.jsonl").read_text().splitlines()) == 15
-    bad = subprocess.run(cmd[:4] + ["--conditions", "full,bogus"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "bogus" in bad.stderr
+    assert json.loads((out / "manifest.json").read_text())["stages"]["ablate"]["settings"]["deletion_seed"] == 0
+    # resuming under another deletion seed is refused; unknown conditions are refused
+    assert run_main(main, args + ["--deletion-seed", "3"]) == 2
+    assert "deletion_seed" in capsys.readouterr().err
+    assert run_main(main, [str(out), "--conditions", "full,bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
