@@ -8,12 +8,13 @@ from typing import Callable
 
 def user_errors() -> tuple[type[BaseException], ...]:
     from .backends import PromptTooLong
+    from .backends.openai import ServerError
     from .data import DatasetError
     from .models import ModelError
     from .records import RecordError
     from .store import RunDirError
 
-    return (PromptTooLong, DatasetError, ModelError, RecordError, RunDirError, FileNotFoundError, ValueError)
+    return (PromptTooLong, ServerError, DatasetError, ModelError, RecordError, RunDirError, FileNotFoundError, ValueError)
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

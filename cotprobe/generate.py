@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import data as datasets
-from .backends import TINY_MODEL, cut_at_stop, fork, load_backend
+from .backends import TINY_MODEL, fork, load_backend
 from .grade import grade
 from .models import DEFAULT_MODEL, EMBEDDED, check_name
 from .probe import ForceSettings, force_answers
@@ -50,12 +50,17 @@ def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: 
 
 
 def thought_ids(backend, completion, stop: list[str]) -> list[int]:
-    """The generated tokens before the stop string (the stop string's token is dropped)."""
+    """The generated tokens before the stop string: the longest prefix of whole tokens whose text
+    ends before the stop string starts (a stop string may span several tokens)."""
     if completion.finish != "stop":
         return completion.token_ids
     ids = completion.token_ids
-    first = next(k for k in range(1, len(ids) + 1) if cut_at_stop(backend.decode(ids[:k]), stop)[1])
-    return ids[: first - 1]
+    text = backend.decode(ids)
+    begin = min(text.find(s) for s in stop if s and s in text)
+    keep = len(ids)
+    while keep > 0 and len(backend.decode(ids[:keep])) > begin:
+        keep -= 1
+    return ids[:keep]
 
 
 def trace_question(backend, question: Question, prompt: str, completion, profile: Profile,

@@ -7,7 +7,7 @@ from cotprobe.ablate import (LINEAR_BEHAVIOURS, Rewriting, ablate, dehedge, load
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.generate import GenerationSettings, generate
 from cotprobe.profiles import get_profile
-from cotprobe.records import Probe, Step, Tag, Trace
+from cotprobe.records import Probe
 from cotprobe.scales import VERBAL_10
 from cotprobe.segment import to_records
 from cotprobe.store import RunDir

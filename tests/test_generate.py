@@ -10,7 +10,6 @@ from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.generate import GenerationSettings, generate
 from cotprobe.profiles import get_profile
-from cotprobe.records import Trace
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 
@@ -37,6 +36,16 @@ def test_reasoning_trace_keeps_thought_and_forces_answer(tiny_parts, questions, 
     assert trace.answer == "Paris" and trace.correct is True and trace.grader
     assert trace.confidence.sampled_label == "Highly likely"
     assert trace.confidence.scored_label == "Highly likely"
+    assert backend.decode(trace.cot_token_ids) == trace.cot
+
+
+def test_plain_cot_ends_before_a_multi_token_answer_marker(tiny_parts, questions, tmp_path):
+    backend = ScriptedBackend(lambda c: " Paris\n" if c.endswith("**Answer**:") else
+                              " Highly likely\n" if c.endswith("**Confidence**:") else
+                              "I think Paris.\n\n**Answer**: Paris", tiny_parts[1])
+    with RunDir(tmp_path) as run:
+        (trace,) = generate(backend, questions[:1], run, get_profile("plain"), VERBAL_10, GenerationSettings())
+    assert trace.cot == "I think Paris.\n\n"
     assert backend.decode(trace.cot_token_ids) == trace.cot
 
 

@@ -64,7 +64,9 @@ class LocalServer:
         self.kind, self.gguf, self.alias = kind, str(gguf), alias
         self.port = port or free_port()
         self.n_ctx, self.parallel = n_ctx, parallel
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        # half the cores: llama.cpp's threads spin while they wait for each other, and on a busy
+        # machine (or beside the client's own work) all cores make it many times slower, not faster
+        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self.log = Path(log) if log else None
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen | None = None
