@@ -2,9 +2,8 @@
 
 For each run with truncation probes (``condition == "cut"`` in probes.jsonl), the metrics at every
 requested cut level (`cotprobe.summary.cut_metrics`) are drawn against the realised fraction of the
-CoT kept, with 95% bootstrap bands, by `cotprobe.plots.plot_progress_runs` (the many-runs form of
-`plot_progress`); under each panel, each run's question-clustered slope of the metric per unit of
-CoT with its interval.
+CoT kept, with 95% bootstrap bands, by `cotprobe.plots.plot_progress`, with each run's question-clustered slope of the metric per unit
+of CoT and its interval in the legend.
 
 Writes progress.{png,svg,csv} (one row per run and level) and progress_trends.csv (slopes).
 
@@ -84,7 +83,7 @@ def main(run_dirs: Sequence[str | Path | Run], out_dir: str | Path = "figures", 
     write_csv(pd.DataFrame(levels), out / f"{NAME}.csv")
     write_csv(pd.DataFrame([r for run in runs for r in trend_rows(run, results[run.label])]),
               out / f"{NAME}_trends.csv")
-    plots.plot_progress_runs({run.label: results[run.label] for run in usable}, out / NAME)
+    plots.plot_progress({run.label: results[run.label] for run in usable}, out / NAME)
     return [out / f"{NAME}.csv", out / f"{NAME}_trends.csv", out / f"{NAME}.png", out / f"{NAME}.svg"]
 
 
