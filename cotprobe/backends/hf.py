@@ -64,11 +64,14 @@ class HFBackend:
         return [self._finish(row[width:].tolist(), stop) for row in out]
 
     def _finish(self, new: list[int], stop: list[str]) -> Completion:
-        for i, tok in enumerate(new):
-            if tok in self.eos_ids:
-                return Completion(new[:i], self.decode(new[:i]), "eos")
-        text, stopped = cut_at_stop(self.decode(new), stop)
-        return Completion(new, text, "stop" if stopped else "length")
+        # A row that met its stop string early is padded to the batch's length, and the pad token
+        # may be the end-of-sequence token (SmolLM2): look for the stop string before the first
+        # end-of-sequence token, so such a row counts as stopped, not as ended by eos.
+        end = next((i for i, tok in enumerate(new) if tok in self.eos_ids), len(new))
+        text, stopped = cut_at_stop(self.decode(new[:end]), stop)
+        if stopped:
+            return Completion(new[:end], text, "stop")
+        return Completion(new[:end], text, "eos" if end < len(new) else "length")
 
     def session(self, ids: list[int]) -> "HFSession":
         return HFSession(self, ids)
