@@ -4,7 +4,7 @@
 
 For CoTs of each length (a reasoning-style text cut to exactly that many tokens), times
   full     one forward pass over prompt + whole CoT,
-  forced   the forced answer + confidence at the 11 cuts with each prefix already cached,
+  forced   the forced answer + confidence at each cut, one cut at a time, prefix already cached,
   reuse    the sweep as cotprobe runs it (encode once, crop the cache per cut),
   naive    the sweep re-encoding prompt + prefix at every cut,
 and prints reuse / (full + forced) (target <= 1.5) and naive / reuse (target >= 4 at 2048).
@@ -17,7 +17,8 @@ from cotprobe.backends import load_backend
 from cotprobe.backends.hf import HFBackend
 from cotprobe.data import load_dataset
 from cotprobe.generate import build_prompt
-from cotprobe.probe import ForceSettings, force_answer
+from cotprobe.backends import fork
+from cotprobe.probe import ForceSettings, force_answers
 from cotprobe.profiles import get_profile
 from cotprobe.records import Confidence, Trace
 from cotprobe.scales import VERBAL_10
@@ -62,12 +63,13 @@ def main() -> None:
         trace, question = make_trace(reuse, n)
         prompt_ids = reuse.encode(trace.prompt)
         cuts = plan_cuts(segment_trace(reuse, trace), n, fractions, "step")
-        full = timed(lambda: reuse.session(prompt_ids + trace.cot_token_ids)._logprobs_from(len(prompt_ids) + n - 1))
+        ids = prompt_ids + trace.cot_token_ids
+        full = timed(lambda: fork(reuse, ids, [len(ids)]))
         forced = 0.0
         for t in sorted({c.token_index for c in cuts}):
-            session = reuse.session(prompt_ids + trace.cot_token_ids[:t])
-            session._logprobs_from(len(session.ids) - 1)  # prefix cached, not timed
-            forced += timed(lambda: force_answer(session, reuse, profile, VERBAL_10, trace.cot, force))
+            rows = fork(reuse, ids, [len(prompt_ids) + t])  # prefix encoded, not timed
+            cot = [reuse.decode(trace.cot_token_ids[:t])]
+            forced += timed(lambda: force_answers(rows, reuse, profile, VERBAL_10, cot, force))
         t_reuse = timed(lambda: probe_cuts(reuse, trace, question, cuts, profile, VERBAL_10, force))
         t_naive = timed(lambda: probe_cuts(naive, trace, question, cuts, profile, VERBAL_10, force))
         print(f"{n:>6} {full:7.2f} {forced:7.2f} {t_reuse:7.2f} {t_naive:7.2f}  "
