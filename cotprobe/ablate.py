@@ -37,9 +37,10 @@ import json
 import random
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -607,7 +608,7 @@ def print_edits(edits: dict[str, Any]) -> None:
 
 def _tags_for(run: RunDir, backend) -> tuple[dict[str, list[Step]], list[Tag], dict[str, Any]]:
     """Steps and tags of the run, tagging first if tags.jsonl is missing or older than steps.jsonl."""
-    from .tag import tag_run, tags_are_current, ensure_steps
+    from .tag import ensure_steps, tag_run, tags_are_current
 
     traces = run.read("traces.jsonl", Trace)
     recorded = run.read_manifest().get("stages", {}).get("tag", {}).get("settings", {})
@@ -620,7 +621,12 @@ def _tags_for(run: RunDir, backend) -> tuple[dict[str, list[Step]], list[Tag], d
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .generate import add_model_arguments, generate, settings_from_run, setup_generation
+    from .generate import (
+        add_model_arguments,
+        generate,
+        settings_from_run,
+        setup_generation,
+    )
     from .plots import plot_conditions
     from .summary import condition_metrics, print_condition_summary, update_metrics
 

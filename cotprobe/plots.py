@@ -77,6 +77,7 @@ def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
     """Histogram per behaviour of how many times it occurs in a trace (the "behaviours" section
     of metrics.json, as written by `python -m cotprobe.tag`)."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     style()
     per_trace = section["per_trace"]
@@ -92,7 +93,8 @@ def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
         ax.set_title(f"{name}\n{row['traces']}/{n} traces, {row['steps']} step{'' if row['steps'] == 1 else 's'}",
                      fontsize=11)
         ax.set_xlabel("tags in a trace")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlim(-0.6, max(top, 1) + 0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel("number of traces")
     fig.suptitle(f"How often each behaviour occurs per trace ({n} traces, tagger {section.get('tagger', '?')})")
     fig.tight_layout()

@@ -25,7 +25,7 @@ import hashlib
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def tag_run(run: RunDir, lexicon: str | Path | None = None, backend=None,
     manifest = run.read_manifest()
     manifest.setdefault("stages", {})["tag"] = {
         "settings": settings,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "command": " ".join(sys.argv),
     }
@@ -305,6 +305,10 @@ def behaviour_section(tagged: Tagged, probes: list[Probe], source: str = "expect
             **freq, "confidence_change": relation}
 
 
+def _cell(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:+.3f} [{row[key + '_low']:+.3f}, {row[key + '_high']:+.3f}]"
+
+
 def print_behaviours(section: dict[str, Any], run_dir: str | Path) -> None:
     print(f"\n{run_dir}: behaviours ({section['tagger']}) in {section['n_traces']} traces, "
           f"{section['n_steps']} steps ({section['steps_without_behaviour']} steps without any)")
@@ -324,17 +328,17 @@ def print_behaviours(section: dict[str, Any], run_dir: str | Path) -> None:
         if "mean_change" not in g:
             print(f"{name:<14} {g['n_steps']:>5}  -")
             continue
-        cell = lambda k: f"{g[k]:+.3f} [{g[k + '_low']:+.3f}, {g[k + '_high']:+.3f}]"
         d = g.get("diff_change_vs_none")
         diff = f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else ""
-        print(f"{name:<14} {g['n_steps']:>5}  {cell('mean_change'):<26} {diff:<26} {cell('mean_abs_change'):<26}")
+        print(f"{name:<14} {g['n_steps']:>5}  {_cell(g, 'mean_change'):<26} {diff:<26} "
+              f"{_cell(g, 'mean_abs_change'):<26}")
 
 
 def trajectories(tagged: Tagged, probes: list[Probe], source: str = "expected",
                  limit: int = 6) -> list[dict[str, Any]]:
     """Per-trace confidence along the CoT with the tagged steps, for plots.plot_trajectories.
 
-    Prefers the traces with the most probed cuts (every-step runs) and with behaviours.
+    Prefers the traces with the most kinds of behaviour, then the most tags, then the most cuts.
     """
     by_q = _group([p for p in probes if p.condition == "cut" and not p.error])
     tags_by_q = _group(tagged.tags)
@@ -351,7 +355,7 @@ def trajectories(tagged: Tagged, probes: list[Probe], source: str = "expected",
                  for t in tags_by_q.get(trace.question_id, []) if t.step_index in steps]
         out.append({"question_id": trace.question_id, "correct": trace.correct,
                     "x": [x for x, _ in points], "y": [y for _, y in points], "marks": sorted(set(marks))})
-    out.sort(key=lambda r: (-len(r["x"]), -len({b for _, b in r["marks"]}), r["question_id"]))
+    out.sort(key=lambda r: (-len({b for _, b in r["marks"]}), -len(r["marks"]), -len(r["x"]), r["question_id"]))
     return out[:limit]
 
 

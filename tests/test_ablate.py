@@ -2,8 +2,17 @@ import json
 
 import pytest
 
-from cotprobe.ablate import (LINEAR_BEHAVIOURS, Rewriting, ablate, dehedge, load_rewrite_prompts, main,
-                             random_deletion_variant, rebuild, rewrite_variant)
+from cotprobe.ablate import (
+    LINEAR_BEHAVIOURS,
+    Rewriting,
+    ablate,
+    dehedge,
+    load_rewrite_prompts,
+    main,
+    random_deletion_variant,
+    rebuild,
+    rewrite_variant,
+)
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.generate import GenerationSettings, generate
 from cotprobe.profiles import get_profile

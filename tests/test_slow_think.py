@@ -5,10 +5,20 @@ import pytest
 
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.data import load_dataset
-from cotprobe.generate import GenerationSettings, build_prompt, generate, setup_generation
+from cotprobe.generate import (
+    GenerationSettings,
+    build_prompt,
+    generate,
+    setup_generation,
+)
 from cotprobe.grade import grade
 from cotprobe.profiles import for_style, get_profile
-from cotprobe.prompts import STYLES, exemplar_question, few_shot_exemplars, few_shot_messages
+from cotprobe.prompts import (
+    STYLES,
+    exemplar_question,
+    few_shot_exemplars,
+    few_shot_messages,
+)
 from cotprobe.scales import VERBAL_10
 from cotprobe.segment import split_steps
 from cotprobe.store import RunDir

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from test_ablate import PROFILE, respond
 
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.generate import GenerationSettings, generate
@@ -9,8 +10,6 @@ from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 from cotprobe.tag import change_relation, main, step_changes
 from cotprobe.truncate import segment_trace, truncate
-
-from test_ablate import PROFILE, respond
 
 
 @pytest.fixture()
