@@ -623,9 +623,9 @@ def _tags_for(run: RunDir, backend) -> tuple[dict[str, list[Step]], list[Tag], d
 def main(argv: list[str] | None = None) -> int:
     from .generate import (
         add_model_arguments,
-        generate,
         settings_from_run,
         setup_generation,
+        traces_for,
     )
     from .plots import plot_conditions
     from .summary import condition_metrics, print_condition_summary, update_metrics
@@ -679,17 +679,9 @@ def main(argv: list[str] | None = None) -> int:
                                     base_url=args.rewrite_base_url or args.base_url)
         rewriting = Rewriting(rewriter, prompts, args.rewrite_max_tokens)
     with RunDir(out) as run:
-        if args.run_dir:
-            traces = run.read("traces.jsonl", Trace)
-            if not traces:
-                raise ValueError(f"{out}: no traces to ablate (run python -m cotprobe.generate first)")
-        else:
-            run.start_stage("generate", recorded)
-            traces = generate(backend, questions, run, profile, scale, settings)
+        traces = traces_for(run, bool(args.run_dir), backend, questions, profile, scale, settings,
+                            recorded, "ablate")
         by_id = {q.id: q for q in questions}
-        missing = [t.question_id for t in traces if t.question_id not in by_id]
-        if missing:
-            raise ValueError(f"{out}: traces for questions not in --dataset {args.dataset}: {missing[:3]}")
         steps, tags, tag_settings = _tags_for(run, backend)
         run.start_stage("ablate", {"lexicon_sha256": tag_settings.get("lexicon_sha256"),
                                    "tagger_version": tag_settings.get("version"),

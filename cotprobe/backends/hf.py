@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from . import Completion, check_fits, cut_at_stop
+from . import TokenizerOps, Completion, check_fits, cut_at_stop
 
 
-class HFBackend:
+class HFBackend(TokenizerOps):
     """A causal LM and its tokenizer, run greedily.
 
     reuse_cache=False makes `fork` encode every prefix from scratch in its own session (the
@@ -32,17 +32,6 @@ class HFBackend:
         # transformers 5 renamed `past_key_values` to `cache`; accept both.
         params = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
-
-    def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
-        )
 
     @torch.inference_mode()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from . import Completion, check_fits, cut_at_stop
+from . import TokenizerOps, Completion, check_fits, cut_at_stop
 
 PROMPT_MODES = ("tokens", "text")
 SCORE_MODES = ("prompt", "topk", "none")
@@ -92,7 +92,7 @@ def _load_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-class OpenAIBackend:
+class OpenAIBackend(TokenizerOps):
     """A model served over HTTP, with its tokenizer here.
 
     base_url: the server root (".../v1" is accepted too). model: the served model id (None: the
@@ -324,17 +324,6 @@ class OpenAIBackend:
                 "tokenizer": getattr(self.tokenizer, "name_or_path", "")}
 
     # -- the Backend interface ---------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
-
-    def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
-        )
-
     def _prompt_body(self, ids: list[int]) -> dict[str, Any]:
         return {"prompt": list(ids) if self.prompt_mode == "tokens" else self.decode(ids)}
 

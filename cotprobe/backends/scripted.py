@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import Completion, cut_at_stop
+from . import TokenizerOps, Completion, cut_at_stop
 
 
-class ScriptedBackend:
+class ScriptedBackend(TokenizerOps):
     def __init__(self, respond: Callable[[str], str], tokenizer: Any, name: str = "scripted",
                  context_length: int = 100_000):
         self.respond = respond
@@ -21,17 +21,6 @@ class ScriptedBackend:
         self.name = name
         self.context_length = context_length
         self.reuse_cache = True
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
-
-    def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
-        )
 
     def _play(self, context: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         ids = self.encode(self.respond(self.decode(context)))
