@@ -10,7 +10,12 @@ with 1.0 frozen, then used to make 1.1. "test": written and labelled with 1.1 fr
 then used to make 1.2. Every split is in-sample for the current lexicon; to measure it
 out of sample, add a new split written without looking at the tagger's output.
 
+With ``--judge MODEL`` the LLM judge (``python -m cotprobe.tag --judge``) is measured instead;
+each step is shown with the row before it in the file as its previous step (rows are in trace
+order), and answers that do not parse count as no behaviour and are counted.
+
     python benchmarks/tagger_agreement.py [--eval FILE] [--lexicon FILE] [--errors]
+    python benchmarks/tagger_agreement.py --judge smollm2-135m-instruct [--judge-backend openai --judge-base-url URL]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,19 +32,42 @@ from cotprobe.resources import data_path  # noqa: E402
 from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step  # noqa: E402
 
 
+def judge_rows(rows: list[dict], args) -> list[set[str]]:
+    from cotprobe.backends import load_backend
+    from cotprobe.judge import judge_key, judge_steps, load_judge_prompt
+    from cotprobe.records import Step
+
+    prompt = load_judge_prompt(args.judge_prompt)
+    backend = load_backend(args.judge, kind=args.judge_backend, base_url=args.judge_base_url)
+    steps = [(Step("eval", i, r["text"], 0, len(r["text"]), "", 0, 0), rows[i - 1]["text"] if i else "")
+             for i, r in enumerate(rows)]
+    start = time.perf_counter()
+    judgements = list(judge_steps(backend, prompt, judge_key(args.judge, prompt), steps))
+    unparsed = sum(1 for j in judgements if j.error)
+    print(f"{len(rows)} steps; judge {judge_key(args.judge, prompt)} ({args.judge_backend}); "
+          f"{unparsed} answers did not parse; {time.perf_counter() - start:.0f} s")
+    return [set(j.behaviours) for j in judgements]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", type=Path, default=None, help="labelled JSONL file")
     parser.add_argument("--lexicon", type=Path, default=None, help="lexicon JSON file")
     parser.add_argument("--errors", action="store_true", help="list every disagreement")
+    parser.add_argument("--judge", default=None, help="measure this LLM judge instead of the rules")
+    parser.add_argument("--judge-backend", choices=("hf", "openai"), default="hf")
+    parser.add_argument("--judge-base-url", default=None)
+    parser.add_argument("--judge-prompt", type=Path, default=None, help="judge prompt JSON")
     args = parser.parse_args(argv)
 
     path = args.eval or data_path("behaviour_eval.jsonl")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    lexicon = load_lexicon(args.lexicon)
-    predicted = [{h.behaviour for h in tag_step(r["text"], lexicon)} for r in rows]
-
-    print(f"{len(rows)} steps from {path}; lexicon {lexicon.source} (version {lexicon.version})")
+    if args.judge:
+        predicted = judge_rows(rows, args)
+    else:
+        lexicon = load_lexicon(args.lexicon)
+        predicted = [{h.behaviour for h in tag_step(r["text"], lexicon)} for r in rows]
+        print(f"{len(rows)} steps from {path}; lexicon {lexicon.source} (version {lexicon.version})")
     splits = list(dict.fromkeys(r.get("split", "all") for r in rows))
     errors = []
     for split in (splits + ["all"] if len(splits) > 1 else splits):

@@ -57,6 +57,7 @@ def main() -> None:
     naive = HFBackend(reuse.model, reuse.tokenizer, name=reuse.name, reuse_cache=False)
     profile, force = get_profile("plain"), ForceSettings()
     fractions = parse_fractions("0:1:0.1")
+    fork(reuse, reuse.encode(PARAGRAPH), [8])  # warm-up: the first forward pass pays one-off costs
     print(f"model {args.model}; 11 cuts at step boundaries; times in seconds")
     print(f"{'tokens':>6} {'full':>7} {'forced':>7} {'reuse':>7} {'naive':>7}  reuse/(full+forced)  naive/reuse")
     for n in (int(x) for x in args.lengths.split(",")):

@@ -614,6 +614,9 @@ def _tags_for(run: RunDir, backend) -> tuple[dict[str, list[Step]], list[Tag], d
     recorded = run.read_manifest().get("stages", {}).get("tag", {}).get("settings", {})
     steps = ensure_steps(run, traces, backend)
     if not tags_are_current(run):
+        if recorded.get("tagger") == "judge":
+            raise ValueError(f"{run.path}: tags.jsonl came from the judge {recorded['judge_model']!r} but is "
+                             f"older than steps.jsonl; re-run python -m cotprobe.tag {run.path} --judge ...")
         lexicon = recorded.get("lexicon")
         tagged = tag_run(run, None if lexicon in (None, "default") else lexicon, backend=backend)
         return tagged.steps, tagged.tags, tagged.settings
@@ -628,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         traces_for,
     )
     from .plots import plot_conditions
+    from .tag import tagger_name
     from .summary import condition_metrics, print_condition_summary, update_metrics
 
     parser = argparse.ArgumentParser(
@@ -683,8 +687,9 @@ def main(argv: list[str] | None = None) -> int:
                             recorded, "ablate")
         by_id = {q.id: q for q in questions}
         steps, tags, tag_settings = _tags_for(run, backend)
-        run.start_stage("ablate", {"lexicon_sha256": tag_settings.get("lexicon_sha256"),
-                                   "tagger_version": tag_settings.get("version"),
+        run.start_stage("ablate", {"tagger": tagger_name(tag_settings),
+                                   "lexicon_sha256": tag_settings.get("lexicon_sha256"),
+                                   "prompt_sha256": tag_settings.get("prompt_sha256"),
                                    "linear_behaviours": list(LINEAR_BEHAVIOURS),
                                    "hedge_rules": HEDGE_RULES_VERSION, "deletion_seed": args.deletion_seed,
                                    "force": asdict(settings.force)})

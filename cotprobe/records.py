@@ -1,7 +1,7 @@
 """Records every stage reads and writes: typed dataclasses and their JSONL form.
 
 Each record type maps one-to-one onto one line of a run-directory file
-(questions -> traces.jsonl, steps.jsonl, tags.jsonl, probes.jsonl). Reading validates
+(questions -> traces.jsonl, steps.jsonl, tags.jsonl, judgements.jsonl, probes.jsonl). Reading validates
 field names and value types and names the file and line of anything malformed.
 """
 
@@ -101,6 +101,22 @@ class Tag:
     start: int
     end: int
     tagger: str = "rules"
+
+
+@dataclass
+class Judgement:
+    """An LLM judge's answer on the behaviours of one step (cotprobe.judge).
+
+    judge: "judge:MODEL@PROMPT_HASH"; answer: what it wrote; behaviours: the parsed names
+    (empty for "none"); error: why the answer did not parse ('' when it did).
+    """
+
+    question_id: str
+    step_index: int
+    judge: str
+    answer: str
+    behaviours: list[str] = field(default_factory=list)
+    error: str = ""
 
 
 @dataclass

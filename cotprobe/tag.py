@@ -3,7 +3,8 @@
 Segments the traces into steps if that has not been done (steps.jsonl, token spans in the
 model's own tokenization: only the tokenizer is loaded, never the model), tags every step with
 the rule tagger of `cotprobe.tags` (tags.jsonl, rewritten atomically on every run: tagging is
-cheap and deterministic), prints per-behaviour counts and writes the "behaviours" section of
+cheap and deterministic) or, with --judge MODEL, with an LLM judge (`cotprobe.judge`; its answers
+are kept in judgements.jsonl and not asked again), prints per-behaviour counts and writes the "behaviours" section of
 metrics.json plus figures/behaviour_frequency.png (and figures/behaviour_trajectories.png when
 the run has cut probes).
 
@@ -31,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .records import Probe, Step, Tag, Trace, write_jsonl
+from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags, load_judge_prompt
+from .records import Judgement, Probe, Step, Tag, Trace, write_jsonl
 from .resources import data_path
 from .store import RunDir, open_existing, package_versions
 from .summary import confidence_value, update_metrics
@@ -126,19 +128,57 @@ def ensure_steps(run: RunDir, traces: list[Trace], backend=None, model: str = ""
     return dict(steps)
 
 
+@dataclass
+class Judge:
+    """The LLM-judge tagger: a loaded backend, the name it was loaded by, and the prompt."""
+
+    backend: Any
+    model: str
+    kind: str
+    prompt: JudgePrompt
+    batch_size: int = 8
+
+
+def judge_run(run: RunDir, judge: Judge, traces: list[Trace], steps: dict[str, list[Step]]) -> list[Judgement]:
+    """This judge's judgement of every step; steps it already judged (judgements.jsonl) are not
+    asked again, and each new judgement is appended as it comes, so an interrupted run resumes."""
+    from tqdm import tqdm
+
+    key = judge_key(judge.model, judge.prompt)
+    run.repair("judgements.jsonl")
+    done = {(j.question_id, j.step_index): j for j in run.read("judgements.jsonl", Judgement) if j.judge == key}
+    todo = [(step, rows[step.index - 1].text if step.index else "")
+            for t in traces for rows in [steps.get(t.question_id, [])] for step in rows
+            if (t.question_id, step.index) not in done]
+    for j in tqdm(judge_steps(judge.backend, judge.prompt, key, todo, judge.batch_size),
+                  total=len(todo), desc="judge", unit="step", disable=not todo):
+        run.append("judgements.jsonl", j)
+        done[(j.question_id, j.step_index)] = j
+    return [done[(t.question_id, s.index)] for t in traces for s in steps.get(t.question_id, [])]
+
+
 def tag_run(run: RunDir, lexicon: str | Path | None = None, backend=None,
-            cache_dir: str | None = None) -> Tagged:
-    """Segment (if needed) and tag every trace of an open run directory; rewrite tags.jsonl."""
+            cache_dir: str | None = None, judge: Judge | None = None) -> Tagged:
+    """Segment (if needed) and tag every trace of an open run directory; rewrite tags.jsonl.
+
+    Tags come from the rule lexicon, or from `judge` (an LLM) when one is given."""
     run.repair("traces.jsonl")
     traces = run.read("traces.jsonl", Trace)
     if not traces:
         raise ValueError(f"{run.path}: no traces to tag (run python -m cotprobe.generate first)")
     manifest = run.read_manifest()
     model = manifest.get("stages", {}).get("generate", {}).get("settings", {}).get("model") or traces[0].model
-    steps = ensure_steps(run, traces, backend, model, cache_dir)
-    settings = lexicon_settings(lexicon)
-    lex = load_lexicon(Path(lexicon) if lexicon is not None else None)
-    tags = [tag for t in traces for tag in tag_steps(t.question_id, steps.get(t.question_id, []), lex)]
+    steps = ensure_steps(run, traces, backend, model, cache_dir)  # in the run's model's tokenization
+    if judge is None:
+        settings = {"tagger": "rules", **lexicon_settings(lexicon)}
+        lex = load_lexicon(Path(lexicon) if lexicon is not None else None)
+        tags = [tag for t in traces for tag in tag_steps(t.question_id, steps.get(t.question_id, []), lex)]
+    else:
+        judgements = judge_run(run, judge, traces, steps)
+        settings = describe(judge.model, judge.kind, judge.prompt)
+        settings["unparsed"] = sum(1 for j in judgements if j.error)
+        settings["judged_steps"] = len(judgements)
+        tags = judgement_tags((j for j in judgements if not j.error), steps)
     write_jsonl(run.path / "tags.jsonl", tags)
     settings["steps_sha256"] = _sha256(run.path / "steps.jsonl")
     settings["n_traces"] = len(traces)
@@ -153,6 +193,13 @@ def tag_run(run: RunDir, lexicon: str | Path | None = None, backend=None,
     }
     run.write_manifest(manifest)
     return Tagged(traces, {t.question_id: steps.get(t.question_id, []) for t in traces}, tags, settings)
+
+
+def tagger_name(settings: dict[str, Any]) -> str:
+    """'rules@LEXICON_VERSION' or 'judge:MODEL@PROMPT_HASH', from the tag stage's settings."""
+    if settings.get("tagger") == "judge":
+        return f"judge:{settings['judge_model']}@{settings['prompt_sha256'][:12]}"
+    return f"rules@{settings.get('version', '?')}"
 
 
 def tags_are_current(run: RunDir) -> bool:
@@ -301,8 +348,12 @@ def behaviour_section(tagged: Tagged, probes: list[Probe], source: str = "expect
     rows = step_changes(tagged.steps, tagged.tags, probes, source)
     relation = change_relation(rows, list(freq["per_behaviour"]), n_resamples)
     relation["source"] = source
-    return {"tagger": f"rules@{tagged.settings.get('version', '?')}", "lexicon": tagged.settings.get("lexicon"),
-            **freq, "confidence_change": relation}
+    settings = tagged.settings
+    if settings.get("tagger") == "judge":
+        who = {"judged_steps": settings["judged_steps"], "unparsed": settings["unparsed"]}
+    else:
+        who = {"lexicon": settings.get("lexicon")}
+    return {"tagger": tagger_name(settings), **who, **freq, "confidence_change": relation}
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -312,6 +363,9 @@ def _cell(row: dict[str, Any], key: str) -> str:
 def print_behaviours(section: dict[str, Any], run_dir: str | Path) -> None:
     print(f"\n{run_dir}: behaviours ({section['tagger']}) in {section['n_traces']} traces, "
           f"{section['n_steps']} steps ({section['steps_without_behaviour']} steps without any)")
+    if "unparsed" in section:
+        print(f"judge answers that did not parse: {section['unparsed']} of {section['judged_steps']} steps "
+              f"(counted as untagged; see judgements.jsonl)")
     print(f"{'behaviour':<14} {'steps':>6} {'% steps':>8} {'traces>=1':>10} {'% traces':>9} {'tags/trace':>11}")
     for b, row in section["per_behaviour"].items():
         print(f"{b:<14} {row['steps']:>6} {100 * row['steps_fraction']:>7.1f}% {row['traces']:>10} "
@@ -373,10 +427,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="confidence used for the change analysis (default expected)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (for the tokenizer)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    judging = parser.add_argument_group(
+        "LLM judge", "tag with a model instead of the lexicon: it is asked, step by step, which behaviours "
+                     "the step shows (prompt: data/judge_prompt.json); its answers go to judgements.jsonl, "
+                     "unparsed ones are counted and left untagged")
+    judging.add_argument("--judge", metavar="MODEL", default=None,
+                         help="judge model (embedded name, local folder, hub id, or the served model's name)")
+    judging.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
+    judging.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
+    judging.add_argument("--judge-prompt", default=None, help="judge prompt JSON (default data/judge_prompt.json)")
+    judging.add_argument("--judge-batch-size", type=int, default=8, help="steps per batch (default 8)")
     args = parser.parse_args(argv)
     out = open_existing(args.run_dir)
+    judge = None
+    if args.judge:
+        from .backends import load_backend
+
+        prompt = load_judge_prompt(args.judge_prompt)
+        backend = load_backend(args.judge, kind=args.judge_backend, cache_root=args.cache_dir,
+                               base_url=args.judge_base_url)
+        judge = Judge(backend, args.judge, args.judge_backend, prompt, args.judge_batch_size)
     with RunDir(out) as run:
-        tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir)
+        tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir, judge=judge)
         probes = run.read("probes.jsonl", Probe)
     section = behaviour_section(tagged, probes, args.source, args.resamples)
     update_metrics(out, "behaviours", section)

@@ -287,3 +287,20 @@ def test_ablate_command_on_a_tiny_random_run(tmp_path, capsys):
     assert "deletion_seed" in capsys.readouterr().err
     assert run_main(main, [str(out), "--conditions", "full,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_embedded_model_rewrites_a_real_cot_or_the_failure_is_recorded(embedded, scripted_run):
+    """The rewrite path with real weights: the output is the model's own text between the
+    prompt's tags, or a recorded failure; never the original CoT passed off as a rewrite."""
+    _, _, traces, tagged, _ = scripted_run
+    prompts = load_rewrite_prompts()
+    trace = traces[0]
+    for condition in ("rewrite-linear", "rewrite-no-uncertainty"):
+        variant = rewrite_variant(embedded, prompts["conditions"][condition], condition, trace,
+                                  tagged.steps[trace.question_id], 160)
+        assert variant.condition == condition
+        if variant.error:
+            assert variant.error.startswith("rewrite failed") and variant.cot == ""
+        else:
+            assert variant.cot.strip() and "</rewritten>" not in variant.cot
+            assert variant.removed == [s.text for s in tagged.steps[trace.question_id] if s.text not in variant.cot]

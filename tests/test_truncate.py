@@ -142,3 +142,18 @@ def test_truncate_command_writes_probes_metrics_and_figure(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len((out / "probes.jsonl").read_text().splitlines()) == 20
+
+
+@pytest.mark.parametrize("reuse_cache", [True, False])
+def test_forced_field_never_starts_with_end_of_sequence(embedded_parts, reuse_cache):
+    """SmolLM2 puts <|im_end|> first after this "**Answer**:"; min_new_tokens=1 makes it answer."""
+    from cotprobe.backends import fork
+
+    backend = HFBackend(*embedded_parts, reuse_cache=reuse_cache)
+    prompt = backend.chat_prompt([{"role": "user", "content": "Which planet is known as the Red Planet?"}])
+    ids = backend.encode(prompt + "The planet is Mars.\n\n**Answer**:")
+    (free,) = fork(backend, ids, [len(ids)]).greedy(8, ["\n"])
+    assert free.finish == "eos" and free.token_ids == []  # what the model does unforced
+    (forced,) = fork(backend, ids, [len(ids)]).greedy(8, ["\n"], min_new_tokens=1)
+    assert forced.token_ids and forced.token_ids[0] not in backend.eos_ids
+    assert "Mars" in forced.text

@@ -7,8 +7,9 @@ import inspect
 from typing import Any
 
 import torch
+from transformers import AttentionInterface
 
-from . import TokenizerOps, Completion, check_fits, cut_at_stop
+from . import TokenizerOps, Completion, check_fits, cut_after, cut_at_stop
 
 
 class HFBackend(TokenizerOps):
@@ -68,7 +69,7 @@ class HFBackend(TokenizerOps):
     def fork(self, ids: list[int], lengths: list[int]):
         """Rows for the prefixes ids[:n], n in lengths: one shared encoding of the longest prefix,
         then all rows decode as one batch (naive mode: every row re-encodes its own prefix)."""
-        if not self.reuse_cache:
+        if not self.reuse_cache or not shares_prefixes(self.model):
             from . import SequentialRows
 
             return SequentialRows(self, ids, lengths)
@@ -110,16 +111,21 @@ class HFSession:
         self.cache.crop(n - self.cached)  # a negative argument removes that many positions
         self.cached = n
 
-    def greedy(self, max_new_tokens: int, stop: list[str]) -> Completion:
-        """Greedy continuation until a stop string, an end-of-sequence token or the limit."""
+    @torch.inference_mode()
+    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> Completion:
+        """Greedy continuation until a stop string, an end-of-sequence token or the limit; the
+        first min_new_tokens tokens can end it neither way."""
         new: list[int] = []
         for _ in range(max_new_tokens):
-            token = int(self._logprobs_from(len(self.ids) - 1)[-1].argmax())
+            logprobs = self._logprobs_from(len(self.ids) - 1)[-1].clone()
+            if len(new) < min_new_tokens:
+                logprobs[list(self.backend.eos_ids)] = -torch.inf
+            token = int(logprobs.argmax())
             if token in self.backend.eos_ids:
                 return Completion(new, self.backend.decode(new), "eos")
             new.append(token)
             self.ids.append(token)
-            text, stopped = cut_at_stop(self.backend.decode(new), stop)
+            text, stopped = cut_after(self.backend.decode, new, stop, min_new_tokens)
             if stopped:
                 return Completion(new, text, "stop")
         return Completion(new, self.backend.decode(new), "length")
@@ -148,13 +154,57 @@ class HFSession:
         return totals
 
 
+SHARED_PREFIX = "cotprobe-shared-prefix"
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                            shared_prefix=None, **kwargs):
+    """Attention of many rows over one prefix held once, plus each row's own later tokens.
+
+    shared_prefix[layer] = (keys, values) of the prefix with batch size 1; key/value are the rows'
+    own tokens (batch R); attention_mask is a boolean (R, 1, Q, P + S) over [prefix | own tokens].
+    The prefix is never copied per row: rows are folded into the query dimension for it, so a
+    decoding step reads the prefix once however many rows share it.
+    """
+    prefix_k, prefix_v = shared_prefix[module.layer_idx]
+    rows, heads, q_len, dim = query.shape
+    kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
+    groups = heads // kv_heads
+    q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
+    folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
+    scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
+    scores_prefix = scores_prefix.reshape(kv_heads, rows, groups * q_len, n_prefix).transpose(0, 1)
+    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float() * scaling
+    mask = attention_mask[:, :, None].expand(rows, kv_heads, groups, q_len, -1).reshape(rows, kv_heads, groups * q_len, -1)
+    probs = torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=-1).to(query.dtype)
+    folded_probs = probs[..., :n_prefix].transpose(0, 1).reshape(kv_heads, rows * groups * q_len, n_prefix)
+    v_dim = prefix_v.shape[-1]
+    out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
+    out = out + probs[..., n_prefix:] @ value
+    return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(SHARED_PREFIX, shared_prefix_attention)
+
+
+def shares_prefixes(model: Any) -> bool:
+    """Whether `HFRows` can run this model: every layer attends to all earlier positions (no
+    sliding window, no recurrent layers)."""
+    config = model.config
+    types = getattr(config, "layer_types", None)
+    if types is not None:
+        return all(t == "full_attention" for t in types)
+    return getattr(config, "sliding_window", None) is None or getattr(config, "use_sliding_window", True) is False
+
+
 class HFRows:
     """Several prefixes of one sequence, decoded together over one shared key/value cache.
 
-    The longest prefix is encoded once; the cache is copied per row and each row masks the
-    positions beyond its own prefix. New tokens get the position ids they would have right after
-    that prefix, so every row computes what a fresh run of its own prefix would (up to float
-    rounding), while the prefix is encoded once and the decoding of all rows is batched.
+    The longest prefix is encoded once and its keys/values are kept once (batch 1); each row
+    attends to the part of it up to its own cut and to the tokens appended to it since, which
+    get the position ids they would have right after that cut. Every row so computes what a
+    fresh run of its own prefix would (up to float rounding), the prefix is encoded once, and
+    the rows decode as one batch whose cost grows with the prefix read once, not once per row.
     """
 
     def __init__(self, backend: HFBackend, ids: list[int], lengths: list[int]):
@@ -165,49 +215,76 @@ class HFRows:
         device = backend.device
         with torch.inference_mode():
             out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True)
-        self.cache = out[backend.cache_arg]
-        self.cache.batch_repeat_interleave(len(lengths))
+        prefix = out[backend.cache_arg]
+        self.prefix = [(layer.keys, layer.values) for layer in prefix.layers]
+        self.cache: Any = None  # the rows' own tokens (batch R), created by the first forward
         self.forwarded_tokens = base
         index = torch.tensor(lengths, device=device)
-        self.mask = (torch.arange(base, device=device)[None, :] < index[:, None]).long()
+        self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
+        self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
         self.position = index.clone()  # next position id of each row
         self.last = torch.log_softmax(out.logits[0, index - 1].float(), dim=-1)  # next-token log-probs
 
     @torch.inference_mode()
-    def _forward(self, rows: list[list[int]]) -> torch.Tensor:
-        """Append each row's tokens (rows may differ in length); return log-probs per position."""
+    def _forward(self, rows: list[list[int]], offsets: list[int] | None = None,
+                 visible: torch.Tensor | None = None) -> torch.Tensor:
+        """Append each row's tokens (rows may differ in length); return log-probs per position.
+
+        By default the new tokens are causal within each row, at consecutive positions; score()
+        passes its own `offsets` (position of each token after the row's last) and `visible`
+        (which new tokens each new token sees) to run several options side by side."""
         width = max(len(r) for r in rows)
         device = self.backend.device
         pad = self.backend.pad_id
         inputs = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
-        real = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
-        positions = self.position[:, None] + torch.arange(width, device=device)[None, :]
-        self.mask = torch.cat([self.mask, real], dim=1)
-        check_fits(int(self.position.max()) + width, 0, self.backend.context_length, "sequence")
-        out = self.backend.model(input_ids=inputs, attention_mask=self.mask, position_ids=positions,
-                                 use_cache=True, **{self.backend.cache_arg: self.cache})
+        real = torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows], device=device)
+        steps = torch.tensor(offsets if offsets is not None else range(width), device=device)
+        positions = self.position[:, None] + steps[None, :]
+        check_fits(int(positions.max()) + 1, 0, self.backend.context_length, "sequence")
+        if visible is None:
+            visible = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+        n = len(rows)
+        mask = torch.cat([self.prefix_mask[:, None, :].expand(n, width, -1),
+                          self.own_mask[:, None, :].expand(n, width, -1),
+                          visible[None] & real[:, None, :]], dim=2)
+        model = self.backend.model
+        implementation = model.config._attn_implementation
+        model.config._attn_implementation = SHARED_PREFIX
+        try:
+            out = model(input_ids=inputs, attention_mask=mask[:, None], position_ids=positions, use_cache=True,
+                        shared_prefix=self.prefix, **{self.backend.cache_arg: self.cache})
+        finally:
+            model.config._attn_implementation = implementation
         self.cache = out[self.backend.cache_arg]
+        self.own_mask = torch.cat([self.own_mask, real], dim=1)
         self.forwarded_tokens += int(real.sum())
-        lengths = real.sum(dim=1)
+        return torch.log_softmax(out.logits.float(), dim=-1)
+
+    def _advance(self, rows: list[list[int]]) -> None:
+        logprobs = self._forward(rows)
+        lengths = torch.tensor([len(r) for r in rows], device=self.backend.device)
         self.position = self.position + lengths
-        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
         moved = lengths > 0
         self.last[moved] = logprobs[moved, lengths[moved] - 1]
-        return logprobs
 
     def extend(self, rows: list[list[int]]) -> None:
         for ids, new in zip(self.ids, rows, strict=True):
             ids.extend(new)
         if any(rows):
-            self._forward(rows)
+            self._advance(rows)
 
-    def greedy(self, max_new_tokens: int, stop: list[str]) -> list[Completion]:
-        """Greedy continuation of every row until its stop string, end of sequence or the limit."""
+    @torch.inference_mode()
+    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> list[Completion]:
+        """Greedy continuation of every row until its stop string, end of sequence or the limit;
+        a row's first min_new_tokens tokens can end it neither way."""
         new: list[list[int]] = [[] for _ in self.ids]
         finish: list[str | None] = [None] * len(self.ids)
-        for _ in range(max_new_tokens):
+        for n in range(max_new_tokens):
+            logprobs = self.last.clone()
+            if n < min_new_tokens:
+                logprobs[:, list(self.backend.eos_ids)] = -torch.inf
             step: list[list[int]] = []
-            for k, token in enumerate(self.last.argmax(dim=-1).tolist()):
+            for k, token in enumerate(logprobs.argmax(dim=-1).tolist()):
                 if finish[k] is None and token in self.backend.eos_ids:
                     finish[k] = "eos"
                 if finish[k] is not None:
@@ -215,27 +292,38 @@ class HFRows:
                     continue
                 new[k].append(token)
                 step.append([token])
-                if cut_at_stop(self.backend.decode(new[k]), stop)[1]:
+                if cut_after(self.backend.decode, new[k], stop, min_new_tokens)[1]:
                     finish[k] = "stop"
             self.extend(step)
             if all(f is not None for f in finish):
                 break
         out = []
         for k, tokens in enumerate(new):
-            text = self.backend.decode(tokens)
-            out.append(Completion(tokens, cut_at_stop(text, stop)[0], finish[k] or "length"))
+            text = cut_after(self.backend.decode, tokens, stop, min_new_tokens)[0]
+            out.append(Completion(tokens, text, finish[k] or "length"))
         return out
 
     def score(self, options: list[list[int]]) -> list[list[float]]:
-        """Total log-probability of each option after each row: totals[row][option]."""
+        """Total log-probability of each option after each row: totals[row][option].
+
+        All options run in one forward pass, side by side after each row: every option's tokens
+        see the row and the option's own earlier tokens, at the positions they would have."""
         totals = [[float(self.last[k, o[0]]) for o in options] for k in range(len(self.ids))]
-        saved = (self.mask, self.position, self.last.clone())
-        for j, option in enumerate(options):
-            if len(option) == 1:
-                continue
-            logprobs = self._forward([option[:-1]] * len(self.ids))
+        spans, offsets = [], []
+        for option in options:
+            spans.append((len(offsets), len(option) - 1))
+            offsets += range(len(option) - 1)
+        if not offsets:
+            return totals
+        width = len(offsets)
+        visible = torch.zeros((width, width), dtype=torch.bool, device=self.backend.device)
+        for begin, n in spans:
+            visible[begin:begin + n, begin:begin + n] = torch.ones((n, n), dtype=torch.bool).tril()
+        tokens = [tok for option in options for tok in option[:-1]]
+        logprobs = self._forward([tokens] * len(self.ids), offsets, visible)
+        for j, (option, (begin, n)) in enumerate(zip(options, spans)):
             for k in range(len(self.ids)):
-                totals[k][j] += float(sum(logprobs[k, i - 1, tok] for i, tok in enumerate(option) if i > 0))
-            self.cache.crop(1 - len(option))  # drop the option's positions again
-            self.mask, self.position, self.last = saved[0], saved[1], saved[2].clone()
+                totals[k][j] += float(sum(logprobs[k, begin + i, option[i + 1]] for i in range(n)))
+        self.cache.crop(-width)  # the options' positions go again
+        self.own_mask = self.own_mask[:, :-width]
         return totals

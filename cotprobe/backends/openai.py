@@ -327,8 +327,11 @@ class OpenAIBackend(TokenizerOps):
     def _prompt_body(self, ids: list[int]) -> dict[str, Any]:
         return {"prompt": list(ids) if self.prompt_mode == "tokens" else self.decode(ids)}
 
-    def _greedy_body(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> dict[str, Any]:
+    def _greedy_body(self, ids: list[int], max_new_tokens: int, stop: list[str],
+                     min_new_tokens: int = 0) -> dict[str, Any]:
         body = {**self._prompt_body(ids), "max_tokens": max_new_tokens, "temperature": 0}
+        if min_new_tokens:  # vLLM, SGLang and llama-cpp-python's server: no eos before this many
+            body["min_tokens"] = min_new_tokens
         stops = [s for s in stop if s]
         if stops:
             body["stop"] = stops
@@ -340,14 +343,25 @@ class OpenAIBackend(TokenizerOps):
             check_fits(len(ids), max_new_tokens, self.context_length)
         return self._greedy_many(prompts, max_new_tokens, stop)
 
-    def _greedy_one(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
-        resp = self._complete(self._greedy_body(ids, max_new_tokens, stop))
+    def _greedy_one(self, ids: list[int], max_new_tokens: int, stop: list[str],
+                    min_new_tokens: int = 0) -> Completion:
+        if min_new_tokens and [s for s in stop if s] and max_new_tokens > min_new_tokens:
+            # Servers' min_tokens holds back end-of-sequence only; stop strings must not end the
+            # first tokens either (as in the local backend), so those are asked for on their own.
+            head = self._greedy_one(ids, min_new_tokens, [], min_new_tokens)
+            if head.finish != "length":
+                return head
+            tail = self._greedy_one(ids + head.token_ids, max_new_tokens - len(head.token_ids), stop)
+            return Completion(head.token_ids + tail.token_ids, head.text + tail.text, tail.finish)
+        resp = self._complete(self._greedy_body(ids, max_new_tokens, stop, min_new_tokens))
         return self._finish(ids, resp, max_new_tokens, stop)
 
-    def _greedy_many(self, rows: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:
+    def _greedy_many(self, rows: list[list[int]], max_new_tokens: int, stop: list[str],
+                     min_new_tokens: int = 0) -> list[Completion]:
         if len(rows) == 1:
-            return [self._greedy_one(rows[0], max_new_tokens, stop)]
-        return list(self._pool.map(lambda ids: self._greedy_one(ids, max_new_tokens, stop), rows))
+            return [self._greedy_one(rows[0], max_new_tokens, stop, min_new_tokens)]
+        return list(self._pool.map(
+            lambda ids: self._greedy_one(ids, max_new_tokens, stop, min_new_tokens), rows))
 
     def _finish(self, prompt: list[int], resp: dict[str, Any], max_new_tokens: int, stop: list[str]) -> Completion:
         """A Completion as the HF backend makes it: on a stop string, the text runs through it."""
@@ -496,9 +510,9 @@ class OpenAISession:
     def truncate_to(self, n: int) -> None:
         del self.ids[n:]
 
-    def greedy(self, max_new_tokens: int, stop: list[str]) -> Completion:
+    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> Completion:
         check_fits(len(self.ids), max_new_tokens, self.backend.context_length, "sequence")
-        completion = self.backend._greedy_one(self.ids, max_new_tokens, stop)
+        completion = self.backend._greedy_one(self.ids, max_new_tokens, stop, min_new_tokens)
         self.ids.extend(completion.token_ids)
         return completion
 
@@ -518,10 +532,10 @@ class OpenAIRows:
         for ids, new in zip(self.ids, rows, strict=True):
             ids.extend(new)
 
-    def greedy(self, max_new_tokens: int, stop: list[str]) -> list[Completion]:
+    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> list[Completion]:
         for ids in self.ids:
             check_fits(len(ids), max_new_tokens, self.backend.context_length, "sequence")
-        completions = self.backend._greedy_many(self.ids, max_new_tokens, stop)
+        completions = self.backend._greedy_many(self.ids, max_new_tokens, stop, min_new_tokens)
         for ids, completion in zip(self.ids, completions):
             ids.extend(completion.token_ids)
         return completions

@@ -1,0 +1,144 @@
+"""The LLM-judge tagger: parsing, resume, failures recorded, and a real model as judge."""
+
+import json
+
+import pytest
+from test_ablate import PROFILE, respond
+
+from cotprobe.backends.scripted import ScriptedBackend
+from cotprobe.generate import GenerationSettings, generate
+from cotprobe.judge import judge_key, load_judge_prompt, parse_behaviours
+from cotprobe.records import Judgement, Question, Step, Tag, read_jsonl
+from cotprobe.scales import VERBAL_10
+from cotprobe.store import RunDir
+from cotprobe.tag import Judge, main, tag_run
+
+
+@pytest.mark.parametrize("answer, behaviours", [
+    (" backtracking, verification", ["backtracking", "verification"]),
+    ("Verification and backtracking.", ["backtracking", "verification"]),
+    (" none", []),
+    ("None.", []),
+    ("hedging; hedging", ["hedging"]),
+    (" **conclusion**", ["conclusion"]),
+])
+def test_parse_behaviours_accepts_lists_of_known_names(answer, behaviours):
+    assert parse_behaviours(answer) == (behaviours, "")
+
+
+@pytest.mark.parametrize("answer, error", [
+    ("", "empty answer"),
+    ("  ", "empty answer"),
+    ("maybe", "not a behaviour: 'maybe'"),
+    ("hedging, none", "not a behaviour: 'none'"),  # none with others is contradictory
+    ("The step shows hedging", "not a behaviour: 'the step shows hedging'"),
+])
+def test_parse_behaviours_never_guesses(answer, error):
+    assert parse_behaviours(answer) == ([], error)
+
+
+def test_judge_prompt_must_have_a_step_placeholder(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"instruction": "Label it.", "open": "B:", "close": "\n"}))
+    with pytest.raises(ValueError, match=r"no \{step\} placeholder"):
+        load_judge_prompt(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the judge prompt"):
+        load_judge_prompt(bad)
+
+
+def judge_respond(calls):
+    """A scripted judge: 'Wait' steps are backtracking, 'check' verification, a step mentioning
+    Paris gets an answer that does not parse, everything else none."""
+    def answer(context: str) -> str:
+        calls.append(context)
+        step = context.rsplit("Step: ", 1)[1]
+        if "Wait" in step:
+            return " backtracking\n"
+        if "check" in step:
+            return " verification, conclusion\n"
+        if "Paris" in step:
+            return " it is about Paris\n"
+        return " none\n"
+    return answer
+
+
+@pytest.fixture()
+def run(tiny_parts, questions, tmp_path):
+    backend = ScriptedBackend(respond, tiny_parts[1], name="tiny-random")
+    path = tmp_path / "run"
+    with RunDir(path) as rd:
+        rd.start_stage("generate", {"model": "tiny-random"})
+        generate(backend, questions, rd, PROFILE, VERBAL_10, GenerationSettings(budget=400))
+    return backend, path
+
+
+def test_judge_tags_every_step_records_failures_and_resumes(run, tiny_parts):
+    backend, path = run
+    calls: list[str] = []
+    prompt = load_judge_prompt()
+    judge = Judge(ScriptedBackend(judge_respond(calls), tiny_parts[1], name="judge"), "judge-model", "hf", prompt,
+                  batch_size=2)
+    with RunDir(path) as rd:
+        tagged = tag_run(rd, backend=backend, judge=judge)
+    steps = read_jsonl(path / "steps.jsonl", Step)
+    judgements = read_jsonl(path / "judgements.jsonl", Judgement)
+    assert [(j.question_id, j.step_index) for j in judgements] == [(s.question_id, s.index) for s in steps]
+    assert len(calls) == len(steps)
+    key = judge_key("judge-model", prompt)
+    assert {j.judge for j in judgements} == {key}
+    failed = [j for j in judgements if j.error]
+    assert failed and all("Paris" in next(s.text for s in steps if (s.question_id, s.index) ==
+                                          (j.question_id, j.step_index)) for j in failed)
+    assert tagged.settings["unparsed"] == len(failed) and tagged.settings["judged_steps"] == len(steps)
+    tags = read_jsonl(path / "tags.jsonl", Tag)
+    text = {(s.question_id, s.index): s.text for s in steps}
+    for tag in tags:
+        assert tag.tagger == key and tag.start == 0 and tag.end == len(text[(tag.question_id, tag.step_index)])
+    assert {(t.question_id, t.step_index) for t in tags if t.behaviour == "backtracking"} == \
+        {k for k, v in text.items() if "Wait" in v}
+    # the previous step is shown as context; the first step says it has none
+    assert "Previous step: (none: this is the first step)" in calls[0]
+    assert f"Previous step: {steps[0].text}\nStep: {steps[1].text}" in calls[1]
+
+    # a re-run asks nothing again; an interrupted one asks only what is missing
+    with RunDir(path) as rd:
+        tag_run(rd, backend=backend, judge=judge)
+    assert len(calls) == len(steps)
+    lines = (path / "judgements.jsonl").read_text().splitlines(keepends=True)
+    (path / "judgements.jsonl").write_text("".join(lines[:2]) + lines[2][:10])  # torn last line
+    with RunDir(path) as rd:
+        tag_run(rd, backend=backend, judge=judge)
+    assert len(calls) == 2 * len(steps) - 2
+    again = read_jsonl(path / "judgements.jsonl", Judgement)
+    assert sorted((j.question_id, j.step_index) for j in again) == sorted((j.question_id, j.step_index)
+                                                                          for j in judgements)
+
+
+def test_embedded_model_as_judge_through_the_command(embedded, tmp_path, capsys):
+    """A real model judges real steps: every step gets a judgement, parsed or recorded as unparsed."""
+    cot = ("Let me think about where the Eiffel Tower is. I believe it is in Paris.\n\n"
+           "Wait, let me double-check that. Yes, it was built for the 1889 World's Fair in Paris.\n\n"
+           "So the answer is Paris.")
+
+    def write(context: str) -> str:
+        if context.endswith("**Confidence**:"):
+            return " Almost certain\n"
+        return " Paris\n" if context.endswith("**Answer**:") else cot + "</think>\n\n**Answer**: Paris\n"
+
+    writer = ScriptedBackend(write, embedded.tokenizer, name=embedded.name)
+    path = tmp_path / "run"
+    with RunDir(path) as rd:
+        rd.start_stage("generate", {"model": embedded.name})
+        generate(writer, [Question("q1", "Where is the Eiffel Tower?", "Paris")], rd, PROFILE, VERBAL_10,
+                 GenerationSettings(budget=200))
+    assert main([str(path), "--judge", embedded.name, "--resamples", "50"]) == 0
+    out = capsys.readouterr().out
+    judgements = read_jsonl(path / "judgements.jsonl", Judgement)
+    steps = read_jsonl(path / "steps.jsonl", Step)
+    assert len(judgements) == len(steps) >= 5
+    assert all(j.behaviours or j.error or j.answer.strip(" .").lower() == "none" for j in judgements)
+    section = json.loads((path / "metrics.json").read_text())["behaviours"]
+    assert section["tagger"].startswith(f"judge:{embedded.name}@")
+    assert section["unparsed"] == sum(1 for j in judgements if j.error)
+    assert f"did not parse: {section['unparsed']} of {len(steps)} steps" in out
