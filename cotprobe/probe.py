@@ -52,14 +52,14 @@ def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str]
     """From rows positioned right after each CoT (see `backends.fork`), force the answer, then
     the confidence; one (answer, Confidence) per row."""
     rows.extend([backend.encode(forcing_suffix(profile, cot)) for cot in cots])
-    # A forced field may not end at its first token, by end-of-sequence or by a newline: small
+    # A forced field does not end while it is blank, by end-of-sequence or by a newline: small
     # models often put one right after "**Answer**:", which would grade as an empty wrong answer.
-    answers = rows.greedy(settings.answer_max_tokens, stop=["\n"], min_new_tokens=1)
+    answers = rows.greedy(settings.answer_max_tokens, stop=["\n"], nonblank=True)
     # A newline the model wrote stays; otherwise start the confidence line ourselves.
     rows.extend([backend.encode(("" if a.finish == "stop" else "\n") + CONFIDENCE_PREFIX) for a in answers])
     options = [backend.encode(" " + label) for label in scale.labels]
     scored = [scored_confidence(lps, scale) for lps in rows.score(options)]
-    written = rows.greedy(settings.confidence_max_tokens, stop=["\n"], min_new_tokens=1)
+    written = rows.greedy(settings.confidence_max_tokens, stop=["\n"], nonblank=True)
     results = []
     for answer, text, distribution in zip(answers, written, scored):
         label = scale.parse(text.text)

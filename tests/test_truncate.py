@@ -145,8 +145,9 @@ def test_truncate_command_writes_probes_metrics_and_figure(tmp_path):
 
 
 @pytest.mark.parametrize("reuse_cache", [True, False])
-def test_forced_field_never_starts_with_end_of_sequence(embedded_parts, reuse_cache):
-    """SmolLM2 puts <|im_end|> first after this "**Answer**:"; min_new_tokens=1 makes it answer."""
+def test_forced_field_does_not_end_while_blank(embedded_parts, reuse_cache):
+    """After this "**Answer**:" SmolLM2's first choice is <|im_end|> and its next a newline; a
+    forced field goes on until it has written something, then stops at the end of that line."""
     from cotprobe.backends import fork
 
     backend = HFBackend(*embedded_parts, reuse_cache=reuse_cache)
@@ -154,6 +155,15 @@ def test_forced_field_never_starts_with_end_of_sequence(embedded_parts, reuse_ca
     ids = backend.encode(prompt + "The planet is Mars.\n\n**Answer**:")
     (free,) = fork(backend, ids, [len(ids)]).greedy(8, ["\n"])
     assert free.finish == "eos" and free.token_ids == []  # what the model does unforced
-    (forced,) = fork(backend, ids, [len(ids)]).greedy(8, ["\n"], min_new_tokens=1)
-    assert forced.token_ids and forced.token_ids[0] not in backend.eos_ids
-    assert "Mars" in forced.text
+    (forced,) = fork(backend, ids, [len(ids)]).greedy(16, ["\n"], nonblank=True)
+    assert forced.token_ids[0] not in backend.eos_ids
+    assert forced.text.startswith("\nMars")  # the newline did not end it; the answer follows
+    assert "\n" not in forced.text.strip()
+
+
+def test_stop_strings_wait_for_nonblank_text():
+    from cotprobe.backends import cut_at_stop
+
+    assert cut_at_stop("\n\nMars\nmore", ["\n"], nonblank=True) == ("\n\nMars\n", True)
+    assert cut_at_stop("\n\n", ["\n"], nonblank=True) == ("\n\n", False)
+    assert cut_at_stop("\n\nMars\n", ["\n"]) == ("\n", True)

@@ -50,24 +50,16 @@ def check_fits(n_prompt: int, n_new: int, context: int, what: str = "prompt") ->
         )
 
 
-def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
-    """Text up to (and including) the earliest stop string, and whether one occurred."""
-    hits = [(text.find(s), s) for s in stops if s and s in text]
+def cut_at_stop(text: str, stops: list[str], nonblank: bool = False) -> tuple[str, bool]:
+    """Text up to (and including) the earliest stop string, and whether one occurred. With
+    nonblank, stop strings count only after the first non-blank character (a forced answer's
+    leading newlines do not end it empty)."""
+    start = len(text) - len(text.lstrip()) if nonblank else 0
+    hits = [(pos, s) for s in stops if s and (pos := text.find(s, start)) >= 0]
     if not hits:
         return text, False
     pos, stop = min(hits)
     return text[: pos + len(stop)], True
-
-
-def cut_after(decode, tokens: list[int], stops: list[str], skip: int = 0) -> tuple[str, bool]:
-    """cut_at_stop over the text of `tokens`, looking for stop strings only after the first
-    `skip` tokens (so a forced answer's leading newline does not end it empty)."""
-    text = decode(tokens)
-    if len(tokens) <= skip:
-        return text, False
-    head = len(decode(tokens[:skip])) if skip else 0
-    cut, stopped = cut_at_stop(text[head:], stops)
-    return text[:head] + cut, stopped
 
 
 TINY_MODEL = "tiny-random"  # a few-layer random-weight model built in-process (tests, smoke checks)
@@ -120,8 +112,8 @@ class SequentialRows:
         for session, ids in zip(self.sessions, rows, strict=True):
             session.extend(ids)
 
-    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> list[Completion]:
-        return [s.greedy(max_new_tokens, stop, min_new_tokens) for s in self.sessions]
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> list[Completion]:
+        return [s.greedy(max_new_tokens, stop, nonblank) for s in self.sessions]
 
     def score(self, options: list[list[int]]) -> list[list[float]]:
         return [s.score(options) for s in self.sessions]

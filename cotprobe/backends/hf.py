@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import AttentionInterface
 
-from . import TokenizerOps, Completion, check_fits, cut_after, cut_at_stop
+from . import TokenizerOps, Completion, check_fits, cut_at_stop
 
 
 class HFBackend(TokenizerOps):
@@ -112,20 +112,20 @@ class HFSession:
         self.cached = n
 
     @torch.inference_mode()
-    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> Completion:
-        """Greedy continuation until a stop string, an end-of-sequence token or the limit; the
-        first min_new_tokens tokens can end it neither way."""
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> Completion:
+        """Greedy continuation until a stop string, an end-of-sequence token or the limit. With
+        nonblank, neither ends it while its text is still blank."""
         new: list[int] = []
         for _ in range(max_new_tokens):
             logprobs = self._logprobs_from(len(self.ids) - 1)[-1].clone()
-            if len(new) < min_new_tokens:
+            if nonblank and not self.backend.decode(new).strip():
                 logprobs[list(self.backend.eos_ids)] = -torch.inf
             token = int(logprobs.argmax())
             if token in self.backend.eos_ids:
                 return Completion(new, self.backend.decode(new), "eos")
             new.append(token)
             self.ids.append(token)
-            text, stopped = cut_after(self.backend.decode, new, stop, min_new_tokens)
+            text, stopped = cut_at_stop(self.backend.decode(new), stop, nonblank)
             if stopped:
                 return Completion(new, text, "stop")
         return Completion(new, self.backend.decode(new), "length")
@@ -274,15 +274,16 @@ class HFRows:
             self._advance(rows)
 
     @torch.inference_mode()
-    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> list[Completion]:
-        """Greedy continuation of every row until its stop string, end of sequence or the limit;
-        a row's first min_new_tokens tokens can end it neither way."""
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> list[Completion]:
+        """Greedy continuation of every row until its stop string, end of sequence or the limit.
+        With nonblank, neither ends a row while its text is still blank."""
         new: list[list[int]] = [[] for _ in self.ids]
         finish: list[str | None] = [None] * len(self.ids)
-        for n in range(max_new_tokens):
+        for _ in range(max_new_tokens):
             logprobs = self.last.clone()
-            if n < min_new_tokens:
-                logprobs[:, list(self.backend.eos_ids)] = -torch.inf
+            if nonblank:
+                blank = [k for k, tokens in enumerate(new) if not self.backend.decode(tokens).strip()]
+                logprobs[torch.tensor(blank, dtype=torch.long)[:, None], list(self.backend.eos_ids)] = -torch.inf
             step: list[list[int]] = []
             for k, token in enumerate(logprobs.argmax(dim=-1).tolist()):
                 if finish[k] is None and token in self.backend.eos_ids:
@@ -292,14 +293,14 @@ class HFRows:
                     continue
                 new[k].append(token)
                 step.append([token])
-                if cut_after(self.backend.decode, new[k], stop, min_new_tokens)[1]:
+                if cut_at_stop(self.backend.decode(new[k]), stop, nonblank)[1]:
                     finish[k] = "stop"
             self.extend(step)
             if all(f is not None for f in finish):
                 break
         out = []
         for k, tokens in enumerate(new):
-            text = cut_after(self.backend.decode, tokens, stop, min_new_tokens)[0]
+            text = cut_at_stop(self.backend.decode(tokens), stop, nonblank)[0]
             out.append(Completion(tokens, text, finish[k] or "length"))
         return out
 

@@ -328,10 +328,10 @@ class OpenAIBackend(TokenizerOps):
         return {"prompt": list(ids) if self.prompt_mode == "tokens" else self.decode(ids)}
 
     def _greedy_body(self, ids: list[int], max_new_tokens: int, stop: list[str],
-                     min_new_tokens: int = 0) -> dict[str, Any]:
+                     no_eos: bool = False) -> dict[str, Any]:
         body = {**self._prompt_body(ids), "max_tokens": max_new_tokens, "temperature": 0}
-        if min_new_tokens:  # vLLM, SGLang and llama-cpp-python's server: no eos before this many
-            body["min_tokens"] = min_new_tokens
+        if no_eos:  # vLLM, SGLang and llama-cpp-python's server: no end-of-sequence before this many
+            body["min_tokens"] = max_new_tokens
         stops = [s for s in stop if s]
         if stops:
             body["stop"] = stops
@@ -344,24 +344,31 @@ class OpenAIBackend(TokenizerOps):
         return self._greedy_many(prompts, max_new_tokens, stop)
 
     def _greedy_one(self, ids: list[int], max_new_tokens: int, stop: list[str],
-                    min_new_tokens: int = 0) -> Completion:
-        if min_new_tokens and [s for s in stop if s] and max_new_tokens > min_new_tokens:
-            # Servers' min_tokens holds back end-of-sequence only; stop strings must not end the
-            # first tokens either (as in the local backend), so those are asked for on their own.
-            head = self._greedy_one(ids, min_new_tokens, [], min_new_tokens)
-            if head.finish != "length":
-                return head
-            tail = self._greedy_one(ids + head.token_ids, max_new_tokens - len(head.token_ids), stop)
-            return Completion(head.token_ids + tail.token_ids, head.text + tail.text, tail.finish)
-        resp = self._complete(self._greedy_body(ids, max_new_tokens, stop, min_new_tokens))
+                    nonblank: bool = False) -> Completion:
+        if nonblank:
+            # As in the local backend: while the text is blank, neither end-of-sequence nor a stop
+            # string ends it. Servers' min_tokens only holds back end-of-sequence, so blank
+            # tokens are asked for one at a time (usually none or one), then the rest as usual.
+            head: list[int] = []
+            text = ""
+            while not text.strip() and len(head) < max_new_tokens:
+                one = self._finish(ids + head, self._complete(self._greedy_body(ids + head, 1, [], True)), 1, [])
+                if not one.token_ids:  # a server that ignores min_tokens ended the text
+                    return Completion(head, text, "eos")
+                head += one.token_ids
+                text += one.text
+            if len(head) >= max_new_tokens:
+                return Completion(head, text, "length")
+            tail = self._greedy_one(ids + head, max_new_tokens - len(head), stop)
+            return Completion(head + tail.token_ids, text + tail.text, tail.finish)
+        resp = self._complete(self._greedy_body(ids, max_new_tokens, stop))
         return self._finish(ids, resp, max_new_tokens, stop)
 
     def _greedy_many(self, rows: list[list[int]], max_new_tokens: int, stop: list[str],
-                     min_new_tokens: int = 0) -> list[Completion]:
+                     nonblank: bool = False) -> list[Completion]:
         if len(rows) == 1:
-            return [self._greedy_one(rows[0], max_new_tokens, stop, min_new_tokens)]
-        return list(self._pool.map(
-            lambda ids: self._greedy_one(ids, max_new_tokens, stop, min_new_tokens), rows))
+            return [self._greedy_one(rows[0], max_new_tokens, stop, nonblank)]
+        return list(self._pool.map(lambda ids: self._greedy_one(ids, max_new_tokens, stop, nonblank), rows))
 
     def _finish(self, prompt: list[int], resp: dict[str, Any], max_new_tokens: int, stop: list[str]) -> Completion:
         """A Completion as the HF backend makes it: on a stop string, the text runs through it."""
@@ -510,9 +517,9 @@ class OpenAISession:
     def truncate_to(self, n: int) -> None:
         del self.ids[n:]
 
-    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> Completion:
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> Completion:
         check_fits(len(self.ids), max_new_tokens, self.backend.context_length, "sequence")
-        completion = self.backend._greedy_one(self.ids, max_new_tokens, stop, min_new_tokens)
+        completion = self.backend._greedy_one(self.ids, max_new_tokens, stop, nonblank)
         self.ids.extend(completion.token_ids)
         return completion
 
@@ -532,10 +539,10 @@ class OpenAIRows:
         for ids, new in zip(self.ids, rows, strict=True):
             ids.extend(new)
 
-    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> list[Completion]:
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> list[Completion]:
         for ids in self.ids:
             check_fits(len(ids), max_new_tokens, self.backend.context_length, "sequence")
-        completions = self.backend._greedy_many(self.ids, max_new_tokens, stop, min_new_tokens)
+        completions = self.backend._greedy_many(self.ids, max_new_tokens, stop, nonblank)
         for ids, completion in zip(self.ids, completions):
             ids.extend(completion.token_ids)
         return completions

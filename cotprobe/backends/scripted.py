@@ -46,8 +46,8 @@ class ScriptedSession:
     def extend(self, ids: list[int]) -> None:
         self.ids.extend(ids)
 
-    def greedy(self, max_new_tokens: int, stop: list[str], min_new_tokens: int = 0) -> Completion:
-        # A script is a text; an empty one ends at once whatever min_new_tokens says.
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> Completion:
+        # A script is a text, played as written (nonblank does not apply).
         completion = self.backend._play(self.ids, max_new_tokens, stop)
         self.ids.extend(completion.token_ids)
         return completion
