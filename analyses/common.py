@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cotprobe import metrics, summary
+from cotprobe.profiles import style_base
 from cotprobe.records import Probe, Trace, read_jsonl
 from cotprobe.store import open_existing
 
@@ -77,6 +78,7 @@ class Run:
         self.model = str(gen.get("model", "?"))
         self.profile = str(profile.get("name", "?")) if isinstance(profile, dict) else str(profile or "?")
         self.reasoning = profile.get("reasoning") if isinstance(profile, dict) else None
+        self.base_profile = style_base(self.profile)  # slow-think runs: the profile they came from
         self.style = str(gen.get("style", "?"))
         self.dataset = str(gen.get("dataset", "?"))
         self.data_hash = gen.get("data_hash")

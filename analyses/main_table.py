@@ -56,7 +56,7 @@ def auto_pairs(runs: Sequence[Run]) -> list[tuple[Run, Run]]:
         for b in runs:
             if a is b or (a.model, a.dataset) != (b.model, b.dataset):
                 continue
-            by_style = a.profile == b.profile and a.style in REASONING_STYLES and b.style == "direct"
+            by_style = a.base_profile == b.base_profile and a.style in REASONING_STYLES and b.style == "direct"
             by_profile = a.style == b.style and a.reasoning is True and b.reasoning is False
             if by_style or by_profile:
                 pairs.append((a, b))

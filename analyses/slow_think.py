@@ -1,7 +1,8 @@
 """In-context slow thinking vs chain-of-thought vs direct prompting of the same model.
 
-Runs of one model (same profile) on one dataset whose manifest prompt style differs (``direct``,
-``cot``, ``slow-think``) form a setting. For each, the final answers' accuracy, ECE, Brier and AUROC
+Runs of one model on one dataset whose prompt style differs (``direct``, ``cot``, ``slow-think``)
+form a setting; a slow-think run counts under the profile its own was derived from
+(`cotprobe.profiles.style_base`: ``slow-think`` under ``plain``). For each, the final answers' accuracy, ECE, Brier and AUROC
 with 95% bootstrap intervals (`cotprobe.summary.table`), one panel per metric, one group of bars
 per setting, one bar per style; and, in the CSV, each style's paired difference to ``direct`` on
 the questions both answered (`cotprobe.metrics.paired_bootstrap_diff`).
@@ -51,7 +52,7 @@ def settings(runs: Sequence[Run]) -> dict[tuple[str, str, str], list[Run]]:
     """Runs grouped by (model, profile, dataset), keeping groups with at least two styles."""
     groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
     for run in runs:
-        groups[(run.model, run.profile, run.dataset)].append(run)
+        groups[(run.model, run.base_profile, run.dataset)].append(run)
     return {k: v for k, v in groups.items() if len({r.style for r in v}) >= 2}
 
 

@@ -79,6 +79,16 @@ SLOW_THINK = Profile(
 PROFILES[SLOW_THINK.name] = SLOW_THINK
 
 
+def style_base(name: str) -> str:
+    """The profile that `for_style` derived a profile name from ("slow-think" -> "plain",
+    "X+slow-think" -> "X"); any other name is its own base."""
+    if name == SLOW_THINK.name:
+        return "plain"
+    for style in THINKING_STYLES:
+        name = name.removesuffix(f"+{style}")
+    return name
+
+
 def for_style(profile: Profile, style: str) -> Profile:
     """The profile to generate with for a prompt style.
 

@@ -57,7 +57,8 @@ def runs(tmp_path_factory):
     return {
         "reason": make_run(root, "reason", traces(REASON), cut + abl, model="org/M-8B", style="cot"),
         "direct": make_run(root, "direct", traces(DIRECT, "direct"), model="org/M-8B", style="direct"),
-        "slow": make_run(root, "slow", traces(SLOW, "slow-think"), model="org/M-8B", style="slow-think"),
+        "slow": make_run(root, "slow", traces(SLOW, "slow-think"), model="org/M-8B", style="slow-think",
+                         profile="slow-think", reasoning=True),  # as for_style makes it
         "think": make_run(root, "think", traces(THINK), model="Q/Qwen3-8B", profile="qwen3-thinking", reasoning=True),
         "nothink": make_run(root, "nothink", traces(NOTHINK), model="Q/Qwen3-8B", profile="qwen3-nothinking"),
     }
