@@ -55,12 +55,26 @@ def trace_metrics(traces: list[Trace], n_resamples: int = 1000) -> dict[str, Any
     }
 
 
+MAX_LEVELS = 21  # more requested levels than this (every-step cuts) are binned
+
+
+def cut_level(p: Probe, binned: bool) -> float:
+    """A probe's level: its requested fraction, or with `binned` its realised fraction rounded to
+    the nearest tenth (every-step cuts request each step boundary's own fraction, so without
+    binning most levels would hold one probe)."""
+    return round(round(p.fraction_realised * 10) / 10 if binned else p.fraction_requested, 6)
+
+
 def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int = 1000) -> dict[str, Any]:
-    """Per requested cut level: metrics with intervals; the trend of each metric along the CoT."""
+    """Per requested cut level: metrics with intervals; the trend of each metric along the CoT.
+
+    With more than MAX_LEVELS distinct requested fractions (`--cut every-step`), levels are the
+    realised fractions binned to tenths, and the result says so ("binned")."""
     probes = [p for p in probes if p.condition == "cut"]
+    binned = len({round(p.fraction_requested, 6) for p in probes}) > MAX_LEVELS
     by_level: dict[float, list[Probe]] = defaultdict(list)
     for p in probes:
-        by_level[round(p.fraction_requested, 6)].append(p)
+        by_level[cut_level(p, binned)].append(p)
     levels = sorted(by_level)
     per_level = []
     for level in levels:
@@ -73,7 +87,7 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
     trends = {}
     if len(levels) >= 3 and usable:
         frac = np.array([p.fraction_realised for p in usable])
-        lev = np.array([p.fraction_requested for p in usable])
+        lev = np.array([cut_level(p, binned) for p in usable])
         conf = np.array([confidence_value(p.confidence, source) for p in usable])
         ok = np.array([float(p.correct) for p in usable])
         qid = np.array([p.question_id for p in usable])
@@ -86,8 +100,8 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
             realised = [row["fraction_realised"] for row in per_level]
             ols = metrics.slope_ols(realised, values) if sum(np.isfinite(values)) >= 3 else None
             trends[name] = {"clustered": _plain(clustered), "ols_per_level": _plain(ols)}
-    return {"source": source, "levels": per_level, "trends": trends,
-            "trajectories": _trajectory_summary(usable, source)}
+    return {"source": source, "binned": "realised fraction, nearest tenth" if binned else None,
+            "levels": per_level, "trends": trends, "trajectories": _trajectory_summary(usable, source)}
 
 
 def condition_metrics(probes: list[Probe], reference: str = "full", source: str = "expected",
@@ -202,7 +216,8 @@ def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None
 
 
 def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
-    print(f"\n{run_dir}: calibration against CoT progress (confidence={result['source']})")
+    binned = f"; every-step cuts binned by {result['binned']}" if result.get("binned") else ""
+    print(f"\n{run_dir}: calibration against CoT progress (confidence={result['source']}{binned})")
     print(HEADER.replace(" " * 22, f"{'cut (realised)':<22}", 1))
     for row in result["levels"]:
         print(format_row(f"{row['level']:.2f} ({row['fraction_realised']:.2f})", row))

@@ -407,3 +407,33 @@ def test_trajectory_of_length_zero():
     t = trajectory([])
     assert np.isnan(t["first"]) and np.isnan(t["last"]) and np.isnan(t["change"])
     assert t["largest_jump"] == 0.0 and t["direction_changes"] == 0
+
+
+def _cut_probe(q, requested, realised, conf, correct):
+    from cotprobe.records import Confidence, Probe
+
+    return Probe(question_id=q, condition="cut", fraction_requested=requested, fraction_realised=realised,
+                 step_index=0, token_index=0, answer="x", confidence=Confidence(expected_value=conf),
+                 correct=correct)
+
+
+def test_every_step_cuts_are_binned_by_realised_tenths_and_requested_levels_are_not():
+    from cotprobe.summary import cut_metrics
+
+    rng = np.random.default_rng(0)
+    probes = []
+    for q in range(40):  # every-step cuts: each question's own step boundaries
+        bounds = np.concatenate([[0.0], np.sort(rng.uniform(0, 1, rng.integers(3, 9))), [1.0]])
+        probes += [_cut_probe(f"q{q}", f, f, float(rng.uniform()), bool(rng.uniform() < 0.5)) for f in bounds]
+    result = cut_metrics(probes, n_resamples=50)
+    assert result["binned"]
+    levels = [row["level"] for row in result["levels"]]
+    assert levels == sorted(levels) and set(levels) <= {round(k / 10, 6) for k in range(11)}
+    expected = {lv: sum(1 for p in probes if round(round(p.fraction_realised * 10) / 10, 6) == lv) for lv in levels}
+    assert {row["level"]: row["n_total"] for row in result["levels"]} == expected
+    assert sum(expected.values()) == len(probes)
+
+    fixed = [_cut_probe(f"q{q}", k / 10, k / 10 + 0.01 * (q % 3), 0.5, q % 2 == 0) for q in range(20) for k in range(11)]
+    result = cut_metrics(fixed, n_resamples=50)
+    assert result["binned"] is None and [row["level"] for row in result["levels"]] == [k / 10 for k in range(11)]
+    assert all(row["n_total"] == 20 for row in result["levels"])
