@@ -3,10 +3,10 @@
 Segments the traces into steps if that has not been done (steps.jsonl, token spans in the
 model's own tokenization: only the tokenizer is loaded, never the model), tags every step with
 the rule tagger of `cotprobe.tags` (tags.jsonl, rewritten atomically on every run: tagging is
-cheap and deterministic) or, with --judge MODEL, with an LLM judge (`cotprobe.judge`; its answers
-are kept in judgements.jsonl and not asked again), prints per-behaviour counts and writes the "behaviours" section of
-metrics.json plus figures/behaviour_frequency.png (and figures/behaviour_trajectories.png when
-the run has cut probes).
+cheap and deterministic) or, with --judge MODEL, with an LLM judge (`cotprobe.judge`; its
+answers are kept in judgements.jsonl and not asked again), prints per-behaviour counts and
+writes the "behaviours" section of metrics.json plus figures/behaviour_frequency.png (and
+figures/behaviour_trajectories.png when the run has cut probes).
 
 How behaviours relate to confidence (metrics.json "behaviours" -> "confidence_change"): a step's
 change is the expected confidence at the cut just after the step (the cut keeping steps 0..i)

@@ -328,10 +328,10 @@ class OpenAIBackend(TokenizerOps):
         return {"prompt": list(ids) if self.prompt_mode == "tokens" else self.decode(ids)}
 
     def _greedy_body(self, ids: list[int], max_new_tokens: int, stop: list[str],
-                     no_eos: bool = False) -> dict[str, Any]:
+                     min_tokens: int = 0) -> dict[str, Any]:
         body = {**self._prompt_body(ids), "max_tokens": max_new_tokens, "temperature": 0}
-        if no_eos:  # vLLM, SGLang and llama-cpp-python's server: no end-of-sequence before this many
-            body["min_tokens"] = max_new_tokens
+        if min_tokens:  # vLLM, SGLang and llama-cpp-python's server: no end-of-sequence before this many
+            body["min_tokens"] = min_tokens
         stops = [s for s in stop if s]
         if stops:
             body["stop"] = stops
@@ -346,23 +346,33 @@ class OpenAIBackend(TokenizerOps):
     def _greedy_one(self, ids: list[int], max_new_tokens: int, stop: list[str],
                     nonblank: bool = False) -> Completion:
         if nonblank:
-            # As in the local backend: while the text is blank, neither end-of-sequence nor a stop
-            # string ends it. Servers' min_tokens only holds back end-of-sequence, so blank
-            # tokens are asked for one at a time (usually none or one), then the rest as usual.
-            head: list[int] = []
-            text = ""
-            while not text.strip() and len(head) < max_new_tokens:
-                one = self._finish(ids + head, self._complete(self._greedy_body(ids + head, 1, [], True)), 1, [])
-                if not one.token_ids:  # a server that ignores min_tokens ended the text
-                    return Completion(head, text, "eos")
-                head += one.token_ids
-                text += one.text
-            if len(head) >= max_new_tokens:
-                return Completion(head, text, "length")
-            tail = self._greedy_one(ids + head, max_new_tokens - len(head), stop)
-            return Completion(head + tail.token_ids, text + tail.text, tail.finish)
+            return self._greedy_nonblank(ids, max_new_tokens, stop)
         resp = self._complete(self._greedy_body(ids, max_new_tokens, stop))
         return self._finish(ids, resp, max_new_tokens, stop)
+
+    def _greedy_nonblank(self, ids: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
+        """As in the local backend: while the text is blank, neither end-of-sequence nor a stop
+        string ends it. One request without stop strings (min_tokens holds back an immediate
+        end-of-sequence); the stop is looked for here, after the first non-blank character."""
+        stops = [s for s in stop if s]
+        done = self._finish(ids, self._complete(self._greedy_body(ids, max_new_tokens, [], 1)), max_new_tokens, [])
+        text, stopped = cut_at_stop(done.text, stops, nonblank=True)
+        if stopped:
+            return Completion(self.encode(text), text, "stop")
+        if done.text.strip() or done.finish == "length":
+            return done
+        # Blank text, then end-of-sequence (rare): go on one token at a time until it is not blank.
+        head, text = list(done.token_ids), done.text
+        while not text.strip() and len(head) < max_new_tokens:
+            one = self._finish(ids + head, self._complete(self._greedy_body(ids + head, 1, [], 1)), 1, [])
+            if not one.token_ids:  # a server that ignores min_tokens
+                return Completion(head, text, "eos")
+            head += one.token_ids
+            text += one.text
+        if len(head) >= max_new_tokens:
+            return Completion(head, text, "length")
+        tail = self._greedy_one(ids + head, max_new_tokens - len(head), stop)
+        return Completion(head + tail.token_ids, text + tail.text, tail.finish)
 
     def _greedy_many(self, rows: list[list[int]], max_new_tokens: int, stop: list[str],
                      nonblank: bool = False) -> list[Completion]:
