@@ -170,12 +170,14 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     rows, heads, q_len, dim = query.shape
     kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
     groups = heads // kv_heads
+    scaling = dim ** -0.5 if scaling is None else scaling
     q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
     folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
     scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
     scores_prefix = scores_prefix.reshape(kv_heads, rows, groups * q_len, n_prefix).transpose(0, 1)
     scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float() * scaling
-    mask = attention_mask[:, :, None].expand(rows, kv_heads, groups, q_len, -1).reshape(rows, kv_heads, groups * q_len, -1)
+    mask = attention_mask[:, :, None].expand(rows, kv_heads, groups, q_len, -1)
+    mask = mask.reshape(rows, kv_heads, groups * q_len, -1)
     probs = torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=-1).to(query.dtype)
     folded_probs = probs[..., :n_prefix].transpose(0, 1).reshape(kv_heads, rows * groups * q_len, n_prefix)
     v_dim = prefix_v.shape[-1]
