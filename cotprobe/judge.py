@@ -103,6 +103,6 @@ def judgement_tags(judgements: Iterable[Judgement], steps: dict[str, list[Step]]
 
 
 def describe(model: str, backend_kind: str, prompt: JudgePrompt) -> dict[str, Any]:
-    return {"tagger": "judge", "judge_model": model, "judge_backend": backend_kind,
+    return {"tagger": "judge", "judge": judge_key(model, prompt), "judge_model": model, "judge_backend": backend_kind,
             "prompt": prompt.source, "version": prompt.version, "prompt_sha256": prompt.sha256,
             "max_tokens": prompt.max_tokens, "decoding": "greedy"}

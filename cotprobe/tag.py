@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .backends import TokenizerOps
 from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags, load_judge_prompt
 from .records import Judgement, Probe, Step, Tag, Trace, write_jsonl
 from .resources import data_path
@@ -46,18 +47,12 @@ CHANGE_DEFINITION = (
 )
 
 
-class TokenizerBackend:
+class TokenizerBackend(TokenizerOps):
     """Just enough of a backend to segment traces: encode/decode with the model's tokenizer."""
 
     def __init__(self, tokenizer: Any, name: str = ""):
         self.tokenizer = tokenizer
         self.name = name
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
 
 def load_tokenizer(model: str, cache_dir: str | None = None) -> TokenizerBackend:
@@ -198,7 +193,7 @@ def tag_run(run: RunDir, lexicon: str | Path | None = None, backend=None,
 def tagger_name(settings: dict[str, Any]) -> str:
     """'rules@LEXICON_VERSION' or 'judge:MODEL@PROMPT_HASH', from the tag stage's settings."""
     if settings.get("tagger") == "judge":
-        return f"judge:{settings['judge_model']}@{settings['prompt_sha256'][:12]}"
+        return settings["judge"]
     return f"rules@{settings.get('version', '?')}"
 
 

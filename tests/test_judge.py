@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_ablate import PROFILE, respond
+from test_ablate import PROFILE, scripted_run  # noqa: F401 (a fixture)
 
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.generate import GenerationSettings, generate
@@ -63,18 +63,8 @@ def judge_respond(calls):
     return answer
 
 
-@pytest.fixture()
-def run(tiny_parts, questions, tmp_path):
-    backend = ScriptedBackend(respond, tiny_parts[1], name="tiny-random")
-    path = tmp_path / "run"
-    with RunDir(path) as rd:
-        rd.start_stage("generate", {"model": "tiny-random"})
-        generate(backend, questions, rd, PROFILE, VERBAL_10, GenerationSettings(budget=400))
-    return backend, path
-
-
-def test_judge_tags_every_step_records_failures_and_resumes(run, tiny_parts):
-    backend, path = run
+def test_judge_tags_every_step_records_failures_and_resumes(scripted_run, tiny_parts):
+    backend, path, *_ = scripted_run  # three scripted traces, segmented (and rule-tagged)
     calls: list[str] = []
     prompt = load_judge_prompt()
     judge = Judge(ScriptedBackend(judge_respond(calls), tiny_parts[1], name="judge"), "judge-model", "hf", prompt,

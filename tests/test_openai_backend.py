@@ -1,8 +1,8 @@
 """The OpenAI-compatible backend against a real local server (llama.cpp) serving the embedded model.
 
 The server runs the embedded model's GGUF (Q4_1) on 127.0.0.1; the tokenizer comes from the
-converted Hugging Face folder. Select with `-m server`; they run by default. Without a server
-installed they skip, except under CI (CI=true) where they fail: CI must install one.
+converted Hugging Face folder. Select with `-m server`; they run by default. The [test] extra
+installs llama-cpp-python's server; without one they fail, saying how to install it.
 """
 
 from __future__ import annotations
@@ -44,9 +44,7 @@ def _need_server() -> None:
     if not available_kinds():
         msg = ("no local llama.cpp server installed: pip install 'llama-cpp-python[server]==0.3.36' "
                "or build llama-server (docs/serving.md)")
-        if os.environ.get("CI"):
-            pytest.fail(msg)  # .ci/run sets CI=true: the end-to-end server tests must run there
-        pytest.skip(msg)
+        pytest.fail(msg)  # the [test] extra installs llama-cpp-python: a missing server is a broken install
 
 
 @pytest.fixture(scope="module")

@@ -116,19 +116,21 @@ class HFSession:
         """Greedy continuation until a stop string, an end-of-sequence token or the limit. With
         nonblank, neither ends it while its text is still blank."""
         new: list[int] = []
+        text = ""
         for _ in range(max_new_tokens):
             logprobs = self._logprobs_from(len(self.ids) - 1)[-1].clone()
-            if nonblank and not self.backend.decode(new).strip():
+            if nonblank and not text.strip():
                 logprobs[list(self.backend.eos_ids)] = -torch.inf
             token = int(logprobs.argmax())
             if token in self.backend.eos_ids:
-                return Completion(new, self.backend.decode(new), "eos")
+                return Completion(new, text, "eos")
             new.append(token)
             self.ids.append(token)
-            text, stopped = cut_at_stop(self.backend.decode(new), stop, nonblank)
+            text = self.backend.decode(new)
+            cut, stopped = cut_at_stop(text, stop, nonblank)
             if stopped:
-                return Completion(new, text, "stop")
-        return Completion(new, self.backend.decode(new), "length")
+                return Completion(new, cut, "stop")
+        return Completion(new, text, "length")
 
     @torch.inference_mode()
     def score(self, options: list[list[int]]) -> list[float]:
@@ -280,11 +282,12 @@ class HFRows:
         """Greedy continuation of every row until its stop string, end of sequence or the limit.
         With nonblank, neither ends a row while its text is still blank."""
         new: list[list[int]] = [[] for _ in self.ids]
+        texts = [""] * len(self.ids)
         finish: list[str | None] = [None] * len(self.ids)
         for _ in range(max_new_tokens):
             logprobs = self.last.clone()
             if nonblank:
-                blank = [k for k, tokens in enumerate(new) if not self.backend.decode(tokens).strip()]
+                blank = [k for k, text in enumerate(texts) if not text.strip()]
                 logprobs[torch.tensor(blank, dtype=torch.long)[:, None], list(self.backend.eos_ids)] = -torch.inf
             step: list[list[int]] = []
             for k, token in enumerate(logprobs.argmax(dim=-1).tolist()):
@@ -295,16 +298,14 @@ class HFRows:
                     continue
                 new[k].append(token)
                 step.append([token])
-                if cut_at_stop(self.backend.decode(new[k]), stop, nonblank)[1]:
+                texts[k] = self.backend.decode(new[k])
+                if cut_at_stop(texts[k], stop, nonblank)[1]:
                     finish[k] = "stop"
             self.extend(step)
             if all(f is not None for f in finish):
                 break
-        out = []
-        for k, tokens in enumerate(new):
-            text = cut_at_stop(self.backend.decode(tokens), stop, nonblank)[0]
-            out.append(Completion(tokens, text, finish[k] or "length"))
-        return out
+        return [Completion(tokens, cut_at_stop(text, stop, nonblank)[0], finish[k] or "length")
+                for k, (tokens, text) in enumerate(zip(new, texts))]
 
     def score(self, options: list[list[int]]) -> list[list[float]]:
         """Total log-probability of each option after each row: totals[row][option].
