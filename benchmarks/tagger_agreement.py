@@ -1,4 +1,4 @@
-"""Agreement of the rule tagger with hand labels (data/behaviour_eval.jsonl).
+"""Agreement of the rule tagger with hand labels (cotprobe/_data/behaviour_eval.jsonl).
 
 A step counts as positive for a behaviour if ``tag_step`` returns any hit of it. Prints
 precision, recall, F1 and support (hand-labelled positives) per behaviour, for each

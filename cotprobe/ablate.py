@@ -16,7 +16,7 @@ never modified. Conditions:
 - ``random-deletion``: random steps deleted (seeded per question) until the deleted tokens
   match what ``linear`` deleted from that trace to within one step (length control).
 - ``rewrite-linear``, ``rewrite-no-uncertainty``: a language model rewrites the CoT (any
-  backend; prompts in data/rewrite_prompts.json). A rewrite that is empty or does not finish
+  backend; prompts in cotprobe/_data/rewrite_prompts.json). A rewrite that is empty or does not finish
   within its token limit is recorded as a failed probe (Probe.error), never replaced.
 
 A CoT a condition leaves unchanged is probed on the trace's own token ids (so it equals
@@ -658,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rewrite-base-url", default=None, help="server of --rewrite-backend openai")
     parser.add_argument("--rewrite-max-tokens", type=int, default=None,
                         help="token limit of a rewrite (default: twice the CoT's tokens plus 64)")
-    parser.add_argument("--rewrite-prompts", default=None, help="rewrite prompts JSON (default data/rewrite_prompts.json)")
+    parser.add_argument("--rewrite-prompts", default=None, help="rewrite prompts JSON (default cotprobe/_data/rewrite_prompts.json)")
     args = parser.parse_args(argv)
 
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]

@@ -57,9 +57,9 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DEFAULT_ARITHMETIC_N = 100
 
 DATASETS: dict[str, str] = {
-    "trivia": "bundled open-domain trivia (data/trivia.jsonl), easy to obscure, alias-graded; "
+    "trivia": "bundled open-domain trivia (cotprobe/_data/trivia.jsonl), easy to obscure, alias-graded; "
     "'trivia:easy|medium|hard' for one level",
-    "mc": "bundled multiple choice, 4-10 options, many subjects (data/mc.jsonl)",
+    "mc": "bundled multiple choice, 4-10 options, many subjects (cotprobe/_data/mc.jsonl)",
     "mc-math": "the math-heavy half of 'mc' (meta.math true)",
     "mc-nonmath": "the knowledge half of 'mc' (meta.math false)",
     "arithmetic": "generated integer arithmetic and word problems; "
@@ -196,7 +196,7 @@ TRIVIA_LEVELS = ("easy", "medium", "hard")
 
 
 def _load_bundled(name: str, option: str = "") -> list[Question]:
-    """trivia / mc / mc-math / mc-nonmath: data/trivia.jsonl and data/mc.jsonl.
+    """trivia / mc / mc-math / mc-nonmath: cotprobe/_data/trivia.jsonl and cotprobe/_data/mc.jsonl.
 
     'trivia:easy|medium|hard' keeps one difficulty level; the mc sets take no option.
     """

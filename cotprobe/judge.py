@@ -1,6 +1,6 @@
 """An LLM as behaviour tagger: ask a model, through any backend, which behaviours a step shows.
 
-The prompt is data (data/judge_prompt.json). The judge answers greedily after the prompt's
+The prompt is data (cotprobe/_data/judge_prompt.json). The judge answers greedily after the prompt's
 `open` text, up to its `close` text; the answer must be a comma-separated list of behaviour names
 or "none". Anything else is recorded as unparsed (Judgement.error), never guessed. Judgements
 are keyed by the judge (model name and a hash of the prompt file), so several judges can share

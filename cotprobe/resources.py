@@ -1,20 +1,21 @@
-"""Locate data files shipped with cotprobe (lexicons, evaluation sets)."""
+"""Locate data files shipped with cotprobe (question sets, lexicons, prompts, exemplars).
+
+They live in ``cotprobe/_data/`` so that every install (editable, wheel, git URL) carries them;
+``data/README.md`` describes them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE_DATA = Path(__file__).resolve().parent / "_data"
-_REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent / "_data"
 
 
 def data_path(name: str) -> Path:
-    """Path of data file ``name``: ``cotprobe/_data/name`` (installed), else ``<repo>/data/name``."""
-    for folder in (_PACKAGE_DATA, _REPO_DATA):
-        path = folder / name
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"data file {name!r} not found in {_PACKAGE_DATA} (installed package data) "
-        f"or {_REPO_DATA} (source checkout); reinstall cotprobe or pass an explicit path"
-    )
+    """Path of the shipped data file ``name`` (in ``cotprobe/_data/``)."""
+    path = DATA_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data file {name!r} not found in {DATA_DIR}: the installed cotprobe is incomplete; reinstall it"
+        )
+    return path

@@ -417,20 +417,20 @@ def main(argv: list[str] | None = None) -> int:
                     "in every step of a run's traces; print counts; relate behaviours to confidence changes.",
     )
     parser.add_argument("run_dir", help="a run directory with traces.jsonl")
-    parser.add_argument("--lexicon", default=None, help="behaviour lexicon JSON (default: the shipped data/behaviours.json)")
+    parser.add_argument("--lexicon", default=None, help="behaviour lexicon JSON (default: the shipped cotprobe/_data/behaviours.json)")
     parser.add_argument("--source", choices=("expected", "scored", "sampled"), default="expected",
                         help="confidence used for the change analysis (default expected)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (for the tokenizer)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     judging = parser.add_argument_group(
         "LLM judge", "tag with a model instead of the lexicon: it is asked, step by step, which behaviours "
-                     "the step shows (prompt: data/judge_prompt.json); its answers go to judgements.jsonl, "
+                     "the step shows (prompt: cotprobe/_data/judge_prompt.json); its answers go to judgements.jsonl, "
                      "unparsed ones are counted and left untagged")
     judging.add_argument("--judge", metavar="MODEL", default=None,
                          help="judge model (embedded name, local folder, hub id, or the served model's name)")
     judging.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
     judging.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
-    judging.add_argument("--judge-prompt", default=None, help="judge prompt JSON (default data/judge_prompt.json)")
+    judging.add_argument("--judge-prompt", default=None, help="judge prompt JSON (default cotprobe/_data/judge_prompt.json)")
     judging.add_argument("--judge-batch-size", type=int, default=8, help="steps per batch (default 8)")
     args = parser.parse_args(argv)
     out = open_existing(args.run_dir)

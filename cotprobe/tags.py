@@ -1,6 +1,6 @@
 """Rule-based tagging of reasoning behaviours in chain-of-thought steps.
 
-Five behaviours ship in ``data/behaviours.json``: backtracking ("Wait, that's not
+Five behaviours ship in ``cotprobe/_data/behaviours.json``: backtracking ("Wait, that's not
 right"), alternative ("Alternatively, ..."), verification ("Let me double-check"),
 hedging ("I think", "probably") and conclusion ("So the answer is"). Matching uses
 spaCy's ``Matcher`` and ``PhraseMatcher`` over lower-cased tokens of a blank English
