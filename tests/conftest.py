@@ -40,3 +40,25 @@ def questions():
         Question(id="q3", question="Which planet is largest?", answer="B", kind="mc",
                  choices=["Mars", "Jupiter", "Venus", "Earth"]),
     ]
+
+
+# Comparing two numerical implementations (shared-prefix vs naive attention, batched vs one at a
+# time, llama.cpp vs transformers): their greedy choices may part wherever two tokens are nearly
+# tied, and where depends on the CPU's kernels. So greedy outputs are never compared for exact
+# equality across implementations; instead, where they part, the reference must have been near a tie.
+
+TIE_NATS_FP32 = 1e-3  # fp32 paths of one model differ by ~1e-6 in log-probability (measured)
+
+
+def assert_greedy_agree(backend, context: list[int], a: list[int], b: list[int], tie: float = TIE_NATS_FP32):
+    """Greedy continuations ``a`` and ``b`` of ``context`` agree, or first part where ``backend``
+    (teacher-forced with their common prefix) scores the two diverging tokens within ``tie`` nats."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    if n == len(a) == len(b):
+        return
+    if n == min(len(a), len(b)):  # one stopped where the other went on: nothing to tie-break here
+        raise AssertionError(f"greedy continuations part after {n} tokens: one stops, the other does not")
+    here = backend.session(context + a[:n]).score([[a[n]], [b[n]]])
+    assert abs(here[0] - here[1]) < tie, (n, a[n], b[n], here)

@@ -329,7 +329,9 @@ class OpenAIBackend(TokenizerOps):
 
     def _greedy_body(self, ids: list[int], max_new_tokens: int, stop: list[str],
                      min_tokens: int = 0) -> dict[str, Any]:
-        body = {**self._prompt_body(ids), "max_tokens": max_new_tokens, "temperature": 0}
+        # llama.cpp's servers apply a repetition penalty unless told not to (llama-cpp-python: 1.1 by
+        # default), which makes temperature 0 no longer greedy; vLLM and SGLang ignore the field.
+        body = {**self._prompt_body(ids), "max_tokens": max_new_tokens, "temperature": 0, "repeat_penalty": 1.0}
         if min_tokens:  # vLLM, SGLang and llama-cpp-python's server: no end-of-sequence before this many
             body["min_tokens"] = min_tokens
         stops = [s for s in stop if s]
