@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted(p.name for p in (ROOT / "cotprobe" / "_data").iterdir() if p.is_file())
-READ_BY_THE_PACKAGE = {"trivia.jsonl", "mc.jsonl", "behaviours.json", "judge_prompt.json",
-                       "rewrite_prompts.json", "slow_think_exemplars.json"}
+SHIPPED = sorted(p.relative_to(ROOT / "cotprobe" / "_data").as_posix() for p in (ROOT / "cotprobe" / "_data").rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts)
+READ_BY_THE_PACKAGE = {"trivia.jsonl", "mc.jsonl", "behaviours.json", "judge_prompt.json", "rewrite_prompts.json",
+                       "slow_think_exemplars.json", "report/page.html", "report/style.css", "report/script.js"}
 
 PROBE = r"""
 import json, sys
