@@ -52,7 +52,7 @@ from .profiles import Profile
 from .records import Confidence, Probe, Question, Step, Tag, Trace
 from .resources import data_path
 from .scales import Scale
-from .store import RunDir
+from .store import RunDir, open_existing
 
 RULE_CONDITIONS = ("full", "none", "linear", "no-hedging", "random-deletion")
 REWRITE_CONDITIONS = ("rewrite-linear", "rewrite-no-uncertainty")
@@ -626,7 +626,7 @@ def _tags_for(run: RunDir, backend) -> tuple[dict[str, list[Step]], list[Tag], d
 def main(argv: list[str] | None = None) -> int:
     from .generate import (
         add_model_arguments,
-        settings_from_run,
+        resolve_run_options,
         setup_generation,
         traces_for,
     )
@@ -645,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", nargs="?", help="a run directory with traces (default: generate into --out)")
     add_model_arguments(parser)
-    parser.set_defaults(limit=30, budget=192)  # the same traces as python -m cotprobe.truncate
+    parser.set_defaults(budget=192)  # the same traces as python -m cotprobe.truncate
     parser.add_argument("--out", default="runs/default", help="run directory when RUN_DIR is not given (default runs/default)")
     parser.add_argument("--conditions", default=DEFAULT_CONDITIONS,
                         help=f"comma list from {', '.join(CONDITIONS)} (default {DEFAULT_CONDITIONS})")
@@ -665,11 +665,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
         raise ValueError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
-    out = Path(args.run_dir or args.out)
     if args.run_dir:
-        if not (out / "manifest.json").exists():
-            raise ValueError(f"{out}: not a cotprobe run directory (no manifest.json)")
-        settings_from_run(args, out)
+        open_existing(args.run_dir)
+    out = resolve_run_options(parser, args, argv, args.run_dir, "RUN_DIR")
     backend, questions, profile, scale, settings, recorded = setup_generation(args)
     rewriting = None
     if any(c in REWRITE_CONDITIONS for c in conditions):

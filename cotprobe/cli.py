@@ -1,9 +1,22 @@
-"""Running a command line: user errors become one line on stderr and exit status 2."""
+"""Running a command line: user errors become one line on stderr and exit status 2.
+
+Also the small helpers every command's options share: `positive_int` (an argparse type) and
+`given_options` (which options the user actually wrote, as opposed to defaults).
+"""
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sys
+import threading
 from typing import Callable
+
+RESUME_NOTE = "finished records are saved; run the same command again to resume"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: records written so far stay, the run can be resumed."""
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -17,12 +30,50 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (PromptTooLong, ServerError, DatasetError, ModelError, RecordError, RunDirError, FileNotFoundError, ValueError)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The dests of the options present on the command line (whatever their value)."""
+    saved = [(action, action.default) for action in parser._actions]
+    saved_defaults = dict(parser._defaults)
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        parser._defaults.clear()
+        namespace, _ = parser.parse_known_args(argv)
+    finally:
+        for action, default in saved:
+            action.default = default
+        parser._defaults.update(saved_defaults)
+    return set(vars(namespace))
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return main(argv)
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished records are saved; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{what}: {RESUME_NOTE}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -90,6 +90,7 @@ def load_dataset(
     columns: dict[str, str] | None = None,
     difficulty: int | str | None = None,
     hub: bool = True,
+    places: dict[str, str] | None = None,
 ) -> list[Question]:
     """Load a question set by name or path, validate it and take a seeded sample of `n`.
 
@@ -104,9 +105,19 @@ def load_dataset(
     difficulty: arithmetic level (1-5 or easy/medium/hard) or SuperGPQA difficulty
         (easy/middle/hard/all); the ':option' of the spec wins if both are given.
     hub: for benchmarks without local files, try the `datasets` package (if installed).
+    places: if given, filled with question id -> where it was read ('FILE line k'), for
+        messages about one question.
     """
+    found: dict[str, str] = {}
+    questions = _load(spec, n, seed, data_dir, columns, difficulty, hub, found)
+    if places is not None:
+        places.update({q.id: found.get(q.id, f"{spec} item {i}") for i, q in enumerate(questions, 1)})
+    return questions
+
+
+def _load(spec, n, seed, data_dir, columns, difficulty, hub, found: dict[str, str]) -> list[Question]:
     if _looks_like_path(spec):
-        questions = read_user_file(spec, columns)
+        questions = read_user_file(spec, columns, places=found)
         return sample_questions(questions, n, seed, where=str(spec))
     name, _, option = str(spec).partition(":")
     option = option or (str(difficulty) if difficulty is not None else "")
@@ -119,9 +130,9 @@ def load_dataset(
     if name == "arithmetic":
         return arithmetic(DEFAULT_ARITHMETIC_N if n is None else n, option or "medium", seed)
     if name in BENCHMARKS:
-        questions = load_benchmark(name, option, data_dir=data_dir, hub=hub)
+        questions = load_benchmark(name, option, data_dir=data_dir, hub=hub, places=found)
     else:
-        questions = _load_bundled(name, option)
+        questions = _load_bundled(name, option, places=found)
     return sample_questions(questions, n, seed, where=name)
 
 
@@ -202,7 +213,7 @@ def _check_question(q: Question, where: str) -> None:
 TRIVIA_LEVELS = ("easy", "medium", "hard")
 
 
-def _load_bundled(name: str, option: str = "") -> list[Question]:
+def _load_bundled(name: str, option: str = "", places: dict[str, str] | None = None) -> list[Question]:
     """trivia / mc / mc-math / mc-nonmath: cotprobe/_data/trivia.jsonl and cotprobe/_data/mc.jsonl.
 
     'trivia:easy|medium|hard' keeps one difficulty level; the mc sets take no option.
@@ -218,7 +229,10 @@ def _load_bundled(name: str, option: str = "") -> list[Question]:
         questions = read_jsonl(path, Question)
     except RecordError as exc:
         raise DatasetError(str(exc)) from None
-    validate_questions(questions, [f"{path} item {i}" for i in range(1, len(questions) + 1)])
+    wheres = [f"{path} item {i}" for i in range(1, len(questions) + 1)]
+    validate_questions(questions, wheres)
+    if places is not None:
+        places.update({q.id: where for q, where in zip(questions, wheres)})
     if name in ("mc-math", "mc-nonmath"):
         want = name == "mc-math"
         questions = [q for q in questions if bool(q.meta.get("math")) == want]
@@ -402,7 +416,8 @@ def _as_text(value: Any) -> str:
 _FIELDS = [f.name for f in fields(Question)]
 
 
-def read_user_file(path: str | Path, columns: dict[str, str] | None = None) -> list[Question]:
+def read_user_file(path: str | Path, columns: dict[str, str] | None = None,
+                   places: dict[str, str] | None = None) -> list[Question]:
     """Questions from a user file whose columns are mapped by `columns` (field -> column).
 
     Required: question and answer. Optional: id (default '<file stem>-<row>'), aliases and
@@ -423,6 +438,8 @@ def read_user_file(path: str | Path, columns: dict[str, str] | None = None) -> l
     if not questions:
         raise DatasetError(f"{path}: no questions in file")
     validate_questions(questions, [where for where, _ in rows])
+    if places is not None:
+        places.update({q.id: where for q, (where, _) in zip(questions, rows)})
     return questions
 
 
@@ -699,7 +716,8 @@ def default_data_dir(name: str) -> Path:
 
 
 def load_benchmark(
-    name: str, option: str = "", data_dir: str | Path | None = None, hub: bool = True
+    name: str, option: str = "", data_dir: str | Path | None = None, hub: bool = True,
+    places: dict[str, str] | None = None,
 ) -> list[Question]:
     """A paper benchmark from local files (or the hub), with its math/difficulty filters."""
     bench = BENCHMARKS[name]
@@ -711,6 +729,8 @@ def load_benchmark(
         raise DatasetError(f"{name}: takes no ':{option}' option")
     rows = _benchmark_rows(name, bench, data_dir, hub)
     questions = bench.parser(rows)
+    if places is not None:
+        places.update({q.id: where for q, (where, _) in zip(questions, rows)})
     if name.startswith("supergpqa") and (option or "middle") != "all":
         questions = [q for q in questions if q.meta.get("difficulty") == (option or "middle")]
     if name.endswith("-math") or name.endswith("-nonmath"):
@@ -736,7 +756,8 @@ def _benchmark_rows(
         return hub_note
     raise DatasetError(
         f"{name}: no data file in {folder}; download {bench.url} and put it in that folder "
-        f"(or pass data_dir=<folder or file>); formats and alternatives: data/README.md"
+        f"(or pass --data-dir <folder or file>, data_dir= in Python); formats and alternatives: "
+        f"data/README.md"
         + (f" [hub: {hub_note}]" if hub_note else "")
     )
 
@@ -751,7 +772,7 @@ def _find_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
         if len(matches) > 1 and not all(_SHARD.search(p.name) for p in matches):
             names = ", ".join(p.name for p in matches)
             raise DatasetError(
-                f"{folder}: several candidate files ({names}); pass data_dir=<one file>"
+                f"{folder}: several candidate files ({names}); pass --data-dir <one file> (data_dir= in Python)"
             )
         if matches:
             return matches

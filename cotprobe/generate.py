@@ -17,12 +17,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import data as datasets
-from .backends import TINY_MODEL, fork, load_backend
+from .backends import TINY_MODEL, PromptTooLong, fork, load_backend
+from .cli import given_options, positive_int
 from .grade import grade
 from .models import DEFAULT_MODEL, EMBEDDED, check_name
-from .probe import ForceSettings, force_answers
+from .probe import ForceSettings, force_answers, forcing_suffix
 from .profiles import PROFILES, Profile, for_style, get_profile
-from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, STYLES, few_shot_exemplars, few_shot_messages, prompt_spec
+from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, CONFIDENCE_PREFIX, STYLES, few_shot_exemplars, few_shot_messages, prompt_spec
 from .records import Question, Trace
 from .scales import SCALES, Scale, get_scale
 from .store import RunDir
@@ -124,6 +125,43 @@ def traces_for(run: RunDir, reuse: bool, backend, questions: list[Question], pro
     return traces
 
 
+def forcing_room(backend, profile: Profile, scale: Scale, force: ForceSettings) -> int:
+    """Tokens that forcing adds after a CoT at most: the suffix, the answer, the confidence
+    prefix, the longest label (scored) or the written confidence, whichever is longer."""
+    suffix = len(backend.encode(forcing_suffix(profile, "x")))
+    prefix = len(backend.encode("\n" + CONFIDENCE_PREFIX))
+    longest = max(len(backend.encode(" " + label)) for label in scale.labels)
+    return suffix + force.answer_max_tokens + prefix + max(longest, force.confidence_max_tokens)
+
+
+def check_prompts(backend, questions: list[Question], profile: Profile, scale: Scale,
+                  settings: GenerationSettings, places: dict[str, str] | None = None) -> None:
+    """Before anything is run or written: every question's prompt, plus the thinking budget
+    (and the confidence cue's) and the forcing, must fit the model's context. Names the
+    first question that does not (where it was read and its id) and how many do not."""
+    context = getattr(backend, "context_length", None)
+    if not context:
+        return
+    profile = for_style(profile, settings.style)
+    extra = settings.budget + forcing_room(backend, profile, scale, settings.force)
+    if profile.confidence_cue:
+        extra += len(backend.encode(CONFIDENCE_CUE)) + settings.cue_budget
+    too_long = []
+    for question in questions:
+        n = len(backend.encode(build_prompt(backend, profile, scale, settings.style, question)))
+        if n + extra > context:
+            too_long.append((question, n))
+    if too_long:
+        question, n = too_long[0]
+        where = (places or {}).get(question.id, "dataset")
+        others = f"; {len(too_long)} of {len(questions)} questions are too long" if len(too_long) > 1 else ""
+        raise PromptTooLong(
+            f"{where} (id {question.id!r}): prompt of {n} tokens plus {extra} to think and answer "
+            f"exceeds the model's context of {context} tokens{others}; lower --budget or leave the "
+            "question out (cotprobe never truncates a prompt)"
+        )
+
+
 def default_profile(model: str, profile: str | None) -> Profile:
     if model != TINY_MODEL:
         check_name(model)
@@ -144,42 +182,65 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model family profile (think tags, template options); required for non-embedded models")
     parser.add_argument("--dataset", default="trivia",
                         help=f"bundled set ({', '.join(datasets.DATASETS)}) or a .jsonl/.csv file (default trivia)")
-    parser.add_argument("-n", "--limit", type=int, default=None, help="seeded sample of this many questions")
+    parser.add_argument("-n", "--limit", type=positive_int, default=None,
+                        help="seeded sample of this many questions (default: all of --dataset; arithmetic: 100)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--style", choices=sorted(STYLES), default="cot", help="prompt style (default cot)")
     parser.add_argument("--scale", default="verbal10",
                         help=f"confidence scale: {', '.join(SCALES)} or a JSON file (default verbal10)")
-    parser.add_argument("--budget", type=int, default=256, help="thinking token budget (default 256; paper: 4096-8192)")
-    parser.add_argument("--batch-size", type=int, default=8, help="generation batch size (default 8)")
+    parser.add_argument("--budget", type=positive_int, default=256,
+                        help="thinking token budget (default %(default)s; paper: 4096-8192)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="generation batch size (default %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
     parser.add_argument("--backend", choices=("hf", "openai"), default="hf",
                         help="hf: run the model here with transformers (default); openai: send requests to an "
                              "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
     parser.add_argument("--base-url", default=None,
                         help="server address for --backend openai, e.g. http://localhost:8000/v1")
+    parser.add_argument("--data-dir", default=None,
+                        help="where a paper benchmark's files are (folder or file; default "
+                             "~/.cache/cotprobe/datasets/<name>/; see data/README.md)")
 
 
-def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
-    """Take model, profile, data and prompt options from the run that made the traces."""
-    manifest = json.loads((Path(run_dir) / "manifest.json").read_text()) if (Path(run_dir) / "manifest.json").exists() else {}
+# Options that say which traces a run holds: (option, manifest key of the generate stage).
+RUN_OPTIONS = [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
+               ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]
+
+
+def settings_from_run(args: argparse.Namespace, run_dir: str | Path, given: set[str] = frozenset()) -> None:
+    """Take model, profile, data and prompt options from the run that made the traces.
+
+    `given`: the options the user wrote (cli.given_options); one that contradicts the run is
+    refused, naming it, instead of being silently replaced."""
+    from .store import read_manifest
+
+    manifest = read_manifest(run_dir)
     try:
         made = manifest["stages"]["generate"]["settings"]
-    except KeyError:
+        recorded = {option: made[key] for option, key in RUN_OPTIONS} | {"profile": made["profile"]["name"]}
+    except (KeyError, TypeError):
         raise ValueError(f"{run_dir}: no generation recorded in manifest.json; is it a cotprobe run?") from None
-    for option, key in [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
-                        ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]:
-        setattr(args, option, made[key])
-    args.profile = made["profile"]["name"]
+    for option, value in recorded.items():
+        if option in given and getattr(args, option) != value:
+            flag = "-n" if option == "limit" else f"--{option.replace('_', '-')}"
+            raise ValueError(
+                f"{flag} {getattr(args, option)}: the traces of {run_dir} were made with {flag} {value}; "
+                f"leave {flag} out to probe them, or generate new traces into a new --out"
+            )
+        setattr(args, option, value)
 
 
 def setup_generation(args: argparse.Namespace):
     """(backend, questions, profile, scale, settings, manifest settings) from parsed options."""
     profile = for_style(default_profile(args.model, args.profile), args.style)
     scale = get_scale(args.scale)
-    questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed)
+    places: dict[str, str] = {}
+    questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed,
+                                      data_dir=getattr(args, "data_dir", None), places=places)
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
     backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
                            reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None))
+    check_prompts(backend, questions, profile, scale, settings, places)
     recorded = {
         "model": args.model, "profile": asdict(profile), "scale": asdict(scale),
         "dataset": args.dataset, "limit": args.limit, "seed": args.seed,
@@ -190,6 +251,32 @@ def setup_generation(args: argparse.Namespace):
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
     return backend, questions, profile, scale, settings, recorded
+
+
+DEFAULT_EXPERIMENT_N = 30  # questions of the default experiment of truncate and ablate
+
+
+def resolve_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None,
+                        run_dir: str | None, run_flag: str) -> Path:
+    """The run directory a probing command (truncate, ablate) works in, and its options.
+
+    With a run to reuse (`run_dir`, given as `run_flag`): its recorded model and data options
+    are taken, and an option the user gave that contradicts them is refused, as is an --out
+    elsewhere (the probes go into the run that holds the traces). Without one: the default
+    experiment (no --dataset, no -n) is DEFAULT_EXPERIMENT_N questions of the default
+    dataset, said on stderr; any --dataset given runs all of it unless -n says otherwise."""
+    given = given_options(parser, argv)
+    if run_dir:
+        if "out" in given and Path(args.out).resolve() != Path(run_dir).resolve():
+            raise ValueError(f"--out {args.out}: {run_flag} {run_dir} writes its probes into {run_dir}; "
+                             f"leave --out out (or copy the run directory to {args.out} and probe the copy)")
+        settings_from_run(args, run_dir, given)
+        return Path(run_dir)
+    if "dataset" not in given and "limit" not in given:
+        args.limit = DEFAULT_EXPERIMENT_N
+        print(f"default experiment: {DEFAULT_EXPERIMENT_N} questions of {args.dataset} "
+              "(give -n or --dataset to change)", file=sys.stderr)
+    return Path(args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

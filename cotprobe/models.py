@@ -166,6 +166,8 @@ def check_name(name: str) -> None:
         if not (Path(name) / "config.json").exists():
             raise ModelError(f"{name}: a directory but not a model folder (no config.json)")
         return
+    if name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1:
+        raise ModelError(f"{name}: no such model folder")
     if "/" in name and not Path(name).exists():
         return  # a hub id; loading reports whether the hub has it
     raise ModelError(

@@ -18,6 +18,7 @@ inserted as text nodes (JS side); the JSON blob escapes <, > and & so no CoT can
 from __future__ import annotations
 
 import argparse
+import contextlib
 import base64
 import html
 import json
@@ -30,7 +31,8 @@ from pathlib import Path
 from string import Template
 from typing import Any, Callable, Iterable, TypeVar
 
-from .records import Probe, RecordError, Step, Tag, Trace, from_dict
+from . import store
+from .records import Probe, Step, Tag, Trace
 from .resources import data_path
 from .store import open_existing
 
@@ -55,39 +57,19 @@ METRIC_COLUMNS = (("accuracy", "Accuracy"), ("ece", "ECE"), ("brier", "Brier"), 
 
 
 def read_records(path: Path, cls: type[RecordT]) -> list[RecordT]:
-    """Records of one JSONL file ([] if absent); a torn last line (a run still writing) is dropped."""
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    torn = lines.pop() if lines else ""  # "" when the file ends with a newline
-    out = []
-    for lineno, line in enumerate(lines, 1):
-        if line.strip():
-            out.append(_parse(line, cls, f"{path}:{lineno}"))
-    if torn.strip():
-        try:
-            out.append(_parse(torn, cls, f"{path}:{len(lines) + 1}"))
-        except RecordError:
-            print(f"cotprobe: {path}: ignoring an incomplete last record (run still writing?)", file=sys.stderr)
-    return out
-
-
-def _parse(line: str, cls: type[RecordT], where: str) -> RecordT:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{where}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise RecordError(f"{where}: expected a JSON object per line")
-    return from_dict(cls, data, where)
+    """Records of one JSONL file by the rule every stage shares (`store.read_records`: [] if
+    absent, a torn last line of a run still writing and duplicates skipped with a note)."""
+    return store.read_records(path, cls)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))  # Python's json reads NaN/Infinity
-    return data if isinstance(data, dict) else {}
+    """manifest.json (checked, errors name it) or metrics.json (derived: an unreadable one is
+    reported on stderr and shown as absent; python -m cotprobe.metrics rebuilds it)."""
+    if path.name == "manifest.json":
+        return store.read_manifest(path.parent)
+    from .summary import read_metrics
+
+    return read_metrics(path.parent)  # Python's json reads NaN/Infinity
 
 
 # ------------------------------------------------------------------------------ trace data
@@ -440,10 +422,14 @@ def _asset(name: str) -> Template:
 def write_report(run_dir: str | Path, out: str | Path | None = None, max_traces: int | None = None) -> Path:
     text = build_report(run_dir, max_traces)
     out = Path(out) if out else Path(run_dir) / "report.html"
+    if out.exists() and out.is_dir():
+        raise ValueError(f"--out {out}: is a directory; name the report file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(text.encode("utf-8", errors="replace"))
-    tmp.replace(out)
+    inside = out.resolve().parent == Path(run_dir).resolve()
+    with store.RunDir(run_dir) if inside else contextlib.nullcontext():  # not while a stage writes
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(text.encode("utf-8", errors="replace"))
+        tmp.replace(out)
     return out
 
 

@@ -10,6 +10,7 @@ for this source cover the parsed ones only).
 from __future__ import annotations
 
 import json
+import sys
 import math
 import warnings
 from collections import defaultdict
@@ -207,12 +208,32 @@ def print_trace_summary(traces: list[Trace], run_dir: str | Path) -> dict[str, A
     return result
 
 
-def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None:
-    """Set one section of run_dir/metrics.json, keeping the others."""
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """run_dir/metrics.json ({} if absent). It is derived from the records, so an unreadable
+    one is not an error: it is set aside (noted on stderr) and rebuilt section by section."""
     path = Path(run_dir) / "metrics.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current[key] = value
-    write_json(path, current)
+    if not path.exists():
+        return {}
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(current, dict):
+            return current
+        why = "not a JSON object"
+    except (ValueError, UnicodeDecodeError) as exc:
+        why = f"not valid JSON ({exc})"
+    print(f"cotprobe: {path}: {why}; rebuilding it (python -m cotprobe.metrics {run_dir} "
+          "recomputes every section)", file=sys.stderr)
+    return {}
+
+
+def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None:
+    """Set one section of run_dir/metrics.json, keeping the others (under the run's lock)."""
+    from .store import RunDir
+
+    with RunDir(run_dir):
+        current = read_metrics(run_dir)
+        current[key] = value
+        write_json(Path(run_dir) / "metrics.json", current)
 
 
 def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
@@ -245,35 +266,46 @@ def print_condition_summary(result: dict[str, Any], run_dir: str | Path) -> None
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from .records import read_jsonl
-    from .store import open_existing
+    from .cli import positive_int
+    from .store import RunDir, open_existing, read_records
 
     parser = argparse.ArgumentParser(
         prog="python -m cotprobe.metrics",
         description="Recompute the metric tables of a run directory (traces, cuts, ablations) from its "
-                    "records, print them and write metrics.json. No model is loaded.",
+                    "records, print them and write metrics.json afresh. No model is loaded.",
     )
     parser.add_argument("run_dir", help="a run directory made by cotprobe")
     parser.add_argument("--source", choices=SOURCES, default="expected",
                         help="confidence used for cut and ablation tables (default expected)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
     run_dir = open_existing(args.run_dir)
-    traces = read_jsonl(run_dir / "traces.jsonl", Trace) if (run_dir / "traces.jsonl").exists() else []
+    with RunDir(run_dir):  # no other process is writing while the tables are computed
+        traces = read_records(run_dir / "traces.jsonl", Trace)
+        probes = read_records(run_dir / "probes.jsonl", Probe)
+        # Sections of records this command does not read (behaviours, from tag) are kept; the
+        # others are rebuilt, so a section whose records are gone goes too.
+        old = read_metrics(run_dir)
+        metrics: dict[str, Any] = {k: v for k, v in old.items() if k not in ("traces", "truncate", "ablate")}
+        if traces:
+            metrics["traces"] = trace_metrics(traces, args.resamples)
+        if any(p.condition == "cut" for p in probes):
+            metrics["truncate"] = cut_metrics(probes, args.source, args.resamples)
+        if any(p.condition != "cut" for p in probes):
+            metrics["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
+            if "edits" in old.get("ablate", {}):
+                metrics["ablate"]["edits"] = old["ablate"]["edits"]
+        write_json(run_dir / "metrics.json", metrics)
+    if not traces and not probes:
+        print(f"{run_dir}: no traces or probes yet; metrics.json holds no tables")
     if traces:
-        result = trace_metrics(traces, args.resamples)
-        update_metrics(run_dir, "traces", result)
+        result = metrics["traces"]
         print(f"\n{run_dir}: {len(traces)} traces; thinking ended: {result['thinking_ended']}")
         print(HEADER)
         for source, row in result["sources"].items():
             print(format_row(f"confidence={source}", row))
-    probes = read_jsonl(run_dir / "probes.jsonl", Probe) if (run_dir / "probes.jsonl").exists() else []
-    if any(p.condition == "cut" for p in probes):
-        cuts = cut_metrics(probes, args.source, args.resamples)
-        update_metrics(run_dir, "truncate", cuts)
-        print_cut_summary(cuts, run_dir)
+    if "truncate" in metrics and any(p.condition == "cut" for p in probes):
+        print_cut_summary(metrics["truncate"], run_dir)
     if any(p.condition != "cut" for p in probes):
-        conditions = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
-        update_metrics(run_dir, "ablate", conditions)
-        print_condition_summary(conditions, run_dir)
+        print_condition_summary(metrics["ablate"], run_dir)
     return 0

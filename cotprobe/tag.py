@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .backends import TokenizerOps
+from .cli import positive_int
 from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags, load_judge_prompt
 from .records import Judgement, Probe, Step, Tag, Trace, write_jsonl
 from .resources import data_path
@@ -428,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=("expected", "scored", "sampled"), default="expected",
                         help="confidence used for the change analysis (default expected)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (for the tokenizer)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     judging = parser.add_argument_group(
         "LLM judge", "tag with a model instead of the lexicon: it is asked, step by step, which behaviours "
                      "the step shows (prompt: cotprobe/_data/judge_prompt.json); its answers go to judgements.jsonl, "
@@ -438,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     judging.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
     judging.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
     judging.add_argument("--judge-prompt", default=None, help="judge prompt JSON (default cotprobe/_data/judge_prompt.json)")
-    judging.add_argument("--judge-batch-size", type=int, default=8, help="steps per batch (default 8)")
+    judging.add_argument("--judge-batch-size", type=positive_int, default=8, help="steps per batch (default 8)")
     args = parser.parse_args(argv)
     out = open_existing(args.run_dir)
     judge = None

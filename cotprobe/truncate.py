@@ -155,7 +155,7 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .generate import add_model_arguments, settings_from_run, setup_generation, traces_for
+    from .generate import add_model_arguments, resolve_run_options, setup_generation, traces_for
     from .plots import plot_progress
     from .summary import cut_metrics, update_metrics, print_cut_summary
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     add_model_arguments(parser)
-    parser.set_defaults(limit=30, budget=192)
+    parser.set_defaults(budget=192)
     parser.add_argument("--fractions", default="0:1:0.1", help="cut fractions: start:stop:step or a list (default 0:1:0.1)")
     parser.add_argument("--cut", choices=CUT_MODES, default="step",
                         help="step: nearest step boundary (default); token: exact token fraction; every-step")
@@ -181,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     fractions = parse_fractions(args.fractions)
-    out = Path(args.from_run or args.out)
-    if args.from_run:
-        settings_from_run(args, out)
+    out = resolve_run_options(parser, args, argv, args.from_run, "--from-run")
     backend, questions, profile, scale, settings, recorded = setup_generation(args)
     with RunDir(out) as run:
         traces = traces_for(run, bool(args.from_run), backend, questions, profile, scale, settings,
