@@ -246,6 +246,8 @@ def _load_bundled(name: str, option: str = "", places: dict[str, str] | None = N
 
 def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """Raw rows of a .jsonl/.json/.csv/.parquet file, each with its place ('F line k')."""
+    if path.is_dir():
+        raise DatasetError(f"{path}: a directory, not a dataset file")
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     suffix = path.suffix.lower()

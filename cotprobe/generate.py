@@ -267,6 +267,9 @@ def resolve_run_options(parser: argparse.ArgumentParser, args: argparse.Namespac
     dataset, said on stderr; any --dataset given runs all of it unless -n says otherwise."""
     given = given_options(parser, argv)
     if run_dir:
+        from .store import open_existing
+
+        open_existing(run_dir)
         if "out" in given and Path(args.out).resolve() != Path(run_dir).resolve():
             raise ValueError(f"--out {args.out}: {run_flag} {run_dir} writes its probes into {run_dir}; "
                              f"leave --out out (or copy the run directory to {args.out} and probe the copy)")
