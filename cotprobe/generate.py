@@ -240,7 +240,8 @@ def setup_generation(args: argparse.Namespace):
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
     backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
                            reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None))
-    check_prompts(backend, questions, profile, scale, settings, places)
+    if not (getattr(args, "from_run", None) or getattr(args, "run_dir", None)):  # traces to be made
+        check_prompts(backend, questions, profile, scale, settings, places)
     recorded = {
         "model": args.model, "profile": asdict(profile), "scale": asdict(scale),
         "dataset": args.dataset, "limit": args.limit, "seed": args.seed,
