@@ -169,6 +169,8 @@ def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
     for option, key in [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
                         ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]:
         setattr(args, option, made[key])
+    if made.get("source") == "ingest":  # cotprobe.ingest keeps the questions in the run directory
+        args.dataset = str(Path(run_dir) / made["dataset"])
     args.profile = made["profile"]["name"]
 
 
