@@ -184,12 +184,12 @@ def test_ingested_run_is_read_by_tag_report_and_metrics(tmp_path):
 
 
 def test_truncate_from_an_ingested_run_with_the_embedded_model(tmp_path):
-    path = _write_jsonl(tmp_path / "runs.jsonl", generic_rows()[:2])
+    path = _write_jsonl(tmp_path / "runs.jsonl", generic_rows()[1:2])
     run = tmp_path / "run"
     assert _run("cotprobe.ingest", str(path), "--out", str(run)).returncode == 0
     proc = _run("cotprobe.truncate", "--from-run", str(run), "--model", "smollm2-135m-instruct",
-                "--fractions", "0,0.5,1", timeout=600)
+                "--fractions", "0,1", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     probes = [json.loads(line) for line in (run / "probes.jsonl").read_text().splitlines()]
-    assert len(probes) == 6 and {p["question_id"] for p in probes} == {"seat", "capital"}
+    assert len(probes) == 2 and {p["question_id"] for p in probes} == {"capital"}
     assert all(p["confidence"]["scored_probs"] for p in probes)
