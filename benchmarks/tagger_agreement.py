@@ -15,6 +15,7 @@ each step is shown with the row before it in the file as its previous step (rows
 order), and answers that do not parse count as no behaviour and are counted.
 
     python benchmarks/tagger_agreement.py [--eval FILE] [--lexicon FILE] [--errors]
+    python benchmarks/tagger_agreement.py --real ../shared/real_traces/r1_distill_llama8b_math.jsonl [--errors]
     python benchmarks/tagger_agreement.py --judge smollm2-135m-instruct [--judge-backend openai --judge-base-url URL]
 """
 
@@ -29,7 +30,105 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cotprobe.resources import data_path  # noqa: E402
+from cotprobe.segment import split_steps  # noqa: E402
 from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step  # noqa: E402
+
+# Function labels of the real-trace chunks -> the tagger's behaviours (issue 12).
+REAL_MAPPING = {
+    "verification": ({"self_checking"}, {"verification"}),
+    "uncertainty": ({"uncertainty_management"}, {"backtracking", "alternative", "hedging"}),
+    "conclusion": ({"final_answer_emission", "result_consolidation"}, {"conclusion"}),
+}
+TOLERANCE = 5  # characters, for boundary matching
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
+    p = tp / n_pred if n_pred else float("nan")
+    r = tp / n_gold if n_gold else float("nan")
+    return p, r, (2 * p * r / (p + r) if tp else 0.0)
+
+
+def boundary_matches(gold: list[int], pred: list[int], tol: int = TOLERANCE) -> int:
+    """One-to-one matches between boundary offsets at most ``tol`` apart (greedy, in order)."""
+    used, tp = set(), 0
+    for g in gold:
+        near = [(abs(p - g), i) for i, p in enumerate(pred) if abs(p - g) <= tol and i not in used]
+        if near:
+            used.add(min(near)[1])
+            tp += 1
+    return tp
+
+
+def pk_windowdiff(gold: list[int], pred: list[int], n: int) -> tuple[float, float]:
+    """Pk and WindowDiff over character positions, k = half the mean gold segment length."""
+    import numpy as np
+
+    k = max(1, round(n / (len(gold) + 1) / 2))
+    if n <= k:
+        return float("nan"), float("nan")
+    def counts(bounds):
+        marks = np.zeros(n + 1, dtype=int)
+        marks[[b for b in bounds if 0 < b <= n]] = 1
+        return np.cumsum(marks)
+    g, p = counts(gold), counts(pred)
+    i = np.arange(n - k)
+    dg, dp = g[i + k] - g[i], p[i + k] - p[i]
+    return float(np.mean((dg > 0) != (dp > 0))), float(np.mean(dg != dp))
+
+
+def real_agreement(path: Path, lexicon, show_errors: bool) -> None:
+    """Segmenter and tagger against the chunks and GPT-4o function labels of real traces."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tp = n_pred = n_gold = 0
+    pks, wds, tiny, n_steps = [], [], 0, 0
+    counts = {name: {"chunk": [0, 0, 0], "steps": [0, 0, 0]} for name in REAL_MAPPING}
+    errors = []
+    for row in rows:
+        text, chunks = row["text"], row["chunks"]
+        steps = split_steps(text)
+        n_steps += len(steps)
+        tiny += sum(1 for s in steps if len(s.text) <= 6)
+        gold = sorted({c["start"] for c in chunks} - {chunks[0]["start"]})
+        pred = [s.start for s in steps[1:]]
+        tp += boundary_matches(gold, pred)
+        n_pred, n_gold = n_pred + len(pred), n_gold + len(gold)
+        pk, wd = pk_windowdiff(gold, pred, len(text))
+        pks.append(pk)
+        wds.append(wd)
+        hits = [(s.start + h.start, h.behaviour) for s, hs in zip(steps, lexicon.tag_many([s.text for s in steps]))
+                for h in hs]
+        chunk_hits = lexicon.tag_many([text[c["start"]:c["end"]] for c in chunks])
+        for c, own in zip(chunks, chunk_hits):
+            labels = set(c.get("tags") or [])
+            for name, (gold_labels, ours) in REAL_MAPPING.items():
+                is_gold = bool(labels & gold_labels)
+                for kind, got in (("chunk", any(h.behaviour in ours for h in own)),
+                                  ("steps", any(c["start"] <= a < c["end"] and b in ours for a, b in hits))):
+                    cell = counts[name][kind]
+                    cell[0] += is_gold and got
+                    cell[1] += got
+                    cell[2] += is_gold
+                    if kind == "chunk" and is_gold != got:
+                        cues = ", ".join(f"{h.behaviour}:{h.cue!r}" for h in own if h.behaviour in ours)
+                        errors.append(f"  {'FN' if is_gold else 'FP'} {name:<13} {'/'.join(sorted(labels))}: "
+                                      f"{text[c['start']:c['end']][:160]!r}"
+                                      + (f"  [{cues}]" if cues else ""))
+    p, r, f = _prf(tp, n_pred, n_gold)
+    print(f"{len(rows)} traces from {path}; lexicon {lexicon.source} (version {lexicon.version})")
+    print(f"\nboundaries vs the chunks (+-{TOLERANCE} chars): precision {p:.3f} recall {r:.3f} F1 {f:.3f} "
+          f"({n_pred} predicted, {n_gold} gold)")
+    print(f"Pk {sum(pks) / len(pks):.3f}  WindowDiff {sum(wds) / len(wds):.3f} (mean over traces; lower is better)")
+    print(f"steps: {n_steps}; steps of <= 6 characters: {tiny}")
+    print("\nbehaviours vs GPT-4o labels per chunk (chunk: the tagger on each chunk's text; "
+          "steps: cues found in our own steps, placed in the chunk that holds them)")
+    print(f"{'behaviour':<14}{'on':>6}{'precision':>10}{'recall':>8}{'F1':>7}{'support':>9}{'tagged':>8}")
+    for name in REAL_MAPPING:
+        for kind in ("chunk", "steps"):
+            t, np_, ng = counts[name][kind]
+            p, r, f = _prf(t, np_, ng)
+            print(f"{name:<14}{kind:>6}{p:>10.2f}{r:>8.2f}{f:>7.2f}{ng:>9d}{np_:>8d}")
+    if show_errors:
+        print("\ndisagreements (chunk level):", *errors, sep="\n")
 
 
 def judge_rows(rows: list[dict], args) -> list[set[str]]:
@@ -58,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-backend", choices=("hf", "openai"), default="hf")
     parser.add_argument("--judge-base-url", default=None)
     parser.add_argument("--judge-prompt", type=Path, default=None, help="judge prompt JSON")
+    parser.add_argument("--real", type=Path, default=None,
+                        help="real traces with chunks and function labels (JSONL: text, chunks[start, end, tags]): "
+                             "boundary P/R/F1, Pk, WindowDiff and per-behaviour agreement")
     args = parser.parse_args(argv)
+    if args.real:
+        real_agreement(args.real, load_lexicon(args.lexicon), args.errors)
+        return 0
 
     path = args.eval or data_path("behaviour_eval.jsonl")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -274,6 +274,8 @@ def settings_from_run(args: argparse.Namespace, run_dir: str | Path, given: set[
                 f"leave {flag} out to probe them, or generate new traces into a new --out"
             )
         setattr(args, option, value)
+    if made.get("source") == "ingest":  # cotprobe.ingest keeps the questions in the run directory
+        args.dataset = str(Path(run_dir) / made["dataset"])
 
 
 def setup_generation(args: argparse.Namespace):

@@ -71,7 +71,9 @@ class Trace:
     confidence: Confidence
     prompt_tokens: int
     cot_token_ids: list[int]
-    thinking_ended: str  # "stop" (the model closed it) or "budget" (forced closed at the budget)
+    # "stop" (the model closed it), "eos", "budget" (forced closed at the budget); ingested traces
+    # (cotprobe.ingest): "stop", "unclosed" (the thought never closed) or "none" (no thought)
+    thinking_ended: str
     raw_output: str = ""
     correct: bool | None = None
     grader: str = ""

@@ -16,7 +16,15 @@ inline code, not after abbreviations such as "Fig." or "approx." before a number
 opening brackets and quotes go with the sentence they open, and a period the tokenizer
 leaves attached ("... is $x$. Then", "... is x. Then", "the answer is B. Wait") ends a
 sentence before a capital, except after known abbreviations and initials ("George W.
-Bush", "J. K. Rowling").
+Bush", "J. K. Rowling"); an abbreviation-like unit after a number ("101,325 Pa. So")
+does end one. A sentence never ends on a comma or colon, and a "!" glued to a
+number, letter or bracket before a word that is not capitalised is a factorial ("9!
+divided by (5! * 2!)", "(n-1)! ways"). Finally a piece that only leads into the next
+(ending on a comma, as in "So," before an equation on its own line, or a one- or two-word
+lead-in such as "So:" before display math) is joined to it.
+
+Token offsets (`token_char_starts`) come from one windowed batch decode, linear in the
+number of tokens.
 """
 
 from __future__ import annotations
@@ -120,7 +128,26 @@ def _glued_end(toks, k: int, special: frozenset[str]) -> bool:
         if not before or before[:1].isupper() or before[-1] in ".!?:":
             return False
         return not re.fullmatch(r"[A-Z]\.", after)
-    return text not in special
+    if text in special:  # "Pa." after a number is a unit ending a sentence, "Dr." is a title
+        return k > 0 and toks[k - 1].like_num and text[:-1].isalpha()
+    return True
+
+
+def _false_end(doc, k: int, nxt: int) -> bool:
+    """Whether spaCy's sentence end at token k (last non-space before the start nxt) is none.
+
+    A sentence does not end on a comma or colon ("etc.), the ..."), and a "!" glued
+    to a number, letter or closing bracket before a word that is not capitalised is a factorial
+    ("9! divided by (5! * 2!)", "(n-1)! ways"), not an exclamation.
+    """
+    if doc[k].text in {",", ":"}:
+        return True
+    while k > 0 and doc[k].is_punct and doc[k].text not in {".", "!", "?"}:  # ")", "*", quotes
+        k -= 1
+    if doc[k].text != "!" or k == 0 or doc[k - 1].whitespace_:
+        return False
+    before = doc[k - 1].text[-1]
+    return (before.isalnum() or before in ")]}") and not doc[nxt].text[:1].isupper()
 
 
 def _sentence_cuts(doc, offset: int, special: frozenset[str]) -> list[int]:
@@ -140,6 +167,8 @@ def _sentence_cuts(doc, offset: int, special: frozenset[str]) -> list[int]:
         k = j - 1
         while k > 0 and doc[k].is_space:
             k -= 1
+        if _false_end(doc, k, j):
+            continue
         if k > 0 and doc[k].text == "." and doc[k - 1].lower_ in _ABBREVIATIONS:
             nxt = doc[j].text[:1]
             if nxt.isdigit() or nxt.islower() or nxt == "(":
@@ -148,6 +177,18 @@ def _sentence_cuts(doc, offset: int, special: frozenset[str]) -> list[int]:
             j -= 1  # an opening bracket or quote belongs to the sentence it opens
         cuts.append(offset + doc[j].idx)
     return cuts
+
+
+_DISPLAY_START = re.compile(r"\$\$|\\\[|\\begin\{")
+
+
+def _lead_in(piece: str, nxt: str) -> bool:
+    """Whether ``piece`` only leads into ``nxt``: it ends on a comma ("So,",
+    "And,") or it is a lead-in of one or two words ending on a colon before display math
+    ("So:", "I had:" then ``\\[ .. \\]``); a list item or heading is never led into."""
+    if _ITEM.match(nxt) or _HEADING.match(nxt):
+        return False
+    return piece[-1] == "," or (piece[-1] == ":" and len(piece.split()) <= 2 and bool(_DISPLAY_START.match(nxt)))
 
 
 def split_steps(text: str, nlp=None) -> list[Span]:
@@ -172,12 +213,16 @@ def split_steps(text: str, nlp=None) -> list[Span]:
                 cuts.add(cut)
 
     bounds = sorted(cuts)
-    pieces = []
+    pieces: list[tuple[int, int]] = []
     for a, b in zip(bounds, bounds[1:]):
         piece = text[a:b]
         stripped = piece.strip()
-        if stripped:
-            start = a + (len(piece) - len(piece.lstrip()))
+        if not stripped:
+            continue
+        start = a + (len(piece) - len(piece.lstrip()))
+        if pieces and _lead_in(text[pieces[-1][0] : pieces[-1][1]], stripped):
+            pieces[-1] = (pieces[-1][0], start + len(stripped))
+        else:
             pieces.append((start, start + len(stripped)))
     ends = [s for s, _ in pieces[1:]] + [len(text)]
     return [Span(text[s:e], s, e, text[e:nxt]) for (s, e), nxt in zip(pieces, ends)]
@@ -215,6 +260,38 @@ def step_token_spans(
         prev[1] = min(prev[1], nxt[0])
         prev[0] = min(prev[0], prev[1])
     return [(a, b) for a, b in spans]
+
+
+_WINDOW = 8  # tokens of left context for each token's decode (merges, leading spaces, UTF-8)
+
+
+def token_char_starts(backend, ids: Sequence[int], window: int = _WINDOW) -> list[int]:
+    """Character offset at which each token starts in ``backend.decode(ids)``, in linear time.
+
+    ``starts[k]`` is the length of the text of ``ids[:k]``. Rather than decode every prefix
+    (quadratic), each token's length is read from a short window: the decode of ``ids[p:k+1]``
+    minus that of ``ids[p:k]`` with ``p = k - window`` (0 near the start), so a token whose
+    text depends on its neighbours (a SentencePiece leading space, clean-up of spaces before
+    punctuation, a UTF-8 character split over byte tokens) is measured as it reads in context.
+    All windows go through the tokenizer's ``batch_decode`` in one call when the backend has a
+    Hugging Face tokenizer, else through ``backend.decode``. Starts never decrease (a byte
+    token that completes a character adds nothing).
+    """
+    ids = list(ids)
+    pieces = []
+    for k in range(len(ids)):
+        p = max(0, k - window)
+        pieces += [ids[p:k], ids[p : k + 1]]
+    tokenizer = getattr(backend, "tokenizer", None)
+    if pieces and hasattr(tokenizer, "batch_decode"):
+        texts = tokenizer.batch_decode(pieces, skip_special_tokens=False)
+    else:
+        texts = [backend.decode(piece) if piece else "" for piece in pieces]
+    starts, pos = [], 0
+    for k in range(len(ids)):
+        starts.append(pos)
+        pos += max(0, len(texts[2 * k + 1]) - len(texts[2 * k]))
+    return starts
 
 
 def to_records(

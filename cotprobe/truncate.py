@@ -24,7 +24,7 @@ from .probe import ForceSettings, force_answers
 from .profiles import Profile
 from .records import Probe, Question, Step, Trace
 from .scales import Scale
-from .segment import to_records
+from .segment import to_records, token_char_starts
 from .store import RunDir
 
 CUT_MODES = ("step", "token", "every-step")
@@ -66,15 +66,6 @@ def parse_fractions(spec: str) -> list[float]:
     if len(values) > MAX_CUTS:
         raise ValueError(f"{bad}: {len(values):,} cuts; at most {MAX_CUTS}")
     return values
-
-
-def token_char_starts(backend, ids: list[int]) -> list[int]:
-    """Character offset in the decoded CoT at which each token starts."""
-    starts, prev = [], 0
-    for k in range(len(ids)):
-        starts.append(prev)
-        prev = max(prev, len(backend.decode(ids[: k + 1])))
-    return starts
 
 
 def segment_trace(backend, trace: Trace) -> list[Step]:

@@ -264,3 +264,49 @@ def test_to_records():
 
 def test_default_pipeline_is_cached():
     assert default_nlp() is default_nlp()
+
+
+def test_real_reasoning_text_factorials_units_and_lead_ins():
+    text = (
+        "The pressure is 101,325 Pa. So, if I calculate the force, I get 5 N. "
+        "There are 9! / (5! * 2! * 2!) = 756 arrangements, and (n-1)! ways around a table. "
+        "Each block (100-199, 200-299, etc.), the tens digit cycles. Dr. Smith agrees! Great.\n\n"
+        "So,\n\n-2k = 0\n\nThen:\n\\[ k = 0 \\]\nThat is what I had:\n\\[ a = 1 \\]"
+    )
+    assert texts(text) == [
+        "The pressure is 101,325 Pa.",
+        "So, if I calculate the force, I get 5 N.",
+        "There are 9! / (5! * 2! * 2!) = 756 arrangements, and (n-1)! ways around a table.",
+        "Each block (100-199, 200-299, etc.), the tens digit cycles.",
+        "Dr. Smith agrees!",
+        "Great.",
+        "So,\n\n-2k = 0",  # a lead-in ending on a comma goes with what it leads into
+        "Then:\n\\[ k = 0 \\]",  # a one- or two-word lead-in goes with its display math
+        "That is what I had:",
+        "\\[ a = 1 \\]",
+    ]
+
+
+def test_list_items_are_not_led_into():
+    assert texts("We get:\n- a,\n- b") == ["We get:", "- a,", "- b"]
+
+
+@pytest.mark.parametrize("text", [
+    "Wait, 9! is 362880. Hmm — so 5! * 2! = 240, and 362880 / 240 = 1512.",
+    "Café au lait ☕ costs 3 €; naïve 日本語の文です。 Then 😀 ends.\n\n  Next line.",
+    "",
+])
+def test_token_char_starts_matches_decoding_every_prefix(text):
+    from cotprobe.backends.tiny import tiny_tokenizer
+    from cotprobe.segment import token_char_starts
+    from cotprobe.tag import TokenizerBackend
+
+    backend = TokenizerBackend(tiny_tokenizer())
+    ids = backend.encode(text)
+    prefix = []
+    for k in range(len(ids)):
+        prefix.append(max([0] + [len(backend.decode(ids[: j + 1])) for j in range(k)]))
+    assert token_char_starts(backend, ids) == prefix
+    # without a batch decoder (scripted backends) the same offsets come from backend.decode
+    plain = type("Plain", (), {"decode": staticmethod(backend.decode)})()
+    assert token_char_starts(plain, ids) == prefix

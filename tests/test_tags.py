@@ -41,8 +41,9 @@ CASES = [
     ("Or maybe it asks for the perimeter.", "alternative", True, "or maybe"),
     ("On the other hand, the treaty was signed in 1783.", "alternative", True, "on the other hand"),
     ("The other side has length 4.", "alternative", False, None),
-    ("Let me check the units.", "verification", True, "check"),
-    ("Let me double-check that factorization.", "verification", True, "check"),
+    ("Let me check the units.", "verification", False, None),  # announced: planning; the check follows
+    ("Let me double-check that factorization.", "verification", False, None),
+    ("I've verified each factor, so it holds.", "verification", True, "verified"),
     ("Plugging x = 3 back into the equation gives 11, which matches.", "verification", True, "back into"),
     ("That checks out.", "verification", True, "checks out"),
     ("The explorer sailed to Lisbon to verify the claims.", "verification", False, None),
@@ -59,7 +60,8 @@ CASES = [
     ("Therefore, the area is 25π.", "conclusion", True, "therefore"),
     ("**Final Answer**", "conclusion", True, "final answer"),
     ("\\boxed{24}", "conclusion", True, "\\boxed"),
-    ("So, the speed is 60 km/h.", "conclusion", True, "so"),
+    ("So, the total is 60 km.", "conclusion", True, "so"),
+    ("So, 60 / 2 = 30 km.", "conclusion", False, None),  # a computation
     ("So I need to find x.", "conclusion", False, None),
     ("Thus far we have used two constraints.", "conclusion", False, None),
 ]
@@ -79,7 +81,7 @@ def test_hits_sorted_with_offsets_and_several_behaviours():
     text = "Hmm, wait, maybe I should double-check: is that right? So the answer is 5."
     hits = tag_step(text)
     assert [h.start for h in hits] == sorted(h.start for h in hits)
-    assert {"backtracking", "hedging", "verification", "conclusion"} <= {h.behaviour for h in hits}
+    assert {"backtracking", "hedging", "conclusion"} <= {h.behaviour for h in hits}
     assert all(text[h.start : h.end] == h.cue for h in hits)
 
 
@@ -195,3 +197,23 @@ def test_eval_set_and_benchmark_run(capsys):
     runpy.run_path(str(script), run_name="not_main")["main"]([])
     out = capsys.readouterr().out
     assert all(b in out for b in BEHAVIOURS) and "precision" in out
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Hmm, that's confusing.", {"hedging"}),
+    ("I'm getting a bit stuck here.", {"hedging"}),
+    ("This is tricky because the plates are identical.", {"hedging"}),
+    ("I'm not completely confident about the last step.", {"hedging"}),
+    ("Is there any trick here that I'm missing?", {"hedging"}),
+    ("Wait, is that correct?", {"backtracking", "hedging"}),
+    ("That seems reasonable.", {"verification"}),
+    ("So 3 * 8 = 24 ✓", {"verification"}),
+    ("I should double-check the units.", set()),  # an announced check is planning
+    ("Let's check with some examples.", set()),
+    ("Maybe I can use the binomial theorem here.", set()),  # a plan, not a hedge
+    ("So, 8! / (5! * 2!) = 40320 / 240 = 168.", set()),  # computation, not a conclusion
+    ("So, the answer is 168.", {"conclusion"}),
+    ("Wait, I think I made a mistake.", {"backtracking", "hedging"}),
+])
+def test_real_trace_cues(text, expected):
+    assert {h.behaviour for h in tag_step(text)} == expected
