@@ -19,7 +19,7 @@ from tqdm import tqdm
 from . import data as datasets
 from .backends import TINY_MODEL, fork, load_backend
 from .grade import grade
-from .models import DEFAULT_MODEL, EMBEDDED, check_name
+from .models import DEFAULT_MODEL, EMBEDDED, add_loading_arguments, check_name, loading_from
 from .probe import ForceSettings, force_answers
 from .profiles import PROFILES, Profile, for_style, get_profile
 from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, STYLES, few_shot_exemplars, few_shot_messages, prompt_spec
@@ -157,6 +157,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
     parser.add_argument("--base-url", default=None,
                         help="server address for --backend openai, e.g. http://localhost:8000/v1")
+    add_loading_arguments(parser)
 
 
 def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
@@ -178,8 +179,10 @@ def setup_generation(args: argparse.Namespace):
     scale = get_scale(args.scale)
     questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed)
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
+    loading = loading_from(args)
     backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
-                           reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None))
+                           reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None),
+                           loading=loading)
     recorded = {
         "model": args.model, "profile": asdict(profile), "scale": asdict(scale),
         "dataset": args.dataset, "limit": args.limit, "seed": args.seed,
@@ -187,6 +190,8 @@ def setup_generation(args: argparse.Namespace):
         "scale_spec": args.scale, "budget": settings.budget, "cue_budget": settings.cue_budget, "decoding": "greedy",
         "force": asdict(settings.force), "prompt_template": STYLES[settings.style],
     }
+    if loading.recorded():
+        recorded["loading"] = loading.recorded()
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
     return backend, questions, profile, scale, settings, recorded

@@ -34,6 +34,7 @@ import numpy as np
 
 from .backends import TokenizerOps
 from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags, load_judge_prompt
+from .models import add_loading_arguments, loading_from
 from .records import Judgement, Probe, Step, Tag, Trace, write_jsonl
 from .resources import data_path
 from .store import RunDir, open_existing, package_versions
@@ -432,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     judging.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
     judging.add_argument("--judge-prompt", default=None, help="judge prompt JSON (default cotprobe/_data/judge_prompt.json)")
     judging.add_argument("--judge-batch-size", type=int, default=8, help="steps per batch (default 8)")
+    add_loading_arguments(parser)
     args = parser.parse_args(argv)
     out = open_existing(args.run_dir)
     judge = None
@@ -440,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
 
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge, kind=args.judge_backend, cache_root=args.cache_dir,
-                               base_url=args.judge_base_url)
+                               base_url=args.judge_base_url, loading=loading_from(args))
         judge = Judge(backend, args.judge, args.judge_backend, prompt, args.judge_batch_size)
     with RunDir(out) as run:
         tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir, judge=judge)
