@@ -66,11 +66,14 @@ def gap_against_sessions(backend, ids, lengths, suffix, options):
     the next-token distribution and for option scores."""
     rows = fork(backend, ids, lengths)
     assert isinstance(rows, HFRows)
-    rows.extend([suffix[: 1 + k] for k in range(len(lengths))])  # rows of different lengths
+    own = [suffix[: 1 + k] for k in range(len(lengths))]  # rows of different lengths
+    rows.extend(own)
+    rows.extend([[suffix[-1]] if k != 1 else [] for k in range(len(lengths))])  # row 1 sits this one out
+    own = [o + [suffix[-1]] if k != 1 else o for k, o in enumerate(own)]
     shared_scores = rows.score(options)
     gap = 0.0
     for k, n in enumerate(lengths):
-        session = backend.session(ids[:n] + suffix[: 1 + k])
+        session = backend.session(ids[:n] + own[k])
         alone = session._logprobs_from(len(session.ids) - 1)[-1]
         gap = max(gap, float((rows.last[k] - alone).abs().max()))
         gap = max(gap, max(abs(a - b) for a, b in zip(shared_scores[k], session.score(options))))

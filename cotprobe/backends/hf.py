@@ -199,27 +199,57 @@ class SharedPrefixUnsupported(RuntimeError):
 
 
 class SharedPrefix:
-    """The prefix's keys/values per layer (batch 1), and how many attention calls used them."""
+    """What the shared-prefix attention reads besides the new tokens' queries/keys/values.
 
-    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    layers[l] = (keys, values) of the prefix with batch size 1; own[l] = (keys, values) of the
+    tokens appended to the rows since (batch R, one slot per appended position, masked where a row
+    appended nothing); active = the rows in the current forward pass (None: all); calls counts
+    attention calls (a guard against layers that bypass the registry).
+    """
+
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int):
         self.layers = layers
+        self.rows = rows
+        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
+        self.active: torch.Tensor | None = None
         self.calls = 0
+
+    def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the active rows' new keys/values; return the active rows' own keys/values so far."""
+        if self.active is not None:  # rows not in this pass get masked filler slots
+            full_k = key.new_zeros((self.rows, *key.shape[1:]))
+            full_v = value.new_zeros((self.rows, *value.shape[1:]))
+            full_k[self.active], full_v[self.active] = key, value
+        else:
+            full_k, full_v = key, value
+        if self.own[layer] is not None:
+            old_k, old_v = self.own[layer]
+            full_k, full_v = torch.cat([old_k, full_k], dim=2), torch.cat([old_v, full_v], dim=2)
+        self.own[layer] = (full_k, full_v)
+        if self.active is None:
+            return full_k, full_v
+        return full_k[self.active], full_v[self.active]
+
+    def crop(self, n: int) -> None:
+        """Forget the last n appended positions."""
+        self.own = [None if kv is None else (kv[0][:, :, :-n], kv[1][:, :, :-n]) for kv in self.own]
 
 
 def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                             shared_prefix=None, **kwargs):
     """Attention of many rows over one prefix held once, plus each row's own later tokens.
 
-    shared_prefix.layers[layer] = (keys, values) of the prefix with batch size 1; key/value are the
-    rows' own tokens (batch R); attention_mask is a boolean (R, 1, Q, P + S) over [prefix | own tokens].
-    The prefix is never copied per row: rows are folded into the query dimension for it, so a
-    decoding step reads the prefix once however many rows share it.
+    query/key/value are the new tokens of the rows in this pass (batch A); attention_mask is an
+    additive float (A, 1, Q, P + S) over [prefix | own tokens so far | new tokens]. The prefix is
+    never copied per row: rows are folded into the query dimension for it, so a decoding step
+    reads the prefix once however many rows share it.
     """
     for name, given in kwargs.items():
         if given is not None and name not in HARMLESS_ARGUMENTS:
             raise SharedPrefixUnsupported(UNSUPPORTED_ARGUMENTS.get(name, f"the attention argument {name!r}"))
     shared_prefix.calls += 1
     prefix_k, prefix_v = shared_prefix.layers[module.layer_idx]
+    key, value = shared_prefix.append(module.layer_idx, key, value)
     rows, heads, q_len, dim = query.shape
     kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
     groups = heads // kv_heads
@@ -228,10 +258,9 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
     scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
     scores_prefix = scores_prefix.reshape(kv_heads, rows, groups * q_len, n_prefix).transpose(0, 1)
-    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float() * scaling
-    mask = attention_mask[:, :, None].expand(rows, kv_heads, groups, q_len, -1)
-    mask = mask.reshape(rows, kv_heads, groups * q_len, -1)
-    probs = torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=-1).to(query.dtype)
+    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float()
+    scores = scores.view(rows, kv_heads, groups, q_len, -1).mul_(scaling).add_(attention_mask[:, :, None])
+    probs = torch.softmax(scores, dim=-1).to(query.dtype).view(rows, kv_heads, groups * q_len, -1)
     folded_probs = probs[..., :n_prefix].transpose(0, 1).reshape(kv_heads, rows * groups * q_len, n_prefix)
     v_dim = prefix_v.shape[-1]
     out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
@@ -289,9 +318,8 @@ class HFRows:
         keep = backend.logits_args(index - 1)
         with torch.inference_mode():
             out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True, **keep)
-        self.prefix = SharedPrefix([(layer.keys, layer.values) for layer in out[backend.cache_arg].layers])
-        self.layers = len(self.prefix.layers)
-        self.cache: Any = None  # the rows' own tokens (batch R), created by the first forward
+        layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
+        self.prefix = SharedPrefix(layers, len(lengths))
         self.forwarded_tokens = base
         self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
         self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
@@ -301,50 +329,61 @@ class HFRows:
 
     @torch.inference_mode()
     def _forward(self, rows: list[list[int]], offsets: list[int] | None = None,
-                 visible: torch.Tensor | None = None) -> torch.Tensor:
-        """Append each row's tokens (rows may differ in length); return log-probs per position.
+                 visible: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+        """Append each row's tokens (rows may differ in length; rows with none sit the pass out);
+        return the log-probs at every new position of every row (last_only: at each row's last).
 
         By default the new tokens are causal within each row, at consecutive positions; score()
         passes its own `offsets` (position of each token after the row's last) and `visible`
         (which new tokens each new token sees) to run several options side by side."""
-        width = max(len(r) for r in rows)
         device = self.backend.device
+        taking = [k for k, r in enumerate(rows) if r]
+        active = None if len(taking) == len(rows) else torch.tensor(taking, device=device)
+        width = max(len(r) for r in rows)
         pad = self.backend.pad_id
-        inputs = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+        inputs = torch.tensor([rows[k] + [pad] * (width - len(rows[k])) for k in taking], device=device)
         real = torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows], device=device)
         steps = torch.tensor(offsets if offsets is not None else range(width), device=device)
         positions = self.position[:, None] + steps[None, :]
         check_fits(int(positions.max()) + 1, 0, self.backend.context_length, "sequence")
         if visible is None:
             visible = torch.ones((width, width), dtype=torch.bool, device=device).tril()
-        n = len(rows)
-        mask = torch.cat([self.prefix_mask[:, None, :].expand(n, width, -1),
-                          self.own_mask[:, None, :].expand(n, width, -1),
-                          visible[None] & real[:, None, :]], dim=2)
+        pick = slice(None) if active is None else active
+        sees = torch.cat([self.prefix_mask[pick, None, :].expand(-1, width, -1),
+                          self.own_mask[pick, None, :].expand(-1, width, -1),
+                          visible[None] & real[pick, None, :]], dim=2)
+        bias = torch.zeros(sees.shape, dtype=torch.float32, device=device).masked_fill_(~sees, -torch.inf)
+        keep = {}
+        if last_only:
+            last = torch.tensor([len(rows[k]) - 1 for k in taking], device=device)[:, None]
+            keep = self.backend.logits_args(last)
         model = self.backend.model
         implementation = model.config._attn_implementation
         model.config._attn_implementation = SHARED_PREFIX
-        calls = self.prefix.calls
+        calls, self.prefix.active = self.prefix.calls, active
         try:
-            out = model(input_ids=inputs, attention_mask=mask[:, None], position_ids=positions, use_cache=True,
-                        shared_prefix=self.prefix, **{self.backend.cache_arg: self.cache})
+            out = model(input_ids=inputs, attention_mask=bias[:, None], position_ids=positions[pick],
+                        use_cache=False, shared_prefix=self.prefix, **keep)
         finally:
             model.config._attn_implementation = implementation
-        if self.prefix.calls - calls != self.layers:
+            self.prefix.active = None
+        layers = len(self.prefix.layers)
+        if self.prefix.calls - calls != layers:
             raise SharedPrefixUnsupported(
-                f"attention outside transformers' registry ({self.prefix.calls - calls} of {self.layers} "
+                f"attention outside transformers' registry ({self.prefix.calls - calls} of {layers} "
                 "layers used the shared prefix)")
-        self.cache = out[self.backend.cache_arg]
         self.own_mask = torch.cat([self.own_mask, real], dim=1)
         self.forwarded_tokens += int(real.sum())
-        return torch.log_softmax(out.logits.float(), dim=-1)
+        logits = out.logits
+        if last_only and not keep:
+            logits = logits[torch.arange(len(taking), device=device)[:, None], last]
+        return torch.log_softmax(logits.float(), dim=-1)
 
     def _advance(self, rows: list[list[int]]) -> None:
-        logprobs = self._forward(rows)
+        logprobs = self._forward(rows, last_only=True)
         lengths = torch.tensor([len(r) for r in rows], device=self.backend.device)
         self.position = self.position + lengths
-        moved = lengths > 0
-        self.last[moved] = logprobs[moved, lengths[moved] - 1]
+        self.last[lengths > 0] = logprobs[:, -1]
 
     def extend(self, rows: list[list[int]]) -> None:
         for ids, new in zip(self.ids, rows, strict=True):
@@ -404,6 +443,6 @@ class HFRows:
         targets = torch.tensor([tok for option in options for tok in option[1:]], device=device)
         owner = torch.tensor([j for j, option in enumerate(options) for _ in option[1:]], device=device)
         totals.index_add_(1, owner, logprobs[:, torch.arange(width, device=device), targets].double())
-        self.cache.crop(-width)  # the options' positions go again
+        self.prefix.crop(width)  # the options' positions go again
         self.own_mask = self.own_mask[:, :-width]
         return totals.tolist()
