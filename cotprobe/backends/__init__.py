@@ -98,7 +98,11 @@ def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, re
         dtype, target = loading.placement()
         tokenizer = tiny_tokenizer()
         net = tiny_model(tokenizer, attn_implementation=loading.attn_implementation)
-        net = net.to(device="cuda" if target == "auto" else target, dtype=dtype)
+        if target == "auto":
+            import torch
+
+            target = "cuda" if torch.cuda.is_available() else "cpu"
+        net = net.to(device=target, dtype=dtype)
     else:
         net, tokenizer = models.load(model, root=cache_root, device=device, loading=loading)
     return HFBackend(net, tokenizer, name=model, reuse_cache=reuse_cache)

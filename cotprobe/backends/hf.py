@@ -181,7 +181,9 @@ class HFSession:
             if len(option) > 1:
                 self.ids.extend(option[:-1])
                 logprobs = self._logprobs_from(end)
-                totals[k] += float(logprobs[torch.arange(len(option) - 1), torch.tensor(option[1:])].sum())
+                picked = logprobs[torch.arange(len(option) - 1, device=logprobs.device),
+                                  torch.tensor(option[1:], device=logprobs.device)]
+                totals[k] += float(picked.sum())
                 self._rewind(end)
         return totals
 
