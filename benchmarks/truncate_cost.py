@@ -7,11 +7,17 @@ For CoTs of each length (a reasoning-style text cut to exactly that many tokens)
   forced   the forced answer + confidence at each cut, one cut at a time, prefix already cached,
   reuse    the sweep as cotprobe runs it (encode once, crop the cache per cut),
   naive    the sweep re-encoding prompt + prefix at every cut,
-and prints reuse / (full + forced) (target <= 1.5) and naive / reuse (target >= 4 at 2048).
+and prints reuse / (full + forced) (target <= 1.5), reuse / full and naive / reuse (target >= 4 at
+2048). Then, per CoT length, the cost of one decoding step of 11 cut rows through the shared
+prefix against one step of an ordinary batched key/value cache (the prefix copied per row, the
+model's own attention), measured in the same run. --threads sets torch's CPU threads (default:
+torch's own choice, printed).
 """
 
 import argparse
 import time
+
+import torch
 
 from cotprobe.backends import load_backend
 from cotprobe.backends.hf import HFBackend
@@ -52,14 +58,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--lengths", default="256,1024,2048")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--steps", type=int, default=8, help="decoding steps timed per path (default 8)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     reuse = load_backend(args.model)
     naive = HFBackend(reuse.model, reuse.tokenizer, name=reuse.name, reuse_cache=False)
     profile, force = get_profile("plain"), ForceSettings()
     fractions = parse_fractions("0:1:0.1")
     fork(reuse, reuse.encode(PARAGRAPH), [8])  # warm-up: the first forward pass pays one-off costs
-    print(f"model {args.model}; 11 cuts at step boundaries; times in seconds")
-    print(f"{'tokens':>6} {'full':>7} {'forced':>7} {'reuse':>7} {'naive':>7}  reuse/(full+forced)  naive/reuse")
+    steps = []
+    print(f"model {args.model}; 11 cuts at step boundaries; times in seconds; torch threads {torch.get_num_threads()}")
+    print(f"{'tokens':>6} {'full':>7} {'forced':>7} {'reuse':>7} {'naive':>7}  reuse/(full+forced)  reuse/full  naive/reuse")
     for n in (int(x) for x in args.lengths.split(",")):
         trace, question = make_trace(reuse, n)
         prompt_ids = reuse.encode(trace.prompt)
@@ -74,7 +85,37 @@ def main() -> None:
         t_reuse = timed(lambda: probe_cuts(reuse, trace, question, cuts, profile, VERBAL_10, force))
         t_naive = timed(lambda: probe_cuts(naive, trace, question, cuts, profile, VERBAL_10, force))
         print(f"{n:>6} {full:7.2f} {forced:7.2f} {t_reuse:7.2f} {t_naive:7.2f}  "
-              f"{t_reuse / (full + forced):19.2f}  {t_naive / t_reuse:11.2f}")
+              f"{t_reuse / (full + forced):19.2f}  {t_reuse / full:10.2f}  {t_naive / t_reuse:11.2f}")
+        steps.append((n, *step_costs(reuse, ids, [len(prompt_ids) + c.token_index for c in cuts], args.steps)))
+    print("one decoding step of the 11 cut rows, milliseconds:")
+    print(f"{'tokens':>6} {'shared':>8} {'ordinary':>9}  shared/ordinary")
+    for n, shared, ordinary in steps:
+        print(f"{n:>6} {shared:8.1f} {ordinary:9.1f}  {shared / ordinary:15.2f}")
+
+
+def step_costs(backend, ids: list[int], lengths: list[int], n_steps: int) -> tuple[float, float]:
+    """Milliseconds per one-token step for all rows: through the shared prefix (HFRows), and with an
+    ordinary batched cache of the longest prefix repeated per row (the model's own attention)."""
+    rows = fork(backend, ids, lengths)
+    token = [[backend.pad_id]] * len(lengths)
+    rows.extend(token)  # warm-up
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        rows.extend(token)
+    shared = (time.perf_counter() - start) / n_steps * 1000
+    model = backend.model
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([ids[:max(lengths)]], device=backend.device), use_cache=True,
+                    **backend.logits_args(1))
+        cache = out[backend.cache_arg]
+        cache.batch_repeat_interleave(len(lengths))
+        step = torch.full((len(lengths), 1), backend.pad_id, device=backend.device)
+        cache = model(input_ids=step, use_cache=True, **{backend.cache_arg: cache})[backend.cache_arg]  # warm-up
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            cache = model(input_ids=step, use_cache=True, **{backend.cache_arg: cache})[backend.cache_arg]
+        ordinary = (time.perf_counter() - start) / n_steps * 1000
+    return shared, ordinary
 
 
 if __name__ == "__main__":

@@ -678,8 +678,11 @@ def main(argv: list[str] | None = None) -> int:
         if (args.rewrite_model and args.rewrite_model != args.model) or kind != args.backend:
             from .backends import load_backend
 
+            from .models import loading_from
+
             rewriter = load_backend(args.rewrite_model or args.model, kind=kind, cache_root=args.cache_dir,
-                                    base_url=args.rewrite_base_url or args.base_url, **server_options(args))
+                                    base_url=args.rewrite_base_url or args.base_url, **server_options(args),
+                                    loading=loading_from(args))
         rewriting = Rewriting(rewriter, prompts, args.rewrite_max_tokens)
     with RunDir(out) as run:
         traces = traces_for(run, bool(args.run_dir), backend, questions, profile, scale, settings,

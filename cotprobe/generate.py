@@ -20,7 +20,7 @@ from . import data as datasets
 from .backends import TINY_MODEL, PromptTooLong, fork, load_backend
 from .cli import given_options, positive_int
 from .grade import grade
-from .models import DEFAULT_MODEL, EMBEDDED, check_name
+from .models import DEFAULT_MODEL, EMBEDDED, add_loading_arguments, check_name, loading_from
 from .probe import ForceSettings, force_answers, forcing_suffix
 from .profiles import PROFILES, Profile, for_style, get_profile
 from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, CONFIDENCE_PREFIX, STYLES, few_shot_exemplars, few_shot_messages, prompt_spec
@@ -202,6 +202,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where a paper benchmark's files are (folder or file; default "
                              "~/.cache/cotprobe/datasets/<name>/; see data/README.md)")
     add_server_arguments(parser)
+    add_loading_arguments(parser)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -286,9 +287,10 @@ def setup_generation(args: argparse.Namespace):
     questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed,
                                       data_dir=getattr(args, "data_dir", None), places=places)
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
+    loading = loading_from(args)
     backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
                            reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None),
-                           **server_options(args))
+                           **server_options(args), loading=loading)
     if not (getattr(args, "from_run", None) or getattr(args, "run_dir", None)):  # traces to be made
         check_prompts(backend, questions, profile, scale, settings, places)
     recorded = {
@@ -298,6 +300,8 @@ def setup_generation(args: argparse.Namespace):
         "scale_spec": args.scale, "budget": settings.budget, "cue_budget": settings.cue_budget, "decoding": "greedy",
         "force": asdict(settings.force), "prompt_template": STYLES[settings.style],
     }
+    if loading.recorded():
+        recorded["loading"] = loading.recorded()
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
     return backend, questions, profile, scale, settings, recorded

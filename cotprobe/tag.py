@@ -35,6 +35,7 @@ import numpy as np
 from .backends import TokenizerOps
 from .cli import positive_int
 from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags, load_judge_prompt
+from .models import add_loading_arguments, loading_from
 from .records import Judgement, Probe, Step, Tag, Trace, write_jsonl
 from .resources import data_path
 from .store import RunDir, open_existing, package_versions, steps_complete
@@ -443,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     from .generate import add_server_arguments
 
     add_server_arguments(parser)
+    add_loading_arguments(parser)
     args = parser.parse_args(argv)
     out = open_existing(args.run_dir)
     judge = None
@@ -452,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
 
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge, kind=args.judge_backend, cache_root=args.cache_dir,
-                               base_url=args.judge_base_url, **server_options(args))
+                               base_url=args.judge_base_url, **server_options(args), loading=loading_from(args))
         judge = Judge(backend, args.judge, args.judge_backend, prompt, args.judge_batch_size)
     with RunDir(out) as run:
         tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir, judge=judge)

@@ -97,10 +97,12 @@ def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: st
 def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
                scale: Scale, force: ForceSettings, max_rows: int = 16) -> list[Probe]:
     """Probe one trace at every cut: distinct cut points run as rows of one batch over the
-    trace's shared encoding (at most max_rows at a time, to bound cache memory)."""
+    trace's shared encoding (at most max_rows at a time, to bound cache memory). A backend that
+    runs rows one at a time gets one cut per fork, so it never holds more than one cut's cache."""
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
     points = sorted({c.token_index for c in cuts}, reverse=True)
+    max_rows = max_rows if getattr(backend, "shares_rows", False) else 1
     made: dict[int, tuple[str, object]] = {}
     for start in range(0, len(points), max_rows):
         chunk = points[start:start + max_rows]

@@ -72,8 +72,12 @@ TINY_MODEL = "tiny-random"  # a few-layer random-weight model built in-process (
 
 
 def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, reuse_cache: bool = True,
-                 device: str | None = None, base_url: str | list[str] | None = None, **server_options):
+                 device: str | None = None, base_url: str | list[str] | None = None, loading=None,
+                 **server_options):
     """A backend for a model name (see `cotprobe.models.resolve`; also "tiny-random").
+
+    loading: a `cotprobe.models.Loading` (dtype, device map, attention kernel) for kind "hf";
+    `device` is a shorthand for its device map.
 
     kind "openai": the model runs on an OpenAI-compatible server at `base_url`; only its tokenizer
     is loaded here (embedded model: from the converted folder; else the folder or hub id).
@@ -99,10 +103,17 @@ def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, re
     if model == TINY_MODEL:
         from .tiny import tiny_model, tiny_tokenizer
 
+        loading = loading or models.Loading(device_map=device)
+        dtype, target = loading.placement()
         tokenizer = tiny_tokenizer()
-        net, tokenizer = tiny_model(tokenizer), tokenizer
+        net = tiny_model(tokenizer, attn_implementation=loading.attn_implementation)
+        if target == "auto":
+            import torch
+
+            target = "cuda" if torch.cuda.is_available() else "cpu"
+        net = net.to(device=target, dtype=dtype)
     else:
-        net, tokenizer = models.load(model, root=cache_root, device=device)
+        net, tokenizer = models.load(model, root=cache_root, device=device, loading=loading)
     return HFBackend(net, tokenizer, name=model, reuse_cache=reuse_cache)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
+import sys
 from typing import Any
 
 import torch
@@ -33,6 +33,39 @@ class HFBackend(TokenizerOps):
         # transformers 5 renamed `past_key_values` to `cache`; accept both.
         params = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.keeps_logits = "logits_to_keep" in params
+        self._refusal: str | None | bool = False  # False: not checked yet
+
+    def logits_args(self, keep: int | torch.Tensor) -> dict:
+        """Keyword arguments computing logits only at `keep` (the last n positions, or these indices)."""
+        return {"logits_to_keep": keep} if self.keeps_logits else {}
+
+    @property
+    def shared_prefix_refusal(self) -> str | None:
+        """Why cut rows cannot share one prefix encoding on this model (None: they can). Checked once:
+        the model's configuration, then one tiny shared-prefix step, which must route every layer
+        through the shared-prefix attention and pass it no argument it does not implement."""
+        if self._refusal is False:
+            reason = shared_prefix_refusal(self.model)
+            kind = getattr(self.model.config, "model_type", type(self.model).__name__)
+            if reason is None:
+                try:
+                    rows = HFRows(self, [self.pad_id] * 4, [2, 4])
+                    rows.extend([[self.pad_id], [self.pad_id]])
+                except SharedPrefixUnsupported as exc:
+                    reason = f"{kind} uses {exc}"
+                except Exception as exc:  # a model whose layers do not take the shared prefix's inputs
+                    reason = f"{kind} fails a shared-prefix step ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            self._refusal = reason
+            if reason is not None:
+                print(f"cotprobe: {reason}, which the shared-prefix attention does not implement; "
+                      "cut rows run one at a time (same results, slower)", file=sys.stderr)
+        return self._refusal
+
+    @property
+    def shares_rows(self) -> bool:
+        """Whether `fork` runs its rows as one batch over a shared prefix (else one at a time)."""
+        return self.reuse_cache and self.shared_prefix_refusal is None
 
     @torch.inference_mode()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:
@@ -69,7 +102,7 @@ class HFBackend(TokenizerOps):
     def fork(self, ids: list[int], lengths: list[int]):
         """Rows for the prefixes ids[:n], n in lengths: one shared encoding of the longest prefix,
         then all rows decode as one batch (naive mode: every row re-encodes its own prefix)."""
-        if not self.reuse_cache or not shares_prefixes(self.model):
+        if not self.shares_rows:
             from . import SequentialRows
 
             return SequentialRows(self, ids, lengths)
@@ -102,10 +135,11 @@ class HFSession:
             self._rewind_cache(pos)
         start = self.cached
         new = torch.tensor([self.ids[start:]], device=self.backend.device)
-        out = self.backend.model(input_ids=new, use_cache=True, **{self.backend.cache_arg: self.cache})
+        out = self.backend.model(input_ids=new, use_cache=True, **{self.backend.cache_arg: self.cache},
+                                 **self.backend.logits_args(len(self.ids) - pos))
         self.cache, self.cached = out[self.backend.cache_arg], len(self.ids)
         self.forwarded_tokens += new.shape[1]
-        return torch.log_softmax(out.logits[0, pos - start:].float(), dim=-1)
+        return torch.log_softmax(out.logits[0, -(len(self.ids) - pos):].float(), dim=-1)
 
     def _rewind_cache(self, n: int) -> None:
         self.cache.crop(n - self.cached)  # a negative argument removes that many positions
@@ -136,39 +170,88 @@ class HFSession:
     def score(self, options: list[list[int]]) -> list[float]:
         """Total log-probability of each option as a continuation of the current sequence.
 
-        The first tokens are scored from the sequence's own next-token distribution; the rest
-        of all options run as one right-padded batch over a copy of the cache.
+        The first tokens are scored from the sequence's own next-token distribution; each option's
+        later tokens run over the sequence's cache, which is cropped back after it (the cache is
+        never copied, so memory stays that of one sequence).
         """
         first = self._logprobs_from(len(self.ids) - 1)[-1]
         totals = [float(first[o[0]]) for o in options]
-        width = max(len(o) for o in options) - 1
-        if width == 0:
-            return totals
-        cache = copy.deepcopy(self.cache)
-        cache.batch_repeat_interleave(len(options))
-        rows = torch.tensor([o[:-1] + [o[-1]] * (width - len(o) + 1) for o in options],
-                            device=self.backend.device)
-        out = self.backend.model(input_ids=rows, use_cache=True, **{self.backend.cache_arg: cache})
-        self.forwarded_tokens += rows.numel()
-        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+        end = len(self.ids)
         for k, option in enumerate(options):
-            totals[k] += float(sum(logprobs[k, i - 1, tok] for i, tok in enumerate(option) if i > 0))
+            if len(option) > 1:
+                self.ids.extend(option[:-1])
+                logprobs = self._logprobs_from(end)
+                picked = logprobs[torch.arange(len(option) - 1, device=logprobs.device),
+                                  torch.tensor(option[1:], device=logprobs.device)]
+                totals[k] += float(picked.sum())
+                self._rewind(end)
         return totals
 
 
 SHARED_PREFIX = "cotprobe-shared-prefix"
+# Attention arguments the shared-prefix attention reads or may ignore; any other argument a model
+# passes with a value makes it refuse rather than silently compute something else.
+HARMLESS_ARGUMENTS = {"dropout", "position_ids", "use_cache", "cache_position", "output_attentions", "is_causal"}
+UNSUPPORTED_ARGUMENTS = {"sliding_window": "sliding-window attention", "softcap": "attention logit soft-capping",
+                         "s_aux": "attention sinks", "sinks": "attention sinks"}
+
+
+class SharedPrefixUnsupported(RuntimeError):
+    """A model whose attention the shared-prefix path does not implement (the message says what)."""
+
+
+class SharedPrefix:
+    """What the shared-prefix attention reads besides the new tokens' queries/keys/values.
+
+    layers[l] = (keys, values) of the prefix with batch size 1; own[l] = (keys, values) of the
+    tokens appended to the rows since (batch R, one slot per appended position, masked where a row
+    appended nothing); active = the rows in the current forward pass (None: all); calls counts
+    attention calls (a guard against layers that bypass the registry).
+    """
+
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int):
+        self.layers = layers
+        self.rows = rows
+        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
+        self.active: torch.Tensor | None = None
+        self.calls = 0
+
+    def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the active rows' new keys/values; return the active rows' own keys/values so far."""
+        if self.active is not None:  # rows not in this pass get masked filler slots
+            full_k = key.new_zeros((self.rows, *key.shape[1:]))
+            full_v = value.new_zeros((self.rows, *value.shape[1:]))
+            full_k[self.active], full_v[self.active] = key, value
+        else:
+            full_k, full_v = key, value
+        if self.own[layer] is not None:
+            old_k, old_v = self.own[layer]
+            full_k, full_v = torch.cat([old_k, full_k], dim=2), torch.cat([old_v, full_v], dim=2)
+        self.own[layer] = (full_k, full_v)
+        if self.active is None:
+            return full_k, full_v
+        return full_k[self.active], full_v[self.active]
+
+    def crop(self, n: int) -> None:
+        """Forget the last n appended positions."""
+        self.own = [None if kv is None else (kv[0][:, :, :-n], kv[1][:, :, :-n]) for kv in self.own]
 
 
 def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                             shared_prefix=None, **kwargs):
     """Attention of many rows over one prefix held once, plus each row's own later tokens.
 
-    shared_prefix[layer] = (keys, values) of the prefix with batch size 1; key/value are the rows'
-    own tokens (batch R); attention_mask is a boolean (R, 1, Q, P + S) over [prefix | own tokens].
-    The prefix is never copied per row: rows are folded into the query dimension for it, so a
-    decoding step reads the prefix once however many rows share it.
+    query/key/value are the new tokens of the rows in this pass (batch A); attention_mask is an
+    additive float (A, 1, Q, P + S) over [prefix | own tokens so far | new tokens]. The prefix is
+    never copied per row: rows are folded into the query dimension for it, so a decoding step
+    reads the prefix once however many rows share it.
     """
-    prefix_k, prefix_v = shared_prefix[module.layer_idx]
+    for name, given in kwargs.items():
+        if given is not None and name not in HARMLESS_ARGUMENTS:
+            raise SharedPrefixUnsupported(UNSUPPORTED_ARGUMENTS.get(name, f"the attention argument {name!r}"))
+    shared_prefix.calls += 1
+    prefix_k, prefix_v = shared_prefix.layers[module.layer_idx]
+    key, value = shared_prefix.append(module.layer_idx, key, value)
     rows, heads, q_len, dim = query.shape
     kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
     groups = heads // kv_heads
@@ -177,10 +260,9 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
     scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
     scores_prefix = scores_prefix.reshape(kv_heads, rows, groups * q_len, n_prefix).transpose(0, 1)
-    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float() * scaling
-    mask = attention_mask[:, :, None].expand(rows, kv_heads, groups, q_len, -1)
-    mask = mask.reshape(rows, kv_heads, groups * q_len, -1)
-    probs = torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=-1).to(query.dtype)
+    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float()
+    scores = scores.view(rows, kv_heads, groups, q_len, -1).mul_(scaling).add_(attention_mask[:, :, None])
+    probs = torch.softmax(scores, dim=-1).to(query.dtype).view(rows, kv_heads, groups * q_len, -1)
     folded_probs = probs[..., :n_prefix].transpose(0, 1).reshape(kv_heads, rows * groups * q_len, n_prefix)
     v_dim = prefix_v.shape[-1]
     out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
@@ -191,14 +273,30 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
 AttentionInterface.register(SHARED_PREFIX, shared_prefix_attention)
 
 
-def shares_prefixes(model: Any) -> bool:
-    """Whether `HFRows` can run this model: every layer attends to all earlier positions (no
-    sliding window, no recurrent layers)."""
+def shared_prefix_refusal(model: Any) -> str | None:
+    """Why `HFRows` cannot run this model (None when it can): it needs every layer to attend to all
+    earlier positions through transformers' attention registry, with nothing but a scale."""
     config = model.config
+    kind = getattr(config, "model_type", type(model).__name__)
+    if not getattr(type(model), "_supports_attention_backend", False):
+        return f"{kind} computes attention itself, bypassing transformers' attention registry"
     types = getattr(config, "layer_types", None)
-    if types is not None:
-        return all(t == "full_attention" for t in types)
-    return getattr(config, "sliding_window", None) is None or getattr(config, "use_sliding_window", True) is False
+    if types is not None and any(t != "full_attention" for t in types):
+        other = sorted({t for t in types if t != "full_attention"})
+        return f"{kind} has {', '.join(other)} layers"
+    if types is None and getattr(config, "sliding_window", None) is not None \
+            and getattr(config, "use_sliding_window", True) is not False:
+        return f"{kind} uses sliding-window attention"
+    if getattr(config, "attn_logit_softcapping", None) is not None:
+        return f"{kind} soft-caps attention logits"
+    if any(name.endswith("sinks") for name, _ in model.named_parameters()):
+        return f"{kind} has attention sinks"
+    return None
+
+
+def shares_prefixes(model: Any) -> bool:
+    """Whether `HFRows` can run this model (see `shared_prefix_refusal`)."""
+    return shared_prefix_refusal(model) is None
 
 
 class HFRows:
@@ -217,59 +315,77 @@ class HFRows:
         base = max(lengths)
         check_fits(base, 0, backend.context_length, "sequence")
         device = backend.device
-        with torch.inference_mode():
-            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True)
-        prefix = out[backend.cache_arg]
-        self.prefix = [(layer.keys, layer.values) for layer in prefix.layers]
-        self.cache: Any = None  # the rows' own tokens (batch R), created by the first forward
-        self.forwarded_tokens = base
         index = torch.tensor(lengths, device=device)
+        # Logits only where they are read: the last position of each row's prefix.
+        keep = backend.logits_args(index - 1)
+        with torch.inference_mode():
+            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True, **keep)
+        layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
+        self.prefix = SharedPrefix(layers, len(lengths))
+        self.forwarded_tokens = base
         self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
         self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
         self.position = index.clone()  # next position id of each row
-        self.last = torch.log_softmax(out.logits[0, index - 1].float(), dim=-1)  # next-token log-probs
+        logits = out.logits[0] if keep else out.logits[0, index - 1]
+        self.last = torch.log_softmax(logits.float(), dim=-1)  # next-token log-probs of each row
 
     @torch.inference_mode()
     def _forward(self, rows: list[list[int]], offsets: list[int] | None = None,
-                 visible: torch.Tensor | None = None) -> torch.Tensor:
-        """Append each row's tokens (rows may differ in length); return log-probs per position.
+                 visible: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+        """Append each row's tokens (rows may differ in length; rows with none sit the pass out);
+        return the log-probs at every new position of every row (last_only: at each row's last).
 
         By default the new tokens are causal within each row, at consecutive positions; score()
         passes its own `offsets` (position of each token after the row's last) and `visible`
         (which new tokens each new token sees) to run several options side by side."""
-        width = max(len(r) for r in rows)
         device = self.backend.device
+        taking = [k for k, r in enumerate(rows) if r]
+        active = None if len(taking) == len(rows) else torch.tensor(taking, device=device)
+        width = max(len(r) for r in rows)
         pad = self.backend.pad_id
-        inputs = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+        inputs = torch.tensor([rows[k] + [pad] * (width - len(rows[k])) for k in taking], device=device)
         real = torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows], device=device)
         steps = torch.tensor(offsets if offsets is not None else range(width), device=device)
         positions = self.position[:, None] + steps[None, :]
         check_fits(int(positions.max()) + 1, 0, self.backend.context_length, "sequence")
         if visible is None:
             visible = torch.ones((width, width), dtype=torch.bool, device=device).tril()
-        n = len(rows)
-        mask = torch.cat([self.prefix_mask[:, None, :].expand(n, width, -1),
-                          self.own_mask[:, None, :].expand(n, width, -1),
-                          visible[None] & real[:, None, :]], dim=2)
+        pick = slice(None) if active is None else active
+        sees = torch.cat([self.prefix_mask[pick, None, :].expand(-1, width, -1),
+                          self.own_mask[pick, None, :].expand(-1, width, -1),
+                          visible[None] & real[pick, None, :]], dim=2)
+        bias = torch.zeros(sees.shape, dtype=torch.float32, device=device).masked_fill_(~sees, -torch.inf)
+        keep = {}
+        if last_only:
+            last = torch.tensor([len(rows[k]) - 1 for k in taking], device=device)[:, None]
+            keep = self.backend.logits_args(last)
         model = self.backend.model
         implementation = model.config._attn_implementation
         model.config._attn_implementation = SHARED_PREFIX
+        calls, self.prefix.active = self.prefix.calls, active
         try:
-            out = model(input_ids=inputs, attention_mask=mask[:, None], position_ids=positions, use_cache=True,
-                        shared_prefix=self.prefix, **{self.backend.cache_arg: self.cache})
+            out = model(input_ids=inputs, attention_mask=bias[:, None], position_ids=positions[pick],
+                        use_cache=False, shared_prefix=self.prefix, **keep)
         finally:
             model.config._attn_implementation = implementation
-        self.cache = out[self.backend.cache_arg]
+            self.prefix.active = None
+        layers = len(self.prefix.layers)
+        if self.prefix.calls - calls != layers:
+            raise SharedPrefixUnsupported(
+                f"attention outside transformers' registry ({self.prefix.calls - calls} of {layers} "
+                "layers used the shared prefix)")
         self.own_mask = torch.cat([self.own_mask, real], dim=1)
         self.forwarded_tokens += int(real.sum())
-        return torch.log_softmax(out.logits.float(), dim=-1)
+        logits = out.logits
+        if last_only and not keep:
+            logits = logits[torch.arange(len(taking), device=device)[:, None], last]
+        return torch.log_softmax(logits.float(), dim=-1)
 
     def _advance(self, rows: list[list[int]]) -> None:
-        logprobs = self._forward(rows)
+        logprobs = self._forward(rows, last_only=True)
         lengths = torch.tensor([len(r) for r in rows], device=self.backend.device)
         self.position = self.position + lengths
-        moved = lengths > 0
-        self.last[moved] = logprobs[moved, lengths[moved] - 1]
+        self.last[lengths > 0] = logprobs[:, -1]
 
     def extend(self, rows: list[list[int]]) -> None:
         for ids, new in zip(self.ids, rows, strict=True):
@@ -312,22 +428,23 @@ class HFRows:
 
         All options run in one forward pass, side by side after each row: every option's tokens
         see the row and the option's own earlier tokens, at the positions they would have."""
-        totals = [[float(self.last[k, o[0]]) for o in options] for k in range(len(self.ids))]
+        device = self.backend.device
+        totals = self.last[:, torch.tensor([o[0] for o in options], device=device)].double()  # (rows, options)
         spans, offsets = [], []
         for option in options:
             spans.append((len(offsets), len(option) - 1))
             offsets += range(len(option) - 1)
         if not offsets:
-            return totals
+            return totals.tolist()
         width = len(offsets)
-        visible = torch.zeros((width, width), dtype=torch.bool, device=self.backend.device)
+        visible = torch.zeros((width, width), dtype=torch.bool, device=device)
         for begin, n in spans:
             visible[begin:begin + n, begin:begin + n] = torch.ones((n, n), dtype=torch.bool).tril()
         tokens = [tok for option in options for tok in option[:-1]]
         logprobs = self._forward([tokens] * len(self.ids), offsets, visible)
-        for j, (option, (begin, n)) in enumerate(zip(options, spans)):
-            for k in range(len(self.ids)):
-                totals[k][j] += float(sum(logprobs[k, begin + i, option[i + 1]] for i in range(n)))
-        self.cache.crop(-width)  # the options' positions go again
+        targets = torch.tensor([tok for option in options for tok in option[1:]], device=device)
+        owner = torch.tensor([j for j, option in enumerate(options) for _ in option[1:]], device=device)
+        totals.index_add_(1, owner, logprobs[:, torch.arange(width, device=device), targets].double())
+        self.prefix.crop(width)  # the options' positions go again
         self.own_mask = self.own_mask[:, :-width]
-        return totals
+        return totals.tolist()

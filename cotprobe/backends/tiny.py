@@ -38,7 +38,8 @@ def tiny_tokenizer(vocab_size: int = 400) -> Any:
     return tok
 
 
-def tiny_model(tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int = 64) -> Any:
+def tiny_model(tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int = 64,
+               attn_implementation: str | None = None) -> Any:
     """A randomly initialised Llama of a few layers over the tokenizer's vocabulary."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -50,6 +51,8 @@ def tiny_model(tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int = 64)
         max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
     )
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
     model = LlamaForCausalLM(config).eval()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
