@@ -55,6 +55,8 @@ class Confidence:
     scored_label: str | None = None
     scored_value: float | None = None  # argmax label's value
     expected_value: float | None = None  # sum_k p_k * value_k
+    # Sum of the labels' unnormalised probabilities before normalising (None: not recorded).
+    label_mass: float | None = None
 
 
 @dataclass

@@ -24,12 +24,17 @@ class Scale:
     name: str
     labels: tuple[str, ...]
     values: tuple[float, ...]
+    # The probability range each label stands for, as shown in prompts; () shows the values.
+    ranges: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.values) or not self.labels:
             raise ValueError(f"scale {self.name!r}: need one value per label, and at least one")
         if any(not 0.0 <= v <= 1.0 for v in self.values):
             raise ValueError(f"scale {self.name!r}: values must lie in [0, 1]")
+        if self.ranges and (len(self.ranges) != len(self.labels)
+                            or any(len(r) != 2 or not 0 <= r[0] <= r[1] <= 1 for r in self.ranges)):
+            raise ValueError(f"scale {self.name!r}: 'ranges' needs one [low, high] within [0, 1] per label")
 
     def value(self, label: str) -> float:
         return dict(zip(self.labels, self.values))[label]
@@ -49,6 +54,16 @@ class Scale:
         """The label list as written into prompts."""
         return ", ".join(f'"{label}"' for label in self.labels)
 
+    def describe_classes(self) -> str:
+        """One line per label with the probability range it stands for (or its value)."""
+        if self.ranges:
+            return "\n".join(f'- "{label}" ({low:.1f}\u2013{high:.1f})' for label, (low, high) in zip(self.labels, self.ranges))
+        return "\n".join(f'- "{label}" (about {value:g})' for label, value in zip(self.labels, self.values))
+
+    def confidence_format(self) -> str:
+        """What the confidence line holds, as the prompt asks for it."""
+        return "the class name only"
+
 
 VERBAL_10 = Scale(
     name="verbal10",
@@ -65,6 +80,7 @@ VERBAL_10 = Scale(
         "Almost certain",
     ),
     values=(0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95),
+    ranges=tuple((k / 10, (k + 1) / 10) for k in range(10)),
 )
 
 
@@ -80,6 +96,13 @@ class NumericScale(Scale):
 
     def value(self, label: str) -> float:
         return float(label) / 100.0
+
+    def describe_classes(self) -> str:
+        return ("- a whole number from 0 to 100: the probability, in percent, that your answer is correct "
+                "(0 = certainly wrong, 100 = certainly right)")
+
+    def confidence_format(self) -> str:
+        return "a number from 0 to 100 only"
 
 
 NUMERIC_100 = NumericScale(
@@ -100,6 +123,10 @@ def get_scale(spec: str) -> Scale:
         raise ValueError(f"unknown confidence scale {spec!r}: use one of {', '.join(SCALES)} or a JSON file")
     data = json.loads(path.read_text())
     try:
-        return Scale(name=data.get("name", path.stem), labels=tuple(data["labels"]), values=tuple(data["values"]))
+        ranges = tuple(tuple(r) for r in data.get("ranges", ()))
+        return Scale(name=data.get("name", path.stem), labels=tuple(data["labels"]), values=tuple(data["values"]),
+                     ranges=ranges)
     except KeyError as exc:
         raise ValueError(f"{path}: a scale file needs 'labels' and 'values' (missing {exc})") from None
+    except TypeError:
+        raise ValueError(f"{path}: 'labels', 'values' and 'ranges' must be lists") from None

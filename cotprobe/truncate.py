@@ -19,8 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .grade import grade
-from .backends import fork
-from .probe import ForceSettings, force_answers
+from .probe import ForceSettings, force_cuts
 from .profiles import Profile
 from .records import Probe, Question, Step, Trace
 from .scales import Scale
@@ -91,16 +90,14 @@ def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: st
 def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
                scale: Scale, force: ForceSettings, max_rows: int = 16) -> list[Probe]:
     """Probe one trace at every cut: distinct cut points run as rows of one batch over the
-    trace's shared encoding (at most max_rows at a time, to bound cache memory)."""
+    trace's shared encoding (at most max_rows at a time, to bound cache memory), each closed
+    the same way (`cotprobe.probe.force_cuts`)."""
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
     points = sorted({c.token_index for c in cuts}, reverse=True)
-    made: dict[int, tuple[str, object]] = {}
-    for start in range(0, len(points), max_rows):
-        chunk = points[start:start + max_rows]
-        rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk])
-        cots = [backend.decode(trace.cot_token_ids[:t]) for t in chunk]
-        made.update(zip(chunk, force_answers(rows, backend, profile, scale, cots, force)))
+    forced = force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + t for t in points], profile, scale,
+                        force, max_rows)
+    made = dict(zip(points, forced))
     probes = []
     for cut in cuts:
         answer, confidence = made[cut.token_index]
