@@ -161,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="step: nearest step boundary (default); token: exact token fraction; every-step")
     parser.add_argument("--naive", action="store_true", help="re-encode prompt + prefix for every cut (no cache reuse)")
     parser.add_argument("--out", default="runs/default", help="run directory (default runs/default); resumed if it exists")
-    parser.add_argument("--source", choices=("expected", "scored", "sampled"), default="expected",
-                        help="confidence for the metrics: expected value of the scored label distribution "
-                             "(default; never unparsed), its most likely label, or the label the model wrote")
+    parser.add_argument("--source", choices=("sampled", "expected", "scored"), default="sampled",
+                        help="confidence for the metrics: the label the model wrote (default, as the paper; the "
+                             "parse rate is shown), the expected value of the scored label distribution (never "
+                             "unparsed; shown beside the sampled one), or the scored distribution's most likely label")
     parser.add_argument("--from-run", help="reuse the traces of this run directory instead of generating")
     args = parser.parse_args(argv)
 
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         by_id = {q.id: q for q in questions}
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
         probes = truncate(backend, traces, by_id, run, profile, scale, fractions, args.cut, settings.force)
-    result = cut_metrics(probes, source=args.source)
+    result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled")
     update_metrics(out, "truncate", result)
     figure = plot_progress({f"{args.model} ({profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
