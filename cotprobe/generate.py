@@ -221,6 +221,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
     parser.add_argument("--base-url", default=None,
                         help="server address for --backend openai, e.g. http://localhost:8000/v1")
+    grading = parser.add_argument_group(
+        "grading", "rules (default, offline): alias match, choice letters, numbers (cotprobe.grade). judge: the "
+                   "paper's grader, an LLM judge (SimpleQA-style correct / incorrect / not attempted; only correct "
+                   "counts; prompt cotprobe/_data/grader_prompt.json) through any backend; its verdicts go to "
+                   "<run>/verdicts.jsonl, are not asked again, and unparsed ones are counted and graded incorrect")
+    grading.add_argument("--grader", choices=("rules", "judge"), default="rules", help="default rules")
+    grading.add_argument("--judge-model", default=None, metavar="MODEL",
+                         help="the grading judge (embedded name, local folder, hub id, or the served model's name)")
+    grading.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
+    grading.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
 
 
 def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
@@ -237,6 +247,40 @@ def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
     args.prompt_template = made.get("prompt_template_spec", "compact")
     args.cue_budget = made.get("cue_budget", 512)
     args.profile = made["profile"]["name"]
+
+
+def setup_grader(args: argparse.Namespace):
+    """Install the grader the options ask for (every question kind); what to record of it."""
+    from . import grade as grading
+
+    choice = getattr(args, "grader", "rules")
+    model = getattr(args, "judge_model", None)
+    for kind, default in grading.DEFAULT_GRADERS.items():
+        grading.register_grader(kind, default)
+    if choice == "rules":
+        if model:
+            raise ValueError("--judge-model is for --grader judge")
+        return "rules"
+    if not model:
+        raise ValueError("--grader judge needs --judge-model MODEL")
+    from .judge import AnswerJudge, load_grader_prompt
+
+    kind = getattr(args, "judge_backend", "hf")
+    backend = load_backend(model, kind=kind, cache_root=args.cache_dir, base_url=getattr(args, "judge_base_url", None))
+    out = Path(getattr(args, "from_run", None) or getattr(args, "run_dir", None) or args.out)
+    judge = AnswerJudge(backend, model, load_grader_prompt(), out / "verdicts.jsonl")
+    for kind_name in grading.DEFAULT_GRADERS:
+        grading.register_grader(kind_name, judge)
+    args.answer_judge = judge
+    return judge.describe(kind)
+
+
+def print_verdicts(args: argparse.Namespace) -> None:
+    judge = getattr(args, "answer_judge", None)
+    if judge is not None:
+        c = judge.counts()
+        print(f"grading judge {judge.key}: {c['verdicts']} verdicts ({c['asked']} asked now), "
+              f"{c['unparsed']} unparsed (graded incorrect; see verdicts.jsonl)")
 
 
 def setup_generation(args: argparse.Namespace):
@@ -263,6 +307,7 @@ def setup_generation(args: argparse.Namespace):
     }
     if profile.confidence_cue:
         recorded["confidence_cue"] = confidence_cue()
+    recorded["grader"] = setup_grader(args)
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
     return backend, questions, profile, scale, settings, recorded
@@ -283,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     from .summary import print_trace_summary
 
     print_trace_summary(traces, args.out)
+    print_verdicts(args)
     return 0
 
 

@@ -351,7 +351,8 @@ class NumericGrader:
 
 # --------------------------------------------------------------------------- registry
 
-GRADERS: dict[str, Grader] = {"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}
+DEFAULT_GRADERS: dict[str, Grader] = {"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}
+GRADERS: dict[str, Grader] = dict(DEFAULT_GRADERS)
 
 
 def register_grader(kind: str, grader: Grader) -> None:

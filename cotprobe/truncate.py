@@ -142,7 +142,7 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .generate import add_model_arguments, settings_from_run, setup_generation, traces_for
+    from .generate import add_model_arguments, print_verdicts, settings_from_run, setup_generation, traces_for
     from .plots import plot_progress
     from .summary import cut_metrics, update_metrics, print_cut_summary
 
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     update_metrics(out, "truncate", result)
     figure = plot_progress({f"{args.model} ({profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
+    print_verdicts(args)
     print(f"figure: {figure}")
     return 0
 
