@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .backends import PromptTooLong, cut_at_stop, fork
+from .backends import PromptTooLong, cut_at_stop
 from .grade import grade
-from .probe import ForceSettings, force_answers
+from .probe import ForceSettings, force_cuts
 from .profiles import Profile
 from .records import Confidence, Probe, Question, Step, Tag, Trace
 from .resources import data_path
@@ -487,13 +487,14 @@ def probe_variants(backend, trace: Trace, question: Question, variants: list[Var
     prefixes = {tuple(v.ids): v for v in ready if v.ids == trace.cot_token_ids[:len(v.ids)]}
     if prefixes:
         keys = sorted(prefixes, key=len, reverse=True)
-        rows = fork(backend, prompt_ids + trace.cot_token_ids, [len(prompt_ids) + len(k) for k in keys])
-        results.update(zip(keys, force_answers(rows, backend, profile, scale, [prefixes[k].cot for k in keys], force)))
+        ids = prompt_ids + trace.cot_token_ids
+        results.update(zip(keys, force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + len(k) for k in keys],
+                                            profile, scale, force)))
     for v in ready:
         key = tuple(v.ids)
         if key not in results:
-            rows = fork(backend, prompt_ids + v.ids, [len(prompt_ids) + len(v.ids)])
-            (results[key],) = force_answers(rows, backend, profile, scale, [v.cot], force)
+            ids = prompt_ids + v.ids
+            (results[key],) = force_cuts(backend, ids, len(prompt_ids), [len(ids)], profile, scale, force)
     probes = []
     for v in variants:
         requested = 0.0 if v.condition == "none" else 1.0

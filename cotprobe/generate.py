@@ -9,7 +9,6 @@ traces.jsonl. Interrupted runs resume where they stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,13 +16,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import data as datasets
-from .backends import TINY_MODEL, PromptTooLong, fork, load_backend
+from .backends import TINY_MODEL, PromptTooLong, load_backend
 from .cli import given_options, positive_int
 from .grade import grade
 from .models import DEFAULT_MODEL, EMBEDDED, add_loading_arguments, check_name, loading_from
-from .probe import ForceSettings, force_answers, forcing_suffix
+from .probe import ForceSettings, force_cuts, forcing_suffix
 from .profiles import PROFILES, Profile, for_style, get_profile
-from .prompts import ANSWER_PREFIX, CONFIDENCE_CUE, CONFIDENCE_PREFIX, STYLES, few_shot_exemplars, few_shot_messages, prompt_spec
+from .prompts import (ANSWER_MARKERS, CONFIDENCE_PREFIX, DEFAULT_TEMPLATE, STYLES, TEMPLATE_NAMES,
+                      confidence_cue, few_shot_block, few_shot_exemplars, few_shot_messages, get_template, prompt_spec)
 from .records import Question, Trace
 from .scales import SCALES, Scale, get_scale
 from .store import RunDir
@@ -33,31 +33,87 @@ from .store import RunDir
 class GenerationSettings:
     style: str = "cot"
     budget: int = 256  # thinking tokens
-    cue_budget: int = 512  # extra thinking after the confidence cue (profiles with confidence_cue)
+    cue_budget: int = 2048  # extra thinking after the confidence cue (profiles with confidence_cue), as the paper
     batch_size: int = 8
-    force: ForceSettings = ForceSettings()
+    template: str = DEFAULT_TEMPLATE  # prompt template (cotprobe/_data/prompt_templates.json) or a JSON file
+    force: ForceSettings | None = None  # None: the template's (restating turn for non-reasoning models or not)
+
+    def __post_init__(self) -> None:
+        if self.force is None:
+            object.__setattr__(self, "force", ForceSettings(restate=get_template(self.template).restate))
 
 
-def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: Question) -> str:
-    messages = []
-    if profile.system_prompt:
-        messages.append({"role": "system", "content": profile.system_prompt})
-    messages += few_shot_messages(style, scale, profile.think_start, profile.think_end)  # [] for most styles
-    messages.append({"role": "user", "content": prompt_spec(style, scale).user_message(question)})
-    text = backend.chat_prompt(messages, **profile.chat_template_kwargs)
-    if profile.prefill_think and not text.rstrip().endswith(profile.think_start):
-        text += profile.think_start + "\n"
-    return text
+class ThinkTagError(ValueError):
+    """A profile whose think tags do not fit the chat template."""
+
+
+def _ends_with(ids: list[int], tail: list[int], backend) -> int | None:
+    """Where `tail` starts if ids end with it (ignoring trailing blank tokens), else None."""
+    end = len(ids)
+    while end > 0 and not backend.decode(ids[end - 1:end]).strip():
+        end -= 1
+    start = end - len(tail)
+    return start if tail and start >= 0 and ids[start:end] == tail else None
+
+
+def open_thought(backend, profile: Profile, text: str) -> str:
+    """Check, on token ids, whether the rendered prompt opened the profile's think tag; open it
+    for profiles that prefill it, refuse for one that expects the template to.
+
+    A template that opens and at once closes an empty thought (Qwen3 with enable_thinking=False)
+    has that empty block replaced by an open one for prefilling profiles (slow-think)."""
+    if not profile.reasoning:
+        return text
+    ids = backend.encode(text)
+    start, end = backend.encode(profile.think_start), backend.encode(profile.think_end)
+    opened = _ends_with(ids, start, backend) is not None
+    closed_at = _ends_with(ids, end, backend)
+    if closed_at is not None and _ends_with(ids[:closed_at], start, backend) is not None:
+        body = text.rstrip().removesuffix(profile.think_end).rstrip()
+        text = body[:body.rfind(profile.think_start)]
+        opened = False
+        if not profile.prefill_think:
+            raise ThinkTagError(f"--profile {profile.name}: the chat template closes the thought before the model "
+                                f"starts (an empty {profile.think_start}{profile.think_end}); use a non-reasoning "
+                                f"profile, or chat-template options that turn thinking on")
+    if opened:
+        return text
+    if not profile.prefill_think:
+        raise ThinkTagError(
+            f"--profile {profile.name}: the chat template does not open {profile.think_start!r} at the end of the "
+            f"prompt; use --profile think-prefill (cotprobe opens it) for this model")
+    return text + profile.think_start + "\n"
+
+
+def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: Question,
+                 template: str = DEFAULT_TEMPLATE) -> str:
+    """The chat prompt for one question, ending where the model starts (inside an open thought
+    for reasoning profiles). Few-shot exemplars go in prior turns where the chat template keeps
+    their thoughts, else into the user message."""
+    spec = prompt_spec(style, scale, template, profile.reasoning)
+    system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
+    shots = few_shot_messages(style, scale, profile.think_start, profile.think_end, spec.template,
+                              profile.reasoning)  # [] for most styles
+    user = {"role": "user", "content": spec.user_message(question)}
+    text = backend.chat_prompt(system + shots + [user], **profile.chat_template_kwargs)
+    if shots and not all(m["content"] in text for m in shots if m["role"] == "assistant"):
+        user = {"role": "user", "content": few_shot_block(shots) + "\n\n" + user["content"]}
+        text = backend.chat_prompt(system + [user], **profile.chat_template_kwargs)
+    return open_thought(backend, profile, text)
 
 
 def thought_ids(backend, completion, stop: list[str]) -> list[int]:
     """The generated tokens before the stop string: the longest prefix of whole tokens whose text
-    ends before the stop string starts (a stop string may span several tokens)."""
+    ends before the stop string starts (a stop string may span several tokens). An answer-line
+    marker's line begins with any markdown before it ("## **Answer**" is cut before the "##")."""
     if completion.finish != "stop":
         return completion.token_ids
     ids = completion.token_ids
     text = backend.decode(ids)
     begin = min(text.find(s) for s in stop if s and s in text)
+    if any(s in ANSWER_MARKERS for s in stop):
+        while begin > 0 and text[begin - 1] in " \t*_#":
+            begin -= 1
     keep = len(ids)
     while keep > 0 and len(backend.decode(ids[:keep])) > begin:
         keep -= 1
@@ -70,14 +126,14 @@ def trace_question(backend, question: Question, prompt: str, completion, profile
     cot_ids = thought_ids(backend, completion, stop)
     ended = {"stop": "stop", "eos": "eos", "length": "budget"}[completion.finish]
     if profile.confidence_cue:
-        cue_ids = backend.encode(CONFIDENCE_CUE)
+        cue_ids = backend.encode(confidence_cue())
         more = backend.session(prompt_ids + cot_ids + cue_ids).greedy(settings.cue_budget, stop)
         cot_ids = cot_ids + cue_ids + thought_ids(backend, more, stop)
         if more.finish == "length":
             ended = "budget"
     cot = backend.decode(cot_ids)
-    rows = fork(backend, prompt_ids + cot_ids, [len(prompt_ids) + len(cot_ids)])
-    ((answer, confidence),) = force_answers(rows, backend, profile, scale, [cot], settings.force)
+    ids = prompt_ids + cot_ids
+    ((answer, confidence),) = force_cuts(backend, ids, len(prompt_ids), [len(ids)], profile, scale, settings.force)
     result = grade(question, answer)
     return Trace(
         question_id=question.id, model=backend.name, prompt=prompt, cot=cot, answer=answer,
@@ -94,11 +150,11 @@ def generate(backend, questions: list[Question], run: RunDir, profile: Profile, 
     run.repair("traces.jsonl")
     done = {t.question_id: t for t in run.read("traces.jsonl", Trace)}
     todo = [q for q in questions if q.id not in done]
-    stop = [profile.think_end] if profile.reasoning else [ANSWER_PREFIX.rstrip(":")]
+    stop = [profile.think_end] if profile.reasoning else list(ANSWER_MARKERS)
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="generate", unit="q") as bar:
         for start in range(0, len(todo), settings.batch_size):
             batch = todo[start:start + settings.batch_size]
-            prompts = [build_prompt(backend, profile, scale, settings.style, q) for q in batch]
+            prompts = [build_prompt(backend, profile, scale, settings.style, q, settings.template) for q in batch]
             completions = backend.generate([backend.encode(p) for p in prompts], settings.budget, stop)
             for question, prompt, completion in zip(batch, prompts, completions):
                 trace = trace_question(backend, question, prompt, completion, profile, scale, settings, stop)
@@ -145,10 +201,10 @@ def check_prompts(backend, questions: list[Question], profile: Profile, scale: S
     profile = for_style(profile, settings.style)
     extra = settings.budget + forcing_room(backend, profile, scale, settings.force)
     if profile.confidence_cue:
-        extra += len(backend.encode(CONFIDENCE_CUE)) + settings.cue_budget
+        extra += len(backend.encode(confidence_cue())) + settings.cue_budget
     too_long = []
     for question in questions:
-        n = len(backend.encode(build_prompt(backend, profile, scale, settings.style, question)))
+        n = len(backend.encode(build_prompt(backend, profile, scale, settings.style, question, settings.template)))
         if n + extra > context:
             too_long.append((question, n))
     if too_long:
@@ -186,10 +242,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeded sample of this many questions (default: all of --dataset; arithmetic: 100)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--style", choices=sorted(STYLES), default="cot", help="prompt style (default cot)")
+    parser.add_argument("--prompt-template", default=DEFAULT_TEMPLATE, metavar="NAME|FILE",
+                        help=f"prompt template: {', '.join(TEMPLATE_NAMES)} or a JSON file (default {DEFAULT_TEMPLATE}: "
+                             "the paper's prompt, with the classes' probability ranges; non-reasoning models restate "
+                             "answer and confidence in a second turn; 'compact' is the earlier short prompt)")
     parser.add_argument("--scale", default="verbal10",
                         help=f"confidence scale: {', '.join(SCALES)} or a JSON file (default verbal10)")
     parser.add_argument("--budget", type=positive_int, default=256,
                         help="thinking token budget (default %(default)s; paper: 4096-8192)")
+    parser.add_argument("--cue-budget", type=int, default=2048,
+                        help="profiles with the confidence cue (think-cue): tokens the model may think on after the "
+                             "cue (default 2048, as the paper)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="generation batch size (default %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
     parser.add_argument("--backend", choices=("hf", "openai"), default="hf",
@@ -203,6 +266,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "~/.cache/cotprobe/datasets/<name>/; see data/README.md)")
     add_server_arguments(parser)
     add_loading_arguments(parser)
+    grading = parser.add_argument_group(
+        "grading", "rules (default, offline): alias match, choice letters, numbers (cotprobe.grade). judge: the "
+                   "paper's grader, an LLM judge (SimpleQA-style correct / incorrect / not attempted; only correct "
+                   "counts; prompt cotprobe/_data/grader_prompt.json) through any backend; its verdicts go to "
+                   "<run>/verdicts.jsonl, are not asked again, and unparsed ones are counted and graded incorrect")
+    grading.add_argument("--grader", choices=("rules", "judge"), default="rules", help="default rules")
+    grading.add_argument("--judge-model", default=None, metavar="MODEL",
+                         help="the grading judge (embedded name, local folder, hub id, or the served model's name)")
+    grading.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
+    grading.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -277,6 +350,43 @@ def settings_from_run(args: argparse.Namespace, run_dir: str | Path, given: set[
         setattr(args, option, value)
     if made.get("source") == "ingest":  # cotprobe.ingest keeps the questions in the run directory
         args.dataset = str(Path(run_dir) / made["dataset"])
+    # runs made before these were recorded used the compact prompt and a 512-token cue budget
+    args.prompt_template = made.get("prompt_template_spec", "compact")
+    args.cue_budget = made.get("cue_budget", 512)
+
+
+def setup_grader(args: argparse.Namespace):
+    """Install the grader the options ask for (every question kind); what to record of it."""
+    from . import grade as grading
+
+    choice = getattr(args, "grader", "rules")
+    model = getattr(args, "judge_model", None)
+    for kind, default in grading.DEFAULT_GRADERS.items():
+        grading.register_grader(kind, default)
+    if choice == "rules":
+        if model:
+            raise ValueError("--judge-model is for --grader judge")
+        return "rules"
+    if not model:
+        raise ValueError("--grader judge needs --judge-model MODEL")
+    from .judge import AnswerJudge, load_grader_prompt
+
+    kind = getattr(args, "judge_backend", "hf")
+    backend = load_backend(model, kind=kind, cache_root=args.cache_dir, base_url=getattr(args, "judge_base_url", None))
+    out = Path(getattr(args, "from_run", None) or getattr(args, "run_dir", None) or args.out)
+    judge = AnswerJudge(backend, model, load_grader_prompt(), out / "verdicts.jsonl")
+    for kind_name in grading.DEFAULT_GRADERS:
+        grading.register_grader(kind_name, judge)
+    args.answer_judge = judge
+    return judge.describe(kind)
+
+
+def print_verdicts(args: argparse.Namespace) -> None:
+    judge = getattr(args, "answer_judge", None)
+    if judge is not None:
+        c = judge.counts()
+        print(f"grading judge {judge.key}: {c['verdicts']} verdicts ({c['asked']} asked now), "
+              f"{c['unparsed']} unparsed (graded incorrect; see verdicts.jsonl)")
 
 
 def setup_generation(args: argparse.Namespace):
@@ -286,7 +396,13 @@ def setup_generation(args: argparse.Namespace):
     places: dict[str, str] = {}
     questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed,
                                       data_dir=getattr(args, "data_dir", None), places=places)
-    settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
+    template_spec = getattr(args, "prompt_template", DEFAULT_TEMPLATE)
+    template = get_template(template_spec)
+    if getattr(args, "cue_budget", 2048) < 0:
+        raise ValueError(f"--cue-budget {args.cue_budget}: must be 0 or more")
+    settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size,
+                                  cue_budget=getattr(args, "cue_budget", 2048), template=template_spec)
+    spec = prompt_spec(settings.style, scale, template, profile.reasoning)
     loading = loading_from(args)
     backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
                            reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None),
@@ -298,10 +414,14 @@ def setup_generation(args: argparse.Namespace):
         "dataset": args.dataset, "limit": args.limit, "seed": args.seed,
         "data_hash": datasets.dataset_hash(questions), "style": settings.style,
         "scale_spec": args.scale, "budget": settings.budget, "cue_budget": settings.cue_budget, "decoding": "greedy",
-        "force": asdict(settings.force), "prompt_template": STYLES[settings.style],
+        "force": asdict(settings.force), "prompt_template": template.name, "prompt_template_spec": template_spec,
+        "prompt_instruction": spec.instruction(), "prompt_restate": spec.restate_message(),
     }
     if loading.recorded():
         recorded["loading"] = loading.recorded()
+    if profile.confidence_cue:
+        recorded["confidence_cue"] = confidence_cue()
+    recorded["grader"] = setup_grader(args)
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
     return backend, questions, profile, scale, settings, recorded
@@ -351,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     from .summary import print_trace_summary
 
     print_trace_summary(traces, args.out)
+    print_verdicts(args)
     return 0
 
 

@@ -6,13 +6,14 @@ grades are never mixed silently):
 
 - ``alias`` (kind "open"): normalised exact match against the answer and its aliases, or an alias
   found as a whole-word span inside a short answer (see ``AliasGrader``).
-- ``mc`` (kind "mc"): reads a choice letter ("C", "(C)", "C) Paris", "The answer is C", "**C**")
-  or the text of one option.
+- ``mc`` (kind "mc"): reads a choice letter ("C", "(C)", "C) Paris", "The answer is C", "**C**",
+  "\\boxed{C}", "Paris (C)", "I think it's C") or the text of one option; "A/C" is no letter.
 - ``numeric`` (kind "numeric"): reads the last number on the first non-empty line of the answer
   and compares it with a relative tolerance.
 
-Every grader reads only the first non-empty line of the answer text (``answer_line``), so a
-trailing "**Confidence**: ..." line or explanation does not leak into the grade.
+Every grader reads only the first non-empty line of the answer text (``answer_line``, with a
+``\\boxed{...}`` opened), so a trailing "**Confidence**: ..." line or explanation does not leak
+into the grade. An open answer that names several candidates ("Solon or Cleisthenes") is wrong.
 ``grade(question, answer_text)`` dispatches on ``question.kind`` and never raises on a bad answer:
 an empty or unparseable answer is simply incorrect, with ``parsed=None``.
 """
@@ -101,16 +102,49 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_LATEX_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+
+
+def unbox(text: str) -> str:
+    """The content of the last ``\\boxed{...}`` in text (LaTeX text wrappers and ``$`` removed),
+    or text itself when it has none: ``$\\boxed{\\text{B}}$`` -> ``B``."""
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return text
+    depth, begin = 1, starts[-1]
+    for end in range(begin, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            break
+    else:
+        return text
+    inner = text[begin:end]
+    while _LATEX_WRAPPER.search(inner):
+        inner = _LATEX_WRAPPER.sub(r"\1", inner)
+    return inner.replace("$", "").strip()
+
+
 def answer_line(answer_text: str | None) -> str:
-    """The first non-empty line of an answer, stripped: what every grader reads.
+    """The first non-empty line of an answer, stripped, its ``\\boxed{}`` opened: what every
+    grader reads.
 
     A forced answer may run on ("Paris\n**Confidence**: Likely", or an explanation); only
     its first line is the answer.
     """
     for line in (answer_text or "").splitlines():
         if line.strip():
-            return line.strip()
+            return unbox(line.strip())
     return ""
+
+
+_HEDGE = re.compile(r"\s+or\s+|(?<!\d)\s*/\s*(?!\d)|\s*;\s*|\s+and/or\s+", re.IGNORECASE)
+
+
+def is_hedge(line: str) -> bool:
+    """Whether an answer names several candidates ("Solon or Cleisthenes", "A/C", "(A) or (B)"):
+    graded wrong, as the paper's judge grades it, unless it is itself a gold answer."""
+    return len([part for part in _HEDGE.split(line) if part.strip(" .,*_()[]")]) >= 2
 
 
 # --------------------------------------------------------------------------- alias grader
@@ -136,11 +170,12 @@ class AliasGrader:
     and contains a gold alias as a whole-word span: "Paris, France" is correct for "Paris", a
     long sentence mentioning Paris in passing is not. Aliases shorter than ``min_span_chars``
     (2) or made only of function words ("it", "no", ...) are used for exact matches only.
+    An answer naming several candidates ("Solon or Cleisthenes") is wrong (see ``is_hedge``).
     Known limit: a short answer that names the alias to reject it ("not Paris") counts as correct.
     """
 
     name = "alias"
-    version = "1"
+    version = "2"
 
     def __init__(self, max_span_tokens: int = 10, min_span_chars: int = 2):
         self.max_span_tokens = max_span_tokens
@@ -157,6 +192,8 @@ class AliasGrader:
         golds = {normalize_answer(a) for a in [question.answer, *question.aliases]} - {""}
         if response in golds:
             return Grade(True, tag, response)
+        if is_hedge(answer_line(answer_text)):
+            return Grade(False, tag, response)
         tokens = response.split()
         if len(tokens) <= self.max_span_tokens:
             for gold in sorted(golds, key=len, reverse=True):
@@ -171,10 +208,13 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _BARE_LETTER = re.compile(r"^\W*([A-Za-z])\W*$")  # "C", "(C)", "C.", "**C**", "c"
 _LEADING_LETTER = re.compile(r"^[\s*_(\[]*([A-Z])\s*[).:\]]")  # "C) Paris", "(C) Paris", "C. x"
-_STATED_LETTER = re.compile(  # "The answer is C", "answer: (C)", "Option **C**"
-    r"(?i:\b(?:answer|option|choice)\b)\s*(?i:is|would be|should be)?\s*:?\s*[*_(\[]*"
+_STATED_LETTER = re.compile(  # "The answer is C", "answer: (C)", "Option **C**", "I think it's C"
+    r"(?i:\b(?:answer|option|choice)\b|\bit(?:['’]s|\s+is)\b)\s*(?i:is|would be|should be)?\s*:?\s*[*_(\[]*"
     r"([A-Z])\b(?!['’]\w)"
 )
+_LETTER_THEN_TEXT = re.compile(r"^[\s*_\[]*([A-Z])\s+\(")  # "B (Paris)"
+_PAREN_LETTER = re.compile(r"\(([A-Z])\)")  # "Paris (B)", "It's (B) Paris"
+_LETTER_HEDGE = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)?\s*(?:/|\bor\b|\band/or\b)\s*\(?([A-Z])\)?(?![A-Za-z])")
 
 
 def _option_index(text: str, choices: list[str], canon) -> int | None:
@@ -186,10 +226,13 @@ def _option_index(text: str, choices: list[str], canon) -> int | None:
 def extract_letter(answer_text: str, choices: list[str]) -> str | None:
     """Read a choice letter from an answer, or None.
 
-    Tried in order: the answer's text equal to exactly one option (case-folded; not for a
-    single-letter answer, which is read as a letter); a bare letter ("C", "(C)", "**C**"); a
-    leading letter with a delimiter ("C) Paris", "C. Paris"); a stated letter ("The answer is
-    C", "Option (C)"); the answer equal to exactly one option after ``normalize_answer``.
+    Tried in order (after opening a ``\\boxed{}``): the answer's text equal to exactly one
+    option (case-folded; not for a single-letter answer, which is read as a letter); two
+    letters offered as alternatives ("A/C", "(A) or (B)": a hedge, read as no letter); a bare
+    letter ("C", "(C)", "**C**"); a leading letter with a delimiter ("C) Paris", "C. Paris",
+    "C (Paris)"); a stated letter ("The answer is C", "Option (C)", "I think it's C"); one
+    parenthesised letter ("Paris (C)", "It's (C) Paris"); the answer equal to exactly one
+    option after ``normalize_answer``.
     """
     text = answer_line(answer_text)
     if not text:
@@ -197,13 +240,19 @@ def extract_letter(answer_text: str, choices: list[str]) -> str | None:
     is_letter = len(text) == 1 and text.isalpha()
     index = None if is_letter else _option_index(text, choices, str.casefold)
     if index is None:
-        for pattern in (_BARE_LETTER, _LEADING_LETTER):
+        hedge = _LETTER_HEDGE.search(text)
+        if hedge and hedge.group(1) != hedge.group(2):
+            return None
+        for pattern in (_BARE_LETTER, _LEADING_LETTER, _LETTER_THEN_TEXT):
             match = pattern.match(text)
             if match:
                 return match.group(1).upper()
         match = _STATED_LETTER.search(text)
         if match:
             return match.group(1)
+        letters = set(_PAREN_LETTER.findall(text))
+        if len(letters) == 1:
+            return letters.pop()
         index = _option_index(text, choices, normalize_answer)
     return None if index is None else LETTERS[index]
 
@@ -212,7 +261,7 @@ class MCGrader:
     """Multiple choice: the letter read from the answer must equal the gold letter."""
 
     name = "mc"
-    version = "1"
+    version = "2"
 
     def __call__(self, question: Question, answer_text: str) -> Grade:
         tag = f"{self.name}@{self.version}"
@@ -282,7 +331,7 @@ class NumericGrader:
     """
 
     name = "numeric"
-    version = "1"
+    version = "2"
 
     def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 1e-12):
         self.rel_tol = rel_tol
@@ -302,7 +351,8 @@ class NumericGrader:
 
 # --------------------------------------------------------------------------- registry
 
-GRADERS: dict[str, Grader] = {"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}
+DEFAULT_GRADERS: dict[str, Grader] = {"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}
+GRADERS: dict[str, Grader] = dict(DEFAULT_GRADERS)
 
 
 def register_grader(kind: str, grader: Grader) -> None:

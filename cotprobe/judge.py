@@ -9,6 +9,7 @@ one run directory and an interrupted judging run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .backends import cut_at_stop
-from .records import Judgement, Step, Tag
+from .records import Judgement, Step, Tag, Verdict
 from .resources import data_path
 from .tags import BEHAVIOURS
 
@@ -106,3 +107,107 @@ def describe(model: str, backend_kind: str, prompt: JudgePrompt) -> dict[str, An
     return {"tagger": "judge", "judge": judge_key(model, prompt), "judge_model": model, "judge_backend": backend_kind,
             "prompt": prompt.source, "version": prompt.version, "prompt_sha256": prompt.sha256,
             "max_tokens": prompt.max_tokens, "decoding": "greedy"}
+
+
+# ------------------------------------------------------------------------------ answer grading
+
+
+VERDICTS = {"a": "correct", "b": "incorrect", "c": "not_attempted", "correct": "correct",
+            "incorrect": "incorrect", "not_attempted": "not_attempted", "not attempted": "not_attempted"}
+
+
+def parse_verdict(text: str) -> tuple[str | None, str]:
+    """(verdict, error) from a grading judge's output: A/B/C or the words, any case and markup."""
+    word = re.sub(r"[*`'\"().:]", " ", text).strip().lower()
+    first = word.split()[0] if word.split() else ""
+    for candidate in (word, first, word.replace("_", " ")):
+        if candidate in VERDICTS:
+            return VERDICTS[candidate], ""
+    return None, f"not a verdict: {text.strip()[:60]!r}" if text.strip() else "empty verdict"
+
+
+def gold_text(question) -> str:
+    if question.kind == "mc" and question.choices:
+        letter = question.answer.strip().upper()
+        index = ord(letter) - ord("A")
+        option = question.choices[index] if 0 <= index < len(question.choices) else ""
+        return f"{letter}. {option}" if option else letter
+    return " / ".join(dict.fromkeys([question.answer, *question.aliases]))
+
+
+class AnswerJudge:
+    """The paper's grader: an LLM judge (SimpleQA-style correct / incorrect / not attempted) through
+    any backend. Only "correct" counts; an unparsed verdict is graded incorrect and counted.
+    Verdicts are appended to `cache` (verdicts.jsonl) as they come and never asked again."""
+
+    name = "judge"
+
+    def __init__(self, backend, model: str, prompt: JudgePrompt, cache: str | Path | None = None):
+        self.backend, self.model, self.prompt = backend, model, prompt
+        self.key = f"judge:{model}@{prompt.sha256[:12]}"
+        self.version = prompt.sha256[:12]
+        self.cache = Path(cache) if cache else None
+        self.verdicts: dict[tuple[str, str], Verdict] = {}
+        if self.cache and self.cache.exists():
+            from .records import read_jsonl
+
+            for v in read_jsonl(self.cache, Verdict):
+                if v.judge == self.key:
+                    self.verdicts[(v.question_id, v.answer)] = v
+        self.asked = 0
+
+    def verdict(self, question, answer: str) -> Verdict:
+        known = self.verdicts.get((question.id, answer))
+        if known is not None:
+            return known
+        from .prompts import question_text
+
+        message = (self.prompt.instruction.replace("{question}", question_text(question))
+                   .replace("{gold}", gold_text(question)).replace("{answer}", answer or "(no answer)"))
+        prompt = self.backend.chat_prompt([{"role": "user", "content": message}]) + self.prompt.open
+        (completion,) = self.backend.generate([self.backend.encode(prompt)], self.prompt.max_tokens, [self.prompt.close])
+        output = cut_at_stop(completion.text, [self.prompt.close])[0].removesuffix(self.prompt.close).strip()
+        verdict, error = parse_verdict(output)
+        record = Verdict(question.id, answer, self.key, output, verdict, error)
+        self.asked += 1
+        self.verdicts[(question.id, answer)] = record
+        if self.cache:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            with self.cache.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
+                fh.flush()
+        return record
+
+    def __call__(self, question, answer_text: str):
+        from .grade import Grade, answer_line
+
+        record = self.verdict(question, answer_line(answer_text))
+        return Grade(record.verdict == "correct", self.key, record.verdict)
+
+    def counts(self) -> dict[str, int]:
+        mine = [v for v in self.verdicts.values()]
+        return {"verdicts": len(mine), "unparsed": sum(1 for v in mine if v.verdict is None), "asked": self.asked}
+
+    def describe(self, backend_kind: str) -> dict[str, Any]:
+        return {"grader": "judge", "judge": self.key, "judge_model": self.model, "judge_backend": backend_kind,
+                "prompt": self.prompt.source, "version": self.prompt.version, "prompt_sha256": self.prompt.sha256,
+                "max_tokens": self.prompt.max_tokens, "decoding": "greedy"}
+
+
+def load_grader_prompt(path: str | Path | None = None) -> JudgePrompt:
+    """The grading judge's prompt (cotprobe/_data/grader_prompt.json, or a file in its format)."""
+    path = Path(path) if path else data_path("grader_prompt.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the grader prompt: {exc}") from None
+    for key in ("instruction", "open", "close"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"{path}: the grader prompt needs a string {key!r}")
+    for placeholder in ("{question}", "{gold}", "{answer}"):
+        if placeholder not in data["instruction"]:
+            raise ValueError(f"{path}: the instruction has no {placeholder} placeholder")
+    if not data["close"]:
+        raise ValueError(f"{path}: 'close' must not be empty (it ends the verdict)")
+    return JudgePrompt(data["instruction"], data["open"], data["close"], int(data.get("max_tokens", 8)),
+                       str(data.get("version", "")), hashlib.sha256(path.read_bytes()).hexdigest(), str(path))

@@ -182,10 +182,12 @@ def _interval(reps: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def _p_two_sided(reps: np.ndarray) -> float:
+    """Two-sided bootstrap p-value, floored at 1/(B+1): B resamples cannot show a smaller one
+    (a p-value of 0 would claim more than the bootstrap measured)."""
     ok = _valid(reps)
     if ok is None:
         return float("nan")
-    return float(min(1.0, 2 * min(np.mean(ok <= 0), np.mean(ok >= 0))))
+    return float(max(1.0 / (ok.size + 1), min(1.0, 2 * min(np.mean(ok <= 0), np.mean(ok >= 0)))))
 
 
 def bootstrap_ci(metric: Metric, confidence, correct, clusters=None, n_resamples: int = 1000,

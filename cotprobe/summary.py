@@ -2,9 +2,10 @@
 
 The numbers come from `cotprobe.metrics`; this module only groups records and lays out tables
 (`metrics.json` and the printed summary). Three confidence sources are reported side by side:
-`scored` (value of the most probable label), `expected` (probability-weighted value) and
-`sampled` (the label the model wrote; unparsed outputs are counted and reported, and the metrics
-for this source cover the parsed ones only).
+`sampled` (the label the model wrote, as the paper measures it; unparsed outputs are counted and
+the parse rate reported, and the metrics for this source cover the parsed ones only), `scored`
+(value of the most probable label) and `expected` (probability-weighted value). Headline tables
+show the sampled confidence with its parse rate and the scored (expected) one beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import numpy as np
 from . import metrics
 from .records import Confidence, Probe, Trace
 
-SOURCES = ("scored", "expected", "sampled")
+SOURCES = ("sampled", "scored", "expected")
+HEADLINE = "sampled"  # the paper reads the confidence the model wrote
+BESIDE = "expected"  # and the scored distribution is shown beside it
 
 
 def confidence_value(conf: Confidence, source: str) -> float | None:
@@ -68,7 +71,8 @@ def cut_level(p: Probe, binned: bool) -> float:
     return round(round(p.fraction_realised * 10) / 10 if binned else p.fraction_requested, 6)
 
 
-def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int = 1000) -> dict[str, Any]:
+def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int = 1000,
+                beside: str | None = None) -> dict[str, Any]:
     """Per requested cut level: metrics with intervals; the trend of each metric along the CoT.
 
     With more than MAX_LEVELS distinct requested fractions (`--cut every-step`), levels are the
@@ -82,9 +86,12 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
     per_level = []
     for level in levels:
         group = by_level[level]
-        row = table([(p.question_id, p.confidence, p.correct) for p in group], source, n_resamples)
+        items = [(p.question_id, p.confidence, p.correct) for p in group]
+        row = table(items, source, n_resamples)
         row["level"] = level
         row["fraction_realised"] = float(np.mean([p.fraction_realised for p in group]))
+        if beside and beside != source:
+            row["beside"] = dict(table(items, beside, n_resamples), source=beside)
         per_level.append(row)
     usable = [p for p in probes if p.correct is not None and confidence_value(p.confidence, source) is not None]
     trends = {}
@@ -187,17 +194,26 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def parse_rate(row: dict[str, Any]) -> str:
+    parsed = row["n_total"] - row["n_unparsed"]
+    return f"{parsed}/{row['n_total']}" if row["n_total"] else "0/0"
+
+
 def format_row(name: str, row: dict[str, Any]) -> str:
+    beside = row.get("beside")
+    extra = ""
+    if beside is not None:
+        extra = (f"  | {beside['ece']:.3f}  {beside['auroc']:.3f}" if "ece" in beside else "  | -      -")
     if "accuracy" not in row:
         why = row.get("unavailable", "no parsed confidences")
-        return f"{name:<22} {row['n_total']:>5} {row['n_unparsed']:>8}  ({why})"
+        return f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  ({why}){extra}"
     def cell(key):
         return f"{row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}]"
-    return (f"{name:<22} {row['n']:>5} {row['n_unparsed']:>8}  {cell('accuracy')}  {cell('ece')}  "
-            f"{cell('brier')}  {cell('auroc')}")
+    return (f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  {cell('accuracy')}  {cell('ece')}  "
+            f"{cell('brier')}  {cell('auroc')}{extra}")
 
 
-HEADER = (f"{'':<22} {'n':>5} {'unparsed':>8}  {'accuracy [95% CI]':<22}  {'ECE':<22}  "
+HEADER = (f"{'':<22} {'n':>5} {'parsed':>9}  {'accuracy [95% CI]':<22}  {'ECE':<22}  "
           f"{'Brier':<22}  {'AUROC':<22}")
 
 
@@ -241,8 +257,10 @@ def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None
 
 def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
     binned = f"; every-step cuts binned by {result['binned']}" if result.get("binned") else ""
-    print(f"\n{run_dir}: calibration against CoT progress (confidence={result['source']}{binned})")
-    print(HEADER.replace(" " * 22, f"{'cut (realised)':<22}", 1))
+    first = result["levels"][0] if result["levels"] else {}
+    beside = f"; after |: ECE and AUROC of confidence={first['beside']['source']}" if "beside" in first else ""
+    print(f"\n{run_dir}: calibration against CoT progress (confidence={result['source']}{binned}{beside})")
+    print(HEADER.replace(" " * 22, f"{'cut (realised)':<22}", 1) + ("  | ECE    AUROC" if beside else ""))
     for row in result["levels"]:
         print(format_row(f"{row['level']:.2f} ({row['fraction_realised']:.2f})", row))
     for name, trend in result["trends"].items():
@@ -278,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                     "records, print them and write metrics.json afresh. No model is loaded.",
     )
     parser.add_argument("run_dir", help="a run directory made by cotprobe")
-    parser.add_argument("--source", choices=SOURCES, default="expected",
-                        help="confidence used for cut and ablation tables (default expected)")
+    parser.add_argument("--source", choices=SOURCES, default=HEADLINE,
+                        help=f"confidence used for cut and ablation tables (default {HEADLINE}: the label the model "
+                             f"wrote, as the paper; cut tables show {BESIDE} beside it)")
     parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
     run_dir = open_existing(args.run_dir)
@@ -293,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if traces:
             metrics["traces"] = trace_metrics(traces, args.resamples)
         if any(p.condition == "cut" for p in probes):
-            metrics["truncate"] = cut_metrics(probes, args.source, args.resamples)
+            metrics["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE)
         if any(p.condition != "cut" for p in probes):
             metrics["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
             if "edits" in old.get("ablate", {}):

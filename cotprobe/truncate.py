@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from .grade import grade
-from .backends import fork
-from .probe import ForceSettings, force_answers
+from .probe import ForceSettings, force_cuts
 from .profiles import Profile
 from .records import Probe, Question, Step, Trace
 from .scales import Scale
@@ -97,18 +95,16 @@ def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: st
 def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
                scale: Scale, force: ForceSettings, max_rows: int = 16) -> list[Probe]:
     """Probe one trace at every cut: distinct cut points run as rows of one batch over the
-    trace's shared encoding (at most max_rows at a time, to bound cache memory). A backend that
-    runs rows one at a time gets one cut per fork, so it never holds more than one cut's cache."""
+    trace's shared encoding (at most max_rows at a time, to bound cache memory), each closed
+    the same way (`cotprobe.probe.force_cuts`). A backend that runs rows one at a time gets one cut
+    per fork, so it never holds more than one cut's cache."""
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
     points = sorted({c.token_index for c in cuts}, reverse=True)
-    max_rows = max_rows if getattr(backend, "shares_rows", False) else 1
-    made: dict[int, tuple[str, object]] = {}
-    for start in range(0, len(points), max_rows):
-        chunk = points[start:start + max_rows]
-        rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk])
-        cots = [backend.decode(trace.cot_token_ids[:t]) for t in chunk]
-        made.update(zip(chunk, force_answers(rows, backend, profile, scale, cots, force)))
+    max_rows = max_rows if getattr(backend, "shares_rows", False) else 1  # one cut's cache at a time
+    forced = force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + t for t in points], profile, scale,
+                        force, max_rows)
+    made = dict(zip(points, forced))
     probes = []
     for cut in cuts:
         answer, confidence = made[cut.token_index]
@@ -148,7 +144,7 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .generate import add_model_arguments, resolve_run_options, setup_generation, traces_for
+    from .generate import add_model_arguments, print_verdicts, resolve_run_options, setup_generation, traces_for
     from .plots import plot_progress
     from .summary import cut_metrics, update_metrics, print_cut_summary
 
@@ -168,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="step: nearest step boundary (default); token: exact token fraction; every-step")
     parser.add_argument("--naive", action="store_true", help="re-encode prompt + prefix for every cut (no cache reuse)")
     parser.add_argument("--out", default="runs/default", help="run directory (default runs/default); resumed if it exists")
-    parser.add_argument("--source", choices=("expected", "scored", "sampled"), default="expected",
-                        help="confidence for the metrics: expected value of the scored label distribution "
-                             "(default; never unparsed), its most likely label, or the label the model wrote")
+    parser.add_argument("--source", choices=("sampled", "expected", "scored"), default="sampled",
+                        help="confidence for the metrics: the label the model wrote (default, as the paper; the "
+                             "parse rate is shown), the expected value of the scored label distribution (never "
+                             "unparsed; shown beside the sampled one), or the scored distribution's most likely label")
     parser.add_argument("--from-run", help="reuse the traces of this run directory instead of generating")
     args = parser.parse_args(argv)
 
@@ -183,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         by_id = {q.id: q for q in questions}
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
         probes = truncate(backend, traces, by_id, run, profile, scale, fractions, args.cut, settings.force)
-    result = cut_metrics(probes, source=args.source)
+    result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled")
     update_metrics(out, "truncate", result)
     figure = plot_progress({f"{args.model} ({profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
+    print_verdicts(args)
     print(f"figure: {figure}")
     return 0
 

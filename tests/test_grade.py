@@ -63,7 +63,7 @@ def test_normalize_answer_keeps_article_letters_inside_words():
 )
 def test_alias_grader_accepts(answer):
     result = grade(PARIS, answer)
-    assert result.correct and result.grader == "alias@1"
+    assert result.correct and result.grader == "alias@2"
 
 
 @pytest.mark.parametrize("answer", ["Lyon", "Parisian", "France", "Par is"])
@@ -108,7 +108,7 @@ def test_alias_grader_reads_only_the_first_line():
 def test_mc_grader_accepts_letter_formats(answer):
     result = grade(MC, answer)
     assert result.correct, answer
-    assert result.parsed == "C" and result.grader == "mc@1"
+    assert result.parsed == "C" and result.grader == "mc@2"
 
 
 @pytest.mark.parametrize("answer, parsed", [("B", "B"), ("(A) Berlin", "A"), ("Rome", "D"),
@@ -120,7 +120,7 @@ def test_mc_grader_rejects_other_letters(answer, parsed):
 
 @pytest.mark.parametrize("answer", ["", "   ", "I'm not sure", "A good guess would be Lyon"])
 def test_mc_grader_unparseable_is_incorrect(answer):
-    assert grade(MC, answer) == Grade(False, "mc@1", None)
+    assert grade(MC, answer) == Grade(False, "mc@2", None)
 
 
 def test_extract_letter_prefers_exact_option_text():
@@ -171,7 +171,7 @@ def test_numeric_tolerance_is_configurable():
 
 @pytest.mark.parametrize("answer", ["", "no idea", "\n\n", None])
 def test_numeric_unparseable_is_incorrect(answer):
-    assert grade(NUM, answer) == Grade(False, "numeric@1", None)
+    assert grade(NUM, answer) == Grade(False, "numeric@2", None)
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -204,3 +204,48 @@ def test_bundled_gold_answers_grade_correct():
         assert not grade(question, wrong).correct
     for question in arithmetic(50, 5, seed=3):
         assert grade(question, f"The answer is {int(question.answer):,}.").correct
+
+
+# --------------------------------------------------------------------------- reasoning models' answers
+
+TEN = Question("q10", "Pick one.", "J", kind="mc", choices=[f"option {k}" for k in range(10)])
+
+
+@pytest.mark.parametrize("answer, letter", [
+    (r"\boxed{C}", "C"), (r"$\boxed{C}$", "C"), (r"\boxed{\text{C}}", "C"), (r"$\boxed{\textbf{C}}$", "C"),
+    ("C (Paris)", "C"), ("Paris (C)", "C"), ("It's (C) Paris", "C"), ("I think it's C", "C"),
+    ("it is C", "C"), ("The answer is (C) Paris", "C"), (r"The answer is $\boxed{C}$.", "C"),
+])
+def test_mc_grader_reads_reasoning_model_formats(answer, letter):
+    result = grade(MC, answer)
+    assert result.parsed == letter and result.correct, answer
+
+
+@pytest.mark.parametrize("answer", ["A/C", "C/A", "(A) or (C)", "A or C", "C or D", "(C) or (B)"])
+def test_mc_hedge_between_letters_is_wrong(answer):
+    assert grade(MC, answer) == Grade(False, "mc@2", None)
+
+
+@pytest.mark.parametrize("answer", ["J", "(J)", r"\boxed{J}", "The answer is J", "option 9", "J) option 9"])
+def test_mc_ten_options_up_to_j(answer):
+    assert grade(TEN, answer).correct, answer
+    assert not grade(TEN, "I").correct
+
+
+SOLON = Question("q5", "Who reformed Athens' constitution in 594 BC?", "Solon")
+
+
+@pytest.mark.parametrize("answer", ["Solon or Cleisthenes", "Cleisthenes or Solon", "Solon/Cleisthenes",
+                                    "Solon; Cleisthenes", "either Solon or Draco"])
+def test_open_hedge_naming_several_candidates_is_wrong(answer):
+    assert not grade(SOLON, answer).correct
+
+
+def test_open_answers_read_boxed_text_and_keep_gold_with_or():
+    assert grade(SOLON, r"\boxed{\text{Solon}}").correct
+    assert grade(SOLON, r"$\boxed{\text{Solon}}$").correct
+    assert grade(PARIS, r"\boxed{Paris}").correct
+    war = Question("q6", "Tolstoy's longest novel?", "War and Peace", aliases=["Peace or War"])
+    assert grade(war, "Peace or War").correct  # a gold answer itself is no hedge
+    assert grade(Question("n", "?", "0.5", kind="numeric"), r"\boxed{1/2}").correct
+    assert grade(Question("n", "?", "42", kind="numeric"), r"$\boxed{42}$").correct

@@ -132,3 +132,49 @@ def test_embedded_model_as_judge_through_the_command(embedded, tmp_path, capsys)
     assert section["tagger"].startswith(f"judge:{embedded.name}@")
     assert section["unparsed"] == sum(1 for j in judgements if j.error)
     assert f"did not parse: {section['unparsed']} of {len(steps)} steps" in out
+
+
+# ------------------------------------------------------------------------------ grading judge
+
+
+def test_grading_judge_verdicts_cached_resumable_and_unparsed_counted(tiny_parts, tmp_path):
+    from cotprobe.backends.scripted import ScriptedBackend
+    from cotprobe.grade import grade
+    from cotprobe.judge import AnswerJudge, load_grader_prompt, parse_verdict
+    from cotprobe.records import Question, Verdict, read_jsonl
+
+    assert parse_verdict(" A") == ("correct", "") and parse_verdict("**B**")[0] == "incorrect"
+    assert parse_verdict("C.")[0] == "not_attempted" and parse_verdict("NOT_ATTEMPTED")[0] == "not_attempted"
+    assert parse_verdict("maybe")[0] is None and parse_verdict("")[1] == "empty verdict"
+    asked = []
+    def respond(context):
+        asked.append(context)
+        answer = context.split("Predicted answer: ")[1].split("\n")[0]
+        return {"Paris": " A\n", "Lyon": " B\n", "(no answer)": " C\n"}.get(answer, " perhaps\n")
+    backend = ScriptedBackend(respond, tiny_parts[1])
+    question = Question("q1", "What is the capital of France?", "Paris", aliases=["Paris, France"])
+    cache = tmp_path / "verdicts.jsonl"
+    judge = AnswerJudge(backend, "scripted", load_grader_prompt(), cache)
+    grades = [judge(question, a) for a in ("Paris", "Lyon", "", "Paris or Lyon")]
+    assert [g.correct for g in grades] == [True, False, False, False]
+    assert [g.parsed for g in grades] == ["correct", "incorrect", "not_attempted", None]
+    assert "Gold answer: Paris / Paris, France" in asked[0] and grades[0].grader.startswith("judge:scripted@")
+    assert judge.counts() == {"verdicts": 4, "unparsed": 1, "asked": 4}
+    assert grade(question, "Paris\n**Confidence**: Likely", judge).correct and len(asked) == 4  # cached
+    again = AnswerJudge(backend, "scripted", load_grader_prompt(), cache)  # resumed from verdicts.jsonl
+    assert again(question, "Lyon").parsed == "incorrect" and len(asked) == 4
+    records = read_jsonl(cache, Verdict)
+    assert len(records) == 4 and records[3].error.startswith("not a verdict")
+
+
+def test_grader_options_need_a_judge_model(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--model", "tiny-random", "--grader", "judge",
+                           "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: --grader judge needs --judge-model MODEL"
+    help_text = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--help"], capture_output=True,
+                               text=True, timeout=120).stdout
+    for option in ("--grader", "--judge-model", "--cue-budget", "--prompt-template"):
+        assert option in help_text

@@ -437,3 +437,11 @@ def test_every_step_cuts_are_binned_by_realised_tenths_and_requested_levels_are_
     result = cut_metrics(fixed, n_resamples=50)
     assert result["binned"] is None and [row["level"] for row in result["levels"]] == [k / 10 for k in range(11)]
     assert all(row["n_total"] == 20 for row in result["levels"])
+
+
+def test_bootstrap_p_values_are_floored_at_one_over_b_plus_one():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(size=200)
+    correct = (conf > 0.5).astype(float)
+    d = paired_bootstrap_diff(brier, conf, correct, np.full(200, 0.5), correct, n_resamples=99)
+    assert d.high < 0 and d.p_value == pytest.approx(1 / 100)

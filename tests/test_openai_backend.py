@@ -33,7 +33,9 @@ MODEL = models.DEFAULT_MODEL
 CONTEXT = 8192  # the embedded model's max_position_embeddings; the server is started with it
 BUDGET = 32
 PROFILE = get_profile("plain")
-SETTINGS = GenerationSettings(budget=BUDGET, batch_size=2)
+# The compact template forces the answer in the same turn: with the paper's restating turn, llama.cpp
+# returned no top log-probabilities for some option prefixes (known issue, see issue 13 notes).
+SETTINGS = GenerationSettings(budget=BUDGET, batch_size=2, template="compact")
 # Total variation between the scored label distributions of the server and the local model for the
 # same CoT and answer. A server without echoed prompt log-probabilities (llama-cpp-python) is scored
 # through its top-k alternatives, which bound the labels outside them from above: not exact, so the
@@ -241,7 +243,7 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
         return real(method, path, body, retries, server)
 
     backend._request = counting
-    settings = GenerationSettings(budget=BUDGET, batch_size=1)
+    settings = GenerationSettings(budget=BUDGET, batch_size=1, template="compact")
     with pytest.raises(ServerError, match="resumes"):
         with RunDir(tmp_path / "run") as run:
             generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)

@@ -103,3 +103,33 @@ def test_slow_think_generation_records_thought_and_settings(tiny_parts, question
     assert [e["id"] for e in recorded["few_shot"]] == [e["id"] for e in EXEMPLARS]
     args.style = "cot"
     assert "few_shot" not in setup_generation(args)[5]
+
+
+# A Qwen3-like template: drops the thought of earlier assistant turns and, with thinking off,
+# opens and closes an empty thought for the model.
+QWEN3_LIKE = (
+    "{% for m in messages %}{% set content = m['content'] %}"
+    "{% if m['role'] == 'assistant' and '</think>' in content %}{% set content = content.split('</think>')[-1].lstrip('\\n') %}{% endif %}"
+    "<|im_start|>{{ m['role'] }}\n{{ content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+
+
+def test_slow_think_survives_templates_that_strip_thoughts_and_close_empty_ones(tiny_parts, questions):
+    from cotprobe.backends.hf import HFBackend
+
+    backend = HFBackend(*tiny_parts)
+    original = backend.tokenizer.chat_template
+    backend.tokenizer.chat_template = QWEN3_LIKE
+    try:
+        profile = for_style(get_profile("qwen3-nothinking"), "slow-think")
+        prompt = build_prompt(backend, profile, VERBAL_10, "slow-think", questions[0])
+        plain = build_prompt(backend, get_profile("qwen3-nothinking"), VERBAL_10, "cot", questions[0])
+    finally:
+        backend.tokenizer.chat_template = original
+    for ex in EXEMPLARS:
+        assert ex["reasoning"] in prompt, ex["id"]  # moved into the user message, where the template keeps it
+    tail = prompt[prompt.rindex("<|im_start|>assistant"):]
+    assert tail == "<|im_start|>assistant\n<think>\n"  # one open thought, not the template's empty one as well
+    assert plain.endswith("<think>\n\n</think>\n\n")  # the non-reasoning profile keeps the template's own

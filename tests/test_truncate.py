@@ -7,9 +7,10 @@ from conftest import assert_greedy_agree
 
 from cotprobe.backends.hf import HFBackend
 from cotprobe.generate import GenerationSettings, generate
-from cotprobe.probe import forcing_suffix
+from cotprobe.generate import build_prompt
+from cotprobe.probe import ForceSettings, close_at, closing_for, forcing_suffix
 from cotprobe.profiles import get_profile
-from cotprobe.records import Probe, Step
+from cotprobe.records import Probe, Question, Step
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace, truncate
@@ -49,9 +50,52 @@ def test_zero_and_one_step_cots_cut_cleanly():
 
 
 def test_forcing_suffix_closes_thought_with_profile_end_tag():
-    assert forcing_suffix(get_profile("think"), "abc").startswith("</think>\n\n**Answer**:")
+    assert forcing_suffix(get_profile("think"), "abc") == "\n</think>\n\n**Answer**:"
+    assert forcing_suffix(get_profile("think"), "abc.\n") == "</think>\n\n**Answer**:"
     assert forcing_suffix(get_profile("plain"), "") == "**Answer**:"
     assert forcing_suffix(get_profile("plain"), "so 4.\n") == "\n**Answer**:"
+
+
+COT = "Let me think. Wait, maybe it is Paris.\n\nAlternatively, Lyon. Let me double-check: 12 + 7 = 19.\nHmm, so Paris."
+
+
+def closed_rows(backend, profile, force=ForceSettings()):
+    """For every cut of COT: (prefix text, row ids after the prompt)."""
+    prompt_ids = backend.encode(build_prompt(backend, profile, VERBAL_10, "cot", QUESTION))
+    ids = prompt_ids + backend.encode(COT)
+    closing = closing_for(backend, profile, VERBAL_10, force)
+    for cut in range(len(prompt_ids), len(ids) + 1):
+        keep, new = close_at(backend, ids[:cut], len(prompt_ids), closing)
+        assert ids[:keep] == ids[:cut][:keep] and keep >= len(prompt_ids)
+        yield backend.decode(ids[len(prompt_ids):cut]), (ids[:keep] + new)[len(prompt_ids):]
+
+
+QUESTION = Question(id="q", question="What is the capital of France?", answer="Paris")
+
+
+@pytest.mark.parametrize("profile, closing", [("think-prefill", "\n</think>\n\n**Answer**:"),
+                                              ("plain", "\n\n**Answer**:")])
+def test_every_cut_ends_in_the_same_closing_tokenized_as_whole_text(tiny, profile, closing):
+    end = tiny.tokenizer.convert_tokens_to_ids("</think>")
+    rows = list(closed_rows(tiny, get_profile(profile), ForceSettings(restate=None)))
+    assert len(rows) > 20
+    for prefix, row in rows:
+        text = tiny.decode(row)
+        assert text == (prefix.rstrip() + closing if prefix.strip() else closing.lstrip("\n")), (prefix, text)
+        # the row is what the tokenizer makes of the same text written whole: no '.' + '\n' split
+        assert row == tiny.encode(text), (prefix, tiny.tokenizer.convert_ids_to_tokens(row))
+        if profile == "think-prefill":
+            assert row.count(end) == 1  # the end tag as its special token, never as BPE pieces
+
+
+def test_non_reasoning_cuts_restate_in_a_second_turn(tiny):
+    force = GenerationSettings().force
+    assert force.restate and "restate" in force.restate
+    for prefix, row in closed_rows(tiny, get_profile("plain"), force):
+        text = tiny.decode(row)
+        assert text.startswith(prefix.rstrip() + "<|im_end|>\n<|im_start|>user\nNow restate your final answer")
+        assert text.endswith("<|im_end|>\n<|im_start|>assistant\n**Answer**:")
+        assert "<the class name only>" in text
 
 
 def _traces(backend, questions, tmp_path, profile="plain", budget=24):
