@@ -180,7 +180,6 @@ def test_ingested_run_is_read_by_tag_report_and_metrics(tmp_path):
     for cmd in (("cotprobe.report", str(run)), ("cotprobe.metrics", str(run))):
         proc = _run(*cmd)
         assert proc.returncode == 0, (cmd, proc.stderr[-2000:])
-    assert (run / "report.html").exists()
 
 
 def test_truncate_from_an_ingested_run_with_the_embedded_model(tmp_path):
