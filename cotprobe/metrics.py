@@ -295,6 +295,53 @@ def slope_clustered(metric: Metric, fractions, confidence, correct, clusters, le
     return Slope(slope, intercept, _p_two_sided(reps), *_interval(reps, level))
 
 
+# ---------------------------------------------------------------- soft targets, proportions
+
+
+def binomial_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion successes / n (NaN, NaN for n = 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must lie in [0, n], got {successes} of {n}")
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def _check_target(confidence, target) -> tuple[np.ndarray, np.ndarray]:
+    c, _ = _check(confidence, np.zeros(np.asarray(confidence).shape))
+    t = np.asarray(target, dtype=float)
+    if t.shape != c.shape or np.isnan(t).any() or (t < 0).any() or (t > 1).any():
+        raise ValueError(f"target must be {c.size} probabilities in [0, 1] (no NaN)")
+    return c, t
+
+
+def brier_target(confidence, target) -> float:
+    """Mean squared gap between confidence and a probability target (e.g. P(correct | prefix))."""
+    c, t = _check_target(confidence, target)
+    return float(np.mean((c - t) ** 2))
+
+
+def ece_target(confidence, target, n_bins: int = 10) -> float:
+    """ECE against a probability target: per equal-width confidence bin, |mean confidence - mean
+    target|, weighted by the bin's share (with 0/1 targets it equals `ece`)."""
+    c, t = _check_target(confidence, target)
+    bins = _bin_index(c, n_bins, "width")
+    gaps = [abs(c[bins == b].mean() - t[bins == b].mean()) * np.mean(bins == b)
+            for b in np.unique(bins)]
+    return float(np.sum(gaps))
+
+
+def bootstrap_stat(stat: Callable[[np.ndarray], float], n: int, clusters=None, n_resamples: int = 1000,
+                   level: float = 0.95, seed=0) -> tuple[float, float]:
+    """Percentile bootstrap interval of stat(rows), rows an index array of a (cluster) resample of
+    range(n): for statistics that are not a metric(confidence, correct)."""
+    return _interval(_replicates(stat, _sampler(n, clusters), n_resamples, seed), level)
+
+
 # ---------------------------------------------------------------- per-question trajectory
 
 

@@ -185,3 +185,127 @@ def plot_trajectories(traces: list[dict[str, Any]], stem: str | Path, source: st
                    title="tagged step: dashed line at its end; strip below the curve: one row per behaviour",
                    frameon=False, fontsize=10, title_fontsize=10)
     return save(fig, stem)
+
+
+def _band(ax, rows, x, key, color, label, marker="o"):
+    ax.plot(x, [r[key] for r in rows], marker=marker, ms=4, color=color, label=label)
+    ax.fill_between(x, [r[key + "_low"] for r in rows], [r[key + "_high"] for r in rows],
+                    color=color, alpha=0.2, linewidth=0)
+
+
+def plot_prefix_accuracy(result: dict[str, Any], stem: str | Path) -> Path:
+    """Confidence against P(correct | prefix) along the CoT: mean prefix accuracy and mean
+    confidence per cut (left), Brier against the prefix accuracy and against the outcome (right)."""
+    style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    colors = sns.color_palette("colorblind", len(result["sources"]) + 1)
+    first = next(iter(result["sources"].values()), None)
+    if first:
+        rows = first["levels"]
+        x = [r["fraction_realised"] for r in rows]
+        _band(left, rows, x, "prefix_accuracy", "black", "P(correct | prefix)", marker="s")
+        _band(left, rows, x, "outcome_accuracy", "grey", "forced answer correct")
+    for color, (name, section) in zip(colors, result["sources"].items()):
+        rows = section["levels"]
+        x = [r["fraction_realised"] for r in rows]
+        _band(left, rows, x, "mean_confidence", color, f"{name} confidence")
+        _band(right, rows, x, "brier_prefix", color, f"{name}: vs P(correct | prefix)")
+        right.plot(x, [r["brier_outcome"] for r in rows], ls="--", color=color, label=f"{name}: vs outcome")
+    left.set_title("Mean per cut (95% CI)")
+    right.set_title("Brier score (lower is better)")
+    for ax in (left, right):
+        ax.set_xlabel("fraction of CoT kept (tokens)")
+        ax.set_xlim(-0.02, 1.02)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"Confidence against the prefix accuracy ({result['k']} sampled continuations per cut)")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def plot_latent_vs_verbal(result: dict[str, Any], stem: str | Path) -> Path:
+    """Latent (linear probe) against verbal confidence of the same probes, per cut level (or
+    ablation condition): AUROC, ECE, Brier with 95% bands."""
+    style()
+    panels = [("auroc", "AUROC (higher is better)"), ("ece", "ECE (lower is better)"),
+              ("brier", "Brier score (lower is better)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharex=True)
+    levels = result["levels"]
+    categorical = any(isinstance(r["level"], str) for r in levels)
+    colors = sns.color_palette("colorblind", 2)
+    for color, kind, label in zip(colors, ("latent", "verbal"),
+                                  (f"latent (probe, layer {result['best_layer']})", f"verbal ({result['source']})")):
+        rows = [r for r in levels if r[kind].get("n")]
+        x = list(range(len(rows))) if categorical else [r["fraction_realised"] for r in rows]
+        for ax, (key, title) in zip(axes, panels):
+            _band(ax, [r[kind] for r in rows], x, key, color, label)
+            ax.set_title(title)
+            if categorical:
+                ax.set_xticks(range(len(rows)), [r["level"] for r in rows], rotation=30, ha="right")
+            else:
+                ax.set_xlabel("fraction of CoT kept (tokens)")
+                ax.set_xlim(-0.02, 1.02)
+    axes[0].axhline(0.5, color="grey", lw=0.8, ls=":")
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Latent vs verbal confidence along the CoT ({result['n_questions']} questions, "
+                 f"{result['probe']['folds']}-fold CV grouped by question)")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def plot_latent_layers(result: dict[str, Any], stem: str | Path) -> Path:
+    """Probe quality per layer: pooled AUROC and Brier with 95% bands, and AUROC per layer at the
+    first, middle and last cut level."""
+    style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    rows = result["layers"]
+    x = [r["layer"] for r in rows]
+    colors = sns.color_palette("colorblind", 5)
+    _band(left, rows, x, "auroc", colors[0], "all cuts pooled")
+    keys = list(rows[0]["auroc_per_level"]) if rows else []
+    for color, key in zip(colors[1:], sorted({keys[0], keys[len(keys) // 2], keys[-1]}, key=keys.index) if keys else []):
+        left.plot(x, [r["auroc_per_level"][key] for r in rows], ls="--", marker=".", color=color, label=f"cut {key}")
+    left.axhline(0.5, color="grey", lw=0.8, ls=":")
+    verbal = result["pooled"]["verbal"]
+    if verbal.get("n"):
+        left.axhline(verbal["auroc"], color="black", lw=1, label="verbal, pooled")
+        right.axhline(verbal["brier"], color="black", lw=1, label="verbal, pooled")
+    _band(right, rows, x, "brier", colors[0], "latent, all cuts pooled")
+    left.set_title("AUROC of the probe (higher is better)")
+    right.set_title("Brier score (lower is better)")
+    for ax in (left, right):
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"Layer sweep of the latent-confidence probe (best: layer {result['best_layer']})")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def plot_early_exit(result: dict[str, Any], stem: str | Path) -> Path:
+    """Thinking tokens used (share of the full thought) against accuracy for every replayed
+    stopping policy, one colour per family, the Pareto frontier and the full-thought point."""
+    style()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    rows = result["policies"]
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    colors = dict(zip(families, sns.color_palette("colorblind", len(families))))
+    for family in families:
+        mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["token_share"])
+        ax.errorbar([r["token_share"] for r in mine], [r["accuracy"] for r in mine],
+                    yerr=[[r["accuracy"] - r["accuracy_low"] for r in mine],
+                          [r["accuracy_high"] - r["accuracy"] for r in mine]],
+                    marker="o", ms=4, lw=0.8, elinewidth=0.5, capsize=0, alpha=0.85, color=colors[family],
+                    label=family)
+    names = set(result["pareto"])
+    front = sorted((r for r in rows if r["policy"] in names), key=lambda r: r["token_share"])
+    ax.step([r["token_share"] for r in front], [r["accuracy"] for r in front], where="post", color="black",
+            lw=1.2, ls="--", label="Pareto frontier")
+    full = result["full"]
+    ax.plot([full["token_share"]], [full["accuracy"]], marker="*", ms=14, color="black", ls="none",
+            label=f"full thought ({full['accuracy']:.2f})")
+    ax.set_xlabel("thinking tokens used (share of the full thought)")
+    ax.set_ylabel("accuracy at the stopping cut (95% CI)")
+    ax.set_xlim(-0.02, 1.05)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(f"Early exit replayed on {result['n_questions']} traces")
+    fig.tight_layout()
+    return save(fig, stem)

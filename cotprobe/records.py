@@ -140,6 +140,49 @@ class Probe:
     error: str = ""  # why a probe could not be made (e.g. a rewrite failed)
 
 
+@dataclass
+class Resample:
+    """K sampled continuations of the thought from one cut, each forced to an answer and graded
+    (truncate --resample): the empirical P(correct | prefix) and its Wilson 95% interval."""
+
+    question_id: str
+    fraction_requested: float
+    token_index: int  # CoT tokens kept before the continuations start
+    temperature: float
+    answers: list[str]
+    correct: list[bool | None]
+    continuation_tokens: list[int]  # thought tokens each continuation added
+    n_correct: int
+    n_graded: int
+    p_correct: float | None  # n_correct / n_graded (None when nothing could be graded)
+    low: float | None
+    high: float | None
+
+
+@dataclass
+class HiddenState:
+    """One row of hidden_states.f16: the hidden state of the last token before a cut (the
+    position whose next token the forcing suffix replaces), at the layers in the manifest."""
+
+    question_id: str
+    condition: str  # "cut" (truncate) or an ablation condition
+    token_index: int  # CoT tokens before the position
+    row: int  # row of hidden_states.f16
+
+
+@dataclass
+class LatentPrediction:
+    """A linear probe's calibrated P(correct) for one probe, predicted out of fold (cotprobe.latent)."""
+
+    question_id: str
+    condition: str
+    fraction_requested: float
+    token_index: int
+    layer: int
+    confidence: float
+    fold: int
+
+
 RecordT = TypeVar("RecordT")
 
 

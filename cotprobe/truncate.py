@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,8 @@ from .grade import grade
 from .backends import fork
 from .probe import ForceSettings, force_answers
 from .profiles import Profile
-from .records import Probe, Question, Step, Trace
+from .records import Probe, Question, Resample, Step, Trace
+from .resample import resample_cuts
 from .scales import Scale
 from .segment import to_records, token_char_starts
 from .store import RunDir
@@ -80,16 +81,21 @@ def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: st
 
 
 def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
-               scale: Scale, force: ForceSettings, max_rows: int = 16) -> list[Probe]:
+               scale: Scale, force: ForceSettings, max_rows: int = 16, hidden_layers: list[int] | None = None,
+               hidden: dict[int, object] | None = None) -> list[Probe]:
     """Probe one trace at every cut: distinct cut points run as rows of one batch over the
-    trace's shared encoding (at most max_rows at a time, to bound cache memory)."""
+    trace's shared encoding (at most max_rows at a time, to bound cache memory). With
+    hidden_layers, `hidden` is filled with each cut's hidden states (token index -> (layers,
+    hidden) array), taken from that same encoding pass."""
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
     points = sorted({c.token_index for c in cuts}, reverse=True)
     made: dict[int, tuple[str, object]] = {}
     for start in range(0, len(points), max_rows):
         chunk = points[start:start + max_rows]
-        rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk])
+        rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk], hidden_layers)
+        if hidden_layers and hidden is not None:
+            hidden.update(zip(chunk, rows.hidden.numpy()))
         cots = [backend.decode(trace.cot_token_ids[:t]) for t in chunk]
         made.update(zip(chunk, force_answers(rows, backend, profile, scale, cots, force)))
     probes = []
@@ -105,12 +111,30 @@ def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profi
     return probes
 
 
+@dataclass(frozen=True)
+class ResampleSettings:
+    """truncate --resample: k continuations per cut at `temperature`, within `budget` thinking
+    tokens in all, at the cut levels in `fractions` (None: every level)."""
+
+    k: int
+    temperature: float = 0.7
+    budget: int = 256
+    seed: int = 0
+    fractions: tuple[float, ...] | None = None
+
+
 def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: RunDir, profile: Profile,
              scale: Scale, fractions: list[float], mode: str = "step",
-             force: ForceSettings = ForceSettings()) -> list[Probe]:
-    """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming."""
-    for name in ("steps.jsonl", "probes.jsonl"):
+             force: ForceSettings = ForceSettings(), hidden_store=None,
+             resample: ResampleSettings | None = None) -> list[Probe]:
+    """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming.
+
+    hidden_store (a `cotprobe.hidden.HiddenStore`): also store every cut's hidden states, from
+    the pass that encodes the trace for the sweep (cuts probed on an earlier run get one pass of
+    their own). resample: also sample continuations at the cuts (resamples.jsonl)."""
+    for name in ("steps.jsonl", "probes.jsonl", "resamples.jsonl"):
         run.repair(name)
+    resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.read("resamples.jsonl", Resample)}
     steps_by_q: dict[str, list[Step]] = {}
     for step in run.read("steps.jsonl", Step):
         steps_by_q.setdefault(step.question_id, []).append(step)
@@ -127,12 +151,42 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
         cuts = plan_cuts(steps_by_q[trace.question_id], len(trace.cot_token_ids), fractions, mode)
         have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
         todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]
+        question = questions[trace.question_id]
+        layers = hidden_store.layers if hidden_store is not None else None
+        hidden: dict[int, object] = {}
         if todo:
-            for probe in probe_cuts(backend, trace, questions[trace.question_id], todo, profile, scale, force):
+            for probe in probe_cuts(backend, trace, question, todo, profile, scale, force,
+                                    hidden_layers=layers, hidden=hidden):
                 run.append("probes.jsonl", probe)
                 done.setdefault(trace.question_id, []).append(probe)
+        if hidden_store is not None:
+            store_hidden(backend, trace, cuts, hidden_store, hidden)
+        if resample is not None:
+            wanted = [c for c in cuts if round(c.fraction_requested, 6) not in
+                      {f for q, f in resampled if q == trace.question_id}
+                      and (resample.fractions is None
+                           or any(abs(c.fraction_requested - f) < 1e-9 for f in resample.fractions))]
+            if wanted:
+                for record in resample_cuts(backend, trace, question, wanted, profile, scale, resample.k,
+                                            resample.temperature, resample.budget, force, resample.seed):
+                    run.append("resamples.jsonl", record)
         out.extend(done.get(trace.question_id, []))
     return out
+
+
+def store_hidden(backend, trace: Trace, cuts: list[Cut], store, computed: dict[int, object]) -> None:
+    """Store the hidden states of every cut (and of the end of the thought) not stored yet:
+    those computed by the sweep, the rest from one pass over the trace."""
+    points = sorted({c.token_index for c in cuts} | {len(trace.cot_token_ids)})
+    missing = [t for t in points if t not in computed and not store.has(trace.question_id, "cut", t)]
+    if missing:
+        prompt_ids = backend.encode(trace.prompt)
+        states = backend.hidden_states(prompt_ids + trace.cot_token_ids[:max(missing)],
+                                       [len(prompt_ids) + t - 1 for t in missing], store.layers)
+        computed.update(zip(missing, states.numpy()))
+    fresh = [t for t in points if not store.has(trace.question_id, "cut", t)]
+    if fresh:
+        store.append(trace.question_id, "cut", fresh, [computed[t] for t in fresh])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +213,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="confidence for the metrics: expected value of the scored label distribution "
                              "(default; never unparsed), its most likely label, or the label the model wrote")
     parser.add_argument("--from-run", help="reuse the traces of this run directory instead of generating")
+    parser.add_argument("--hidden-states", action="store_true",
+                        help="also store the hidden state at every cut (hidden_states.f16, from the pass that "
+                             "encodes the trace for the sweep) for python -m cotprobe.latent; hf backend only")
+    parser.add_argument("--layers", default=None,
+                        help="layers to store with --hidden-states: 'default' (8 spread over the depth, with "
+                             "the last), 'all', or a list such as 6,12,-1 (0 = embeddings)")
+    parser.add_argument("--resample", type=int, default=0, metavar="K",
+                        help="at every cut also sample K continuations of the thought, force and grade each: "
+                             "P(correct | prefix) with a binomial interval (resamples.jsonl)")
+    parser.add_argument("--temperature", type=float, default=0.7,
+                        help="sampling temperature of --resample continuations (default 0.7)")
+    parser.add_argument("--resample-fractions", default=None,
+                        help="resample only at these cut levels (same syntax as --fractions; default every level)")
     args = parser.parse_args(argv)
+    if args.resample < 0:
+        raise ValueError(f"--resample must be >= 0, got {args.resample}")
+    if args.resample and not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
 
     fractions = parse_fractions(args.fractions)
     out = Path(args.from_run or args.out)
@@ -171,12 +242,36 @@ def main(argv: list[str] | None = None) -> int:
                             recorded, "truncate")
         by_id = {q.id: q for q in questions}
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
-        probes = truncate(backend, traces, by_id, run, profile, scale, fractions, args.cut, settings.force)
+        store = None
+        if args.hidden_states:
+            from .hidden import HiddenStore, model_layers, parse_layers
+
+            n_layers, size = model_layers(backend)
+            store = HiddenStore(run, parse_layers(args.layers, n_layers), size)
+        resample = None
+        if args.resample:
+            at = tuple(parse_fractions(args.resample_fractions)) if args.resample_fractions else None
+            resample = ResampleSettings(args.resample, args.temperature, settings.budget, args.seed, at)
+            run.start_stage("resample", asdict(resample))
+        probes = truncate(backend, traces, by_id, run, profile, scale, fractions, args.cut, settings.force,
+                          store, resample)
     result = cut_metrics(probes, source=args.source)
     update_metrics(out, "truncate", result)
     figure = plot_progress({f"{args.model} ({profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
     print(f"figure: {figure}")
+    if args.resample:
+        from .plots import plot_prefix_accuracy
+        from .resample import prefix_metrics, print_prefix_summary
+
+        with RunDir(out) as run:
+            resamples = run.read("resamples.jsonl", Resample)
+        prefix = prefix_metrics(probes, resamples, {"verbal": args.source})
+        update_metrics(out, "resample", prefix)
+        print_prefix_summary(prefix, out)
+        print(f"figure: {plot_prefix_accuracy(prefix, out / 'figures' / 'prefix_accuracy')}")
+    if args.hidden_states:
+        print(f"hidden states: {out / 'hidden_states.f16'} (python -m cotprobe.latent {out})")
     return 0
 
 

@@ -118,9 +118,25 @@ class SequentialRows:
     def score(self, options: list[list[int]]) -> list[list[float]]:
         return [s.score(options) for s in self.sessions]
 
+    def sample(self, max_new_tokens: int, stop: list[str], temperature: float, seed: int) -> list[Completion]:
+        return [s.sample(max_new_tokens, stop, temperature, seed + k) for k, s in enumerate(self.sessions)]
 
-def fork(backend, ids: list[int], lengths: list[int]):
-    """Rows holding ids[:n] for each n in lengths, batched where the backend can."""
+    def rewind(self, counts: list[int]) -> None:
+        for session, n in zip(self.sessions, counts, strict=True):
+            session.rewind(n)
+
+
+class NoHiddenStates(ValueError):
+    """A backend that cannot give hidden states (a server returns tokens only)."""
+
+
+def fork(backend, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None):
+    """Rows holding ids[:n] for each n in lengths, batched where the backend can. With
+    hidden_layers (HF backend only), `rows.hidden` holds each prefix's last hidden states."""
+    if hidden_layers and not hasattr(backend, "hidden_states"):
+        raise NoHiddenStates(
+            f"the {type(backend).__name__} backend has no hidden states (a server returns tokens only); "
+            "latent confidence needs the model run here: --backend hf")
     if hasattr(backend, "fork"):
-        return backend.fork(ids, lengths)
+        return backend.fork(ids, lengths, hidden_layers) if hidden_layers else backend.fork(ids, lengths)
     return SequentialRows(backend, ids, lengths)

@@ -66,14 +66,28 @@ class HFBackend(TokenizerOps):
     def session(self, ids: list[int]) -> "HFSession":
         return HFSession(self, ids)
 
-    def fork(self, ids: list[int], lengths: list[int]):
+    def fork(self, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None):
         """Rows for the prefixes ids[:n], n in lengths: one shared encoding of the longest prefix,
-        then all rows decode as one batch (naive mode: every row re-encodes its own prefix)."""
+        then all rows decode as one batch (naive mode: every row re-encodes its own prefix).
+
+        With hidden_layers, `rows.hidden` holds the hidden state of each prefix's last token at
+        those layers (0 = embeddings), shape (rows, layers, hidden), from the encoding pass itself
+        (naive mode: from one extra pass over the longest prefix)."""
         if not self.reuse_cache or not shares_prefixes(self.model):
             from . import SequentialRows
 
-            return SequentialRows(self, ids, lengths)
-        return HFRows(self, ids, lengths)
+            rows = SequentialRows(self, ids, lengths)
+            if hidden_layers:
+                rows.hidden = self.hidden_states(ids[:max(lengths)], [n - 1 for n in lengths], hidden_layers)
+            return rows
+        return HFRows(self, ids, lengths, hidden_layers)
+
+    @torch.inference_mode()
+    def hidden_states(self, ids: list[int], positions: list[int], layers: list[int]) -> torch.Tensor:
+        """Hidden states at `positions` of `ids` at `layers` (0 = embeddings): (positions, layers, hidden)."""
+        check_fits(len(ids), 0, self.context_length, "sequence")
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), output_hidden_states=True)
+        return pick_hidden(out.hidden_states, positions, layers)
 
 
 class HFSession:
@@ -111,17 +125,27 @@ class HFSession:
         self.cache.crop(n - self.cached)  # a negative argument removes that many positions
         self.cached = n
 
+    def sample(self, max_new_tokens: int, stop: list[str], temperature: float, seed: int) -> Completion:
+        """Like greedy, with tokens drawn at `temperature` (seeded)."""
+        return self.greedy(max_new_tokens, stop, pick=sampler(temperature, seed, self.backend.device))
+
+    def rewind(self, n: int) -> None:
+        """Take back the last n tokens."""
+        if n > 0:
+            self._rewind(len(self.ids) - n)
+
     @torch.inference_mode()
-    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> Completion:
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False, pick=None) -> Completion:
         """Greedy continuation until a stop string, an end-of-sequence token or the limit. With
-        nonblank, neither ends it while its text is still blank."""
+        nonblank, neither ends it while its text is still blank. `pick` as in HFRows.greedy."""
+        pick = pick or (lambda logprobs: logprobs.argmax(dim=-1))
         new: list[int] = []
         text = ""
         for _ in range(max_new_tokens):
             logprobs = self._logprobs_from(len(self.ids) - 1)[-1].clone()
             if nonblank and not text.strip():
                 logprobs[list(self.backend.eos_ids)] = -torch.inf
-            token = int(logprobs.argmax())
+            token = int(pick(logprobs[None])[0])
             if token in self.backend.eos_ids:
                 return Completion(new, text, "eos")
             new.append(token)
@@ -154,6 +178,19 @@ class HFSession:
         for k, option in enumerate(options):
             totals[k] += float(sum(logprobs[k, i - 1, tok] for i, tok in enumerate(option) if i > 0))
         return totals
+
+
+def sampler(temperature: float, seed: int, device) -> Any:
+    """pick(logprobs) drawing one token per row from softmax(logprobs / temperature), seeded."""
+    if not temperature > 0:
+        raise ValueError(f"--temperature must be > 0 to sample, got {temperature}")
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def pick(logprobs: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logprobs.float() / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+    return pick
 
 
 SHARED_PREFIX = "cotprobe-shared-prefix"
@@ -191,6 +228,12 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
 AttentionInterface.register(SHARED_PREFIX, shared_prefix_attention)
 
 
+def pick_hidden(hidden_states, positions: list[int], layers: list[int]) -> torch.Tensor:
+    """(positions, layers, hidden) float32 from a model's per-layer hidden states (batch 1)."""
+    index = torch.tensor(positions, device=hidden_states[0].device)
+    return torch.stack([hidden_states[layer][0, index] for layer in layers], dim=1).float().cpu()
+
+
 def shares_prefixes(model: Any) -> bool:
     """Whether `HFRows` can run this model: every layer attends to all earlier positions (no
     sliding window, no recurrent layers)."""
@@ -211,14 +254,18 @@ class HFRows:
     the rows decode as one batch whose cost grows with the prefix read once, not once per row.
     """
 
-    def __init__(self, backend: HFBackend, ids: list[int], lengths: list[int]):
+    def __init__(self, backend: HFBackend, ids: list[int], lengths: list[int],
+                 hidden_layers: list[int] | None = None):
         self.backend = backend
         self.ids = [list(ids[:n]) for n in lengths]
         base = max(lengths)
         check_fits(base, 0, backend.context_length, "sequence")
         device = backend.device
         with torch.inference_mode():
-            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True)
+            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True,
+                                output_hidden_states=bool(hidden_layers))
+        # hidden state of each prefix's last token, from this same pass (see HFBackend.fork)
+        self.hidden = pick_hidden(out.hidden_states, [n - 1 for n in lengths], hidden_layers) if hidden_layers else None
         prefix = out[backend.cache_arg]
         self.prefix = [(layer.keys, layer.values) for layer in prefix.layers]
         self.cache: Any = None  # the rows' own tokens (batch R), created by the first forward
@@ -277,10 +324,30 @@ class HFRows:
         if any(rows):
             self._advance(rows)
 
+    def sample(self, max_new_tokens: int, stop: list[str], temperature: float, seed: int) -> list[Completion]:
+        """Like greedy, but every row draws its tokens at `temperature` (seeded)."""
+        return self.greedy(max_new_tokens, stop, pick=sampler(temperature, seed, self.backend.device))
+
     @torch.inference_mode()
-    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False) -> list[Completion]:
+    def rewind(self, counts: list[int]) -> None:
+        """Take back the last counts[k] tokens of each row: they stay in the cache but no later
+        token sees them, and the row's next tokens take their positions. A rewound row must be
+        extended before it is decoded or scored."""
+        for k, n in enumerate(counts):
+            if n <= 0:
+                continue
+            own = torch.nonzero(self.own_mask[k]).flatten()
+            self.own_mask[k, own[-n:]] = False
+            self.position[k] -= n
+            del self.ids[k][-n:]
+            self.last[k] = torch.nan
+
+    @torch.inference_mode()
+    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False, pick=None) -> list[Completion]:
         """Greedy continuation of every row until its stop string, end of sequence or the limit.
-        With nonblank, neither ends a row while its text is still blank."""
+        With nonblank, neither ends a row while its text is still blank. `pick(logprobs)` may
+        choose the tokens instead of the argmax (see `sample`)."""
+        pick = pick or (lambda logprobs: logprobs.argmax(dim=-1))
         new: list[list[int]] = [[] for _ in self.ids]
         texts = [""] * len(self.ids)
         finish: list[str | None] = [None] * len(self.ids)
@@ -290,7 +357,7 @@ class HFRows:
                 blank = [k for k, text in enumerate(texts) if not text.strip()]
                 logprobs[torch.tensor(blank, dtype=torch.long)[:, None], list(self.backend.eos_ids)] = -torch.inf
             step: list[list[int]] = []
-            for k, token in enumerate(logprobs.argmax(dim=-1).tolist()):
+            for k, token in enumerate(pick(logprobs).tolist()):
                 if finish[k] is None and token in self.backend.eos_ids:
                     finish[k] = "eos"
                 if finish[k] is not None:

@@ -52,6 +52,14 @@ class ScriptedSession:
         self.ids.extend(completion.token_ids)
         return completion
 
+    def sample(self, max_new_tokens: int, stop: list[str], temperature: float, seed: int) -> Completion:
+        """A script's `respond` may itself be random: sampling plays it like greedy."""
+        return self.greedy(max_new_tokens, stop)
+
+    def rewind(self, n: int) -> None:
+        if n > 0:
+            del self.ids[-n:]
+
     def score(self, options: list[list[int]]) -> list[float]:
         said = self.backend.respond(self.backend.decode(self.ids)).strip().lower()
         texts = [self.backend.decode(o).strip().lower() for o in options]

@@ -1,0 +1,58 @@
+"""python -m cotprobe.early_exit RUN_DIR: replay stopping policies on the recorded cut probes.
+
+No model is loaded: the answers, grades and confidences at every cut (probes.jsonl, and the
+latent probe's predictions in latent.jsonl when `python -m cotprobe.latent` has run) are walked
+from the shortest cut to the longest under each policy of `cotprobe.stopping`. Prints, for each
+policy and threshold, the thinking tokens used, the accuracy of the answer at the stopping cut
+and its calibration, with 95% bootstrap intervals over questions; the Pareto frontier; and the
+token reduction at matched accuracy (DEER-style). Writes metrics.json section "early_exit" and
+figures/early_exit_pareto.png. The finer the cuts, the finer the replay: `--cut every-step`
+runs stop at every step boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .records import LatentPrediction, Probe, read_jsonl
+from .store import open_existing
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .plots import plot_early_exit
+    from .stopping import early_exit_metrics, print_early_exit, views
+    from .summary import update_metrics
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cotprobe.early_exit",
+        description="Replay early-exit policies (confidence thresholds: verbal, scored, latent; a stable answer over "
+                    "k cuts; fixed fractions) on a run's cut probes: tokens used against accuracy, Pareto frontier, "
+                    "token reduction at matched accuracy. No model is loaded.",
+    )
+    parser.add_argument("run_dir", help="a run directory with cut probes (python -m cotprobe.truncate)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    args = parser.parse_args(argv)
+    run_dir = open_existing(args.run_dir)
+    probes = read_jsonl(run_dir / "probes.jsonl", Probe) if (run_dir / "probes.jsonl").exists() else []
+    if not any(p.condition == "cut" for p in probes):
+        raise ValueError(f"{run_dir}: no cut probes to replay (run python -m cotprobe.truncate --from-run {run_dir})")
+    latent = None
+    if (run_dir / "latent.jsonl").exists():
+        latent = {(r.question_id, r.token_index): r.confidence
+                  for r in read_jsonl(run_dir / "latent.jsonl", LatentPrediction) if r.condition == "cut"}
+    sources = ["verbal", "scored"] + (["latent"] if latent else [])
+    cuts = views(probes, latent)
+    result = early_exit_metrics(cuts, sources, args.resamples)
+    update_metrics(run_dir, "early_exit", result)
+    print_early_exit(result, run_dir)
+    if not latent:
+        print("(no latent.jsonl: run python -m cotprobe.latent first to replay latent-confidence policies)")
+    print(f"figure: {plot_early_exit(result, run_dir / 'figures' / 'early_exit_pareto')}")
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run_main
+
+    sys.exit(run_main(main))

@@ -1,0 +1,129 @@
+"""Hidden states at the cuts of a chain of thought, stored in the run directory.
+
+Two files, appended together and resumable like every record file:
+
+- ``hidden_states.f16``: raw little-endian float16, one row per stored position, each row
+  ``len(layers) x hidden_size`` values (layer-major). Read it with
+  ``np.memmap(path, np.float16, "r").reshape(-1, len(layers), hidden_size)`` or `load`.
+- ``hidden_states.jsonl``: one `HiddenState` record per row (question, condition, CoT tokens
+  before the position, row number).
+
+The layers (0 = the embeddings, L = the last layer's output) and the hidden size are recorded
+in manifest.json under the stage ``hidden_states``; resuming with other layers is refused. A row
+is the hidden state of the last token before the cut: the position after which the forcing suffix
+(think end tag, ``**Answer**:``) would come. A row's values are written and flushed before its
+record, so after a kill the array is cut back to the records that survived.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .records import HiddenState, read_jsonl
+from .store import RunDir, RunDirError
+
+ARRAY = "hidden_states.f16"
+INDEX = "hidden_states.jsonl"
+STAGE = "hidden_states"
+DTYPE = np.dtype("<f2")
+
+
+def default_layers(n_layers: int, count: int = 8) -> list[int]:
+    """`count` layers evenly spread over 1..n_layers, always including the last."""
+    return sorted({max(1, int(round(n_layers * (i + 1) / count))) for i in range(count)})
+
+
+def parse_layers(spec: str | None, n_layers: int) -> list[int]:
+    """'all', a comma list of layer numbers (negative counts from the end: -1 = last), or None
+    for `default_layers`."""
+    if spec is None or spec == "default":
+        return default_layers(n_layers)
+    if spec == "all":
+        return list(range(n_layers + 1))
+    try:
+        values = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--layers {spec!r}: use 'all', 'default' or a comma list such as 6,12,-1") from None
+    layers = sorted({v + n_layers + 1 if v < 0 else v for v in values})
+    if not layers or any(not 0 <= v <= n_layers for v in layers):
+        raise ValueError(f"--layers {spec!r}: layers must lie in 0..{n_layers} (or -1..-{n_layers + 1})")
+    return layers
+
+
+def model_layers(backend) -> tuple[int, int]:
+    """(number of layers, hidden size) of a Hugging Face backend's model."""
+    config = getattr(getattr(backend, "model", None), "config", None)
+    if config is None or not hasattr(backend, "hidden_states"):
+        raise ValueError(f"the {type(backend).__name__} backend has no hidden states (a server returns "
+                         "tokens only); latent confidence needs the model run here: --backend hf")
+    text = getattr(config, "text_config", config)
+    return int(text.num_hidden_layers), int(text.hidden_size)
+
+
+@dataclass
+class HiddenStore:
+    """The hidden-state files of one run directory, opened for appending."""
+
+    run: RunDir
+    layers: list[int]
+    hidden_size: int
+
+    def __post_init__(self) -> None:
+        self.run.start_stage(STAGE, {"layers": self.layers, "hidden_size": self.hidden_size,
+                                     "dtype": "float16", "array": ARRAY, "index": INDEX})
+        self.row_bytes = len(self.layers) * self.hidden_size * DTYPE.itemsize
+        self.run.repair(INDEX)
+        self.records = self.run.read(INDEX, HiddenState)
+        array = self.run.path / ARRAY
+        size = array.stat().st_size if array.exists() else 0
+        if size < len(self.records) * self.row_bytes:
+            raise RunDirError(f"{array}: shorter than its {len(self.records)} records in {INDEX}; "
+                              "the files do not belong together (delete both to extract again)")
+        if size > len(self.records) * self.row_bytes:  # rows whose records a kill lost
+            with array.open("rb+") as fh:
+                fh.truncate(len(self.records) * self.row_bytes)
+        self.keys = {(r.question_id, r.condition, r.token_index) for r in self.records}
+
+    def has(self, question_id: str, condition: str, token_index: int) -> bool:
+        return (question_id, condition, token_index) in self.keys
+
+    def append(self, question_id: str, condition: str, token_indices: list[int], states) -> None:
+        """Store states (positions, layers, hidden) for the given cuts; ones already stored are skipped."""
+        states = np.asarray(states, dtype=np.float32)
+        if states.shape[1:] != (len(self.layers), self.hidden_size):
+            raise ValueError(f"hidden states of shape {states.shape[1:]}, expected "
+                             f"({len(self.layers)}, {self.hidden_size})")
+        new = [(t, s) for t, s in zip(token_indices, states, strict=True)
+               if not self.has(question_id, condition, t)]
+        new = list({t: s for t, s in new}.items())
+        if not new:
+            return
+        with (self.run.path / ARRAY).open("ab") as fh:
+            fh.write(np.stack([s for _, s in new]).astype(DTYPE).tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        for t, _ in new:
+            record = HiddenState(question_id, condition, t, len(self.records))
+            self.run.append(INDEX, record)
+            self.records.append(record)
+            self.keys.add((question_id, condition, t))
+
+
+def load(run_dir: str | Path) -> tuple[list[HiddenState], np.ndarray, list[int]]:
+    """(records, array of shape (rows, layers, hidden) as a read-only float16 memmap, layers)."""
+    import json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / INDEX).exists():
+        return [], np.zeros((0, 0, 0), dtype=DTYPE), []
+    settings = json.loads((run_dir / "manifest.json").read_text())["stages"][STAGE]["settings"]
+    layers, hidden = settings["layers"], settings["hidden_size"]
+    records = read_jsonl(run_dir / INDEX, HiddenState)
+    if not records:
+        return [], np.zeros((0, len(layers), hidden), dtype=DTYPE), layers
+    array = np.memmap(run_dir / ARRAY, DTYPE, "r", shape=(len(records), len(layers), hidden))
+    return records, array, layers

@@ -1,0 +1,173 @@
+"""python -m cotprobe.latent RUN_DIR: does the model know more than it says? Latent confidence.
+
+Linear probes on the hidden states at every cut predict whether the answer forced there is
+correct (`cotprobe.linprobe`: logistic regression on standardised features, grouped by question
+across folds, Platt-calibrated on held-out inner folds). Their out-of-fold P(correct) is set
+beside the verbal confidence of the same probes: AUROC, ECE, Brier per cut level and per layer,
+with intervals that resample questions.
+
+Hidden states come from `python -m cotprobe.truncate --hidden-states` (taken in the pass that
+encodes each trace for the sweep). Positions the run has no state for are extracted here, one
+pass over each trace (or over each ablated CoT with --source-stage ablate), resumably, with the
+run's own model on the Hugging Face backend: a server backend has no hidden states.
+
+Writes hidden_states.f16/.jsonl (see `cotprobe.hidden`), latent.jsonl (the chosen layer's
+out-of-fold predictions), metrics.json section "latent", figures/latent_vs_verbal.png,
+figures/latent_layers.png and, when the run has resamples (truncate --resample),
+figures/latent_prefix_accuracy.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .records import LatentPrediction, Probe, Resample, Trace, read_jsonl, write_jsonl
+from .store import RunDir, open_existing
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import hidden as hs
+    from .linprobe import ProbeSettings, cross_validate, latent_metrics, print_latent_summary
+    from .summary import SOURCES, update_metrics
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cotprobe.latent",
+        description="Train linear probes on the hidden states at every cut to predict whether the forced answer "
+                    "is correct, and compare that latent confidence with the verbal one (AUROC, ECE, Brier per cut "
+                    "and layer). Missing hidden states are extracted with the run's model (hf backend).",
+    )
+    parser.add_argument("run_dir", help="a run directory with probes (python -m cotprobe.truncate or cotprobe.ablate)")
+    parser.add_argument("--layers", default=None,
+                        help="layers: 'default' (8 spread over the depth, with the last), 'all' or a list such as "
+                             "6,12,-1 (0 = embeddings); default: the layers already stored, else 'default'")
+    parser.add_argument("--source-stage", choices=("truncate", "ablate"), default="truncate",
+                        help="probes to predict: the cut sweep (default) or the ablation conditions")
+    parser.add_argument("--source", choices=SOURCES, default="expected",
+                        help="verbal confidence to compare with (default expected)")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over questions (default 5)")
+    parser.add_argument("--C", type=float, default=ProbeSettings.C,
+                        help=f"inverse L2 strength of the logistic probes (default {ProbeSettings.C})")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
+    args = parser.parse_args(argv)
+
+    run_dir = open_existing(args.run_dir)
+    traces = {t.question_id: t for t in read_jsonl(run_dir / "traces.jsonl", Trace)}
+    probes = [p for p in (read_jsonl(run_dir / "probes.jsonl", Probe) if (run_dir / "probes.jsonl").exists() else [])
+              if (p.condition == "cut") == (args.source_stage == "truncate") and not p.error
+              and p.question_id in traces]
+    if not probes:
+        command = "truncate --from-run" if args.source_stage == "truncate" else "ablate"
+        raise ValueError(f"{run_dir}: no {args.source_stage} probes (run python -m cotprobe.{command} {run_dir} first)")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stored = manifest.get("stages", {}).get(hs.STAGE, {}).get("settings")
+
+    with RunDir(run_dir) as run:
+        needed = wanted_positions(probes, traces, args.source_stage)
+        have = {(r.question_id, r.condition, r.token_index) for r in hs.load(run_dir)[0]} if stored else set()
+        missing = {key: cot for key, cot in needed.items() if key not in have}
+        if missing:
+            backend = load_model(manifest, args.cache_dir)
+            n_layers, size = hs.model_layers(backend)
+            layers = stored["layers"] if stored and args.layers is None else hs.parse_layers(args.layers, n_layers)
+            extract(backend, traces, missing, hs.HiddenStore(run, layers, size))
+        elif args.layers is not None and hs.parse_layers(args.layers, max(stored["layers"])) != stored["layers"]:
+            raise ValueError(f"{run_dir}: hidden states are stored at layers {stored['layers']}; --layers "
+                             f"{args.layers} asks for others (omit --layers, or delete hidden_states.* to extract again)")
+    records, array, layers = hs.load(run_dir)
+    row_of = {(r.question_id, r.condition, r.token_index): r.row for r in records}
+    rows = [row_of[key_of(p)] for p in probes]
+    groups = np.array([p.question_id for p in probes])
+    correct = np.array([p.correct for p in probes])
+    graded = np.array([c is not None for c in correct])
+    probes = [p for p, ok in zip(probes, graded) if ok]
+    rows, groups = np.array(rows)[graded], groups[graded]
+    y = np.array([bool(p.correct) for p in probes], dtype=int)
+    settings = ProbeSettings(folds=args.folds, C=args.C)
+    per_layer = {}
+    for i, layer in enumerate(tqdm(layers, desc="latent probes", unit="layer")):
+        X = np.asarray(array[rows, i], dtype=np.float32)
+        per_layer[layer], folds = cross_validate(X, y, groups, settings)
+    result = latent_metrics(probes, per_layer, args.source, settings, args.resamples)
+    best = result["best_layer"]
+    write_jsonl(run_dir / "latent.jsonl", [
+        LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index, best, float(c), int(f))
+        for p, c, f in zip(probes, per_layer[best], folds)])
+    figures = plot_latent(run_dir, probes, per_layer, result, args)
+    update_metrics(run_dir, "latent", result)
+    print_latent_summary(result, run_dir)
+    for figure in figures:
+        print(f"figure: {figure}")
+    return 0
+
+
+def key_of(p: Probe) -> tuple[str, str, int]:
+    return (p.question_id, "cut" if p.condition == "cut" else p.condition, p.token_index)
+
+
+def wanted_positions(probes: list[Probe], traces: dict[str, Trace], stage: str) -> dict[tuple, str | None]:
+    """(question, condition, token index) -> the CoT text to encode (None: the trace's own tokens)."""
+    needed: dict[tuple, str | None] = {}
+    for p in probes:
+        needed[key_of(p)] = None if stage == "truncate" else p.cot
+    if stage == "truncate":
+        for qid in {p.question_id for p in probes}:  # the end of the thought
+            needed[(qid, "cut", len(traces[qid].cot_token_ids))] = None
+    return needed
+
+
+def load_model(manifest: dict, cache_dir: str | None):
+    from .backends import TINY_MODEL, load_backend
+
+    try:
+        model = manifest["stages"]["generate"]["settings"]["model"]
+    except KeyError:
+        raise ValueError("the run's manifest records no generation (no model to extract hidden states with)") from None
+    print(f"cotprobe.latent: extracting hidden states with {model} (hf backend)", file=sys.stderr)
+    return load_backend(model, cache_root=cache_dir) if model != TINY_MODEL else load_backend(TINY_MODEL)
+
+
+def extract(backend, traces: dict[str, Trace], missing: dict[tuple, str | None], store) -> None:
+    """One pass per trace (all its missing cuts) or per ablated CoT, stored as it goes."""
+    by_sequence: dict[tuple, list[int]] = {}
+    for (qid, condition, t), cot in sorted(missing.items(), key=lambda item: item[0]):
+        by_sequence.setdefault((qid, condition, cot), []).append(t)
+    for (qid, condition, cot), points in tqdm(by_sequence.items(), desc="hidden states", unit="seq"):
+        trace = traces[qid]
+        prompt_ids = backend.encode(trace.prompt)
+        if cot is None:  # cuts of the trace's own tokens
+            ids, positions = trace.cot_token_ids[:max(points)], [len(prompt_ids) + t - 1 for t in points]
+        else:  # an ablated CoT: probed on the trace's own tokens when unchanged, else re-encoded (as ablate does)
+            own = trace.cot_token_ids[:points[0]]
+            ids = own if backend.decode(own) == cot else backend.encode(cot)
+            positions = [len(prompt_ids) + len(ids) - 1]
+        states = backend.hidden_states(prompt_ids + ids, positions, store.layers)
+        store.append(qid, condition, points, states.numpy())
+
+
+def plot_latent(run_dir: Path, probes, per_layer, result, args) -> list[Path]:
+    from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
+    from .resample import prefix_metrics
+
+    figures = [plot_latent_vs_verbal(result, run_dir / "figures" / "latent_vs_verbal"),
+               plot_latent_layers(result, run_dir / "figures" / "latent_layers")]
+    if (run_dir / "resamples.jsonl").exists() and args.source_stage == "truncate":
+        resamples = read_jsonl(run_dir / "resamples.jsonl", Resample)
+        best = per_layer[result["best_layer"]]
+        latent = {(p.question_id, round(p.fraction_requested, 6)): float(c) for p, c in zip(probes, best)}
+        prefix = prefix_metrics(probes, resamples, {"verbal": args.source, "latent": latent}, args.resamples)
+        result["prefix"] = prefix
+        figures.append(plot_prefix_accuracy(prefix, run_dir / "figures" / "latent_prefix_accuracy"))
+    return figures
+
+
+if __name__ == "__main__":
+    from .cli import run_main
+
+    sys.exit(run_main(main))

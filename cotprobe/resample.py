@@ -1,0 +1,166 @@
+"""P(correct | prefix): sample continuations of a cut thought and grade the answers they lead to.
+
+At a cut, the final outcome of the one recorded trace is a noisy label for the prefix. Sampling
+K continuations of the thought from the prefix (at a temperature, up to what is left of the
+thinking budget), closing each thought and forcing its answer exactly as at a cut (greedy, see
+`cotprobe.probe`), and grading them gives the empirical share of continuations that end correct:
+the quantity confidence at that cut should track. The K samples of every cut of a trace are rows
+of one batch over the trace's single encoding (`backends.fork`); after sampling, the tokens a row
+wrote after its thought ended (the start of `**Answer**` or the think end tag) are taken back
+before the answer is forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from .backends import fork
+from .grade import grade
+from .metrics import binomial_ci
+from .probe import ForceSettings, force_answers
+from .profiles import Profile
+from .prompts import ANSWER_PREFIX
+from .records import Question, Resample, Trace
+from .scales import Scale
+
+
+def thought_stop(profile: Profile) -> list[str]:
+    """Where a thought ends: the think end tag, or (non-reasoning) the start of `**Answer**`."""
+    return [profile.think_end] if profile.reasoning else [ANSWER_PREFIX.rstrip(":")]
+
+
+def thought_length(backend, token_ids: list[int], stop: list[str]) -> int:
+    """How many of `token_ids` come before the first stop string (whole tokens only)."""
+    text = backend.decode(token_ids)
+    starts = [text.find(s) for s in stop if s and s in text]
+    if not starts:
+        return len(token_ids)
+    begin = min(starts)
+    keep = len(token_ids)
+    while keep > 0 and len(backend.decode(token_ids[:keep])) > begin:
+        keep -= 1
+    return keep
+
+
+def cut_seed(seed: int, question_id: str, token_index: int) -> int:
+    """A sampling seed per (question, cut), stable across runs and resumes."""
+    digest = hashlib.sha256(f"{seed}/{question_id}/{token_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def resample_cuts(backend, trace: Trace, question: Question, cuts: Sequence, profile: Profile, scale: Scale,
+                  k: int, temperature: float, budget: int, force: ForceSettings = ForceSettings(),
+                  seed: int = 0, max_rows: int = 16) -> list[Resample]:
+    """K continuations at every cut (objects with fraction_requested and token_index), forced and
+    graded. A continuation may add up to `budget` minus the tokens the cut kept (the trace's own
+    thinking budget). Rows are batched a whole cut at a time, at most max(max_rows, k) per batch."""
+    if k < 1:
+        raise ValueError(f"--resample must be >= 1, got {k}")
+    prompt_ids = backend.encode(trace.prompt)
+    ids = prompt_ids + trace.cot_token_ids
+    stop = thought_stop(profile)
+    points = sorted({c.token_index for c in cuts}, reverse=True)
+    per_batch = max(1, max_rows // k)
+    made: dict[int, Resample] = {}
+    for start in range(0, len(points), per_batch):
+        chunk = points[start:start + per_batch]
+        rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk for _ in range(k)])
+        if not hasattr(rows, "sample"):
+            raise ValueError(f"--resample needs a backend that samples; {type(backend).__name__} does not "
+                             "(use --backend hf)")
+        allowed = [max(budget - t, 0) for t in chunk for _ in range(k)]
+        seeds = cut_seed(seed, trace.question_id, chunk[0])
+        written = rows.sample(max(allowed), stop, temperature, seeds)
+        kept = [min(thought_length(backend, c.token_ids, stop), limit) for c, limit in zip(written, allowed)]
+        rows.rewind([len(c.token_ids) - n for c, n in zip(written, kept)])
+        origins = [t for t in chunk for _ in range(k)]
+        thoughts = [trace.cot_token_ids[:t] + c.token_ids[:n] for t, c, n in zip(origins, written, kept)]
+        forced = force_answers(rows, backend, profile, scale, [backend.decode(x) for x in thoughts], force)
+        for j, t in enumerate(chunk):
+            mine = range(j * k, (j + 1) * k)
+            answers = [forced[i][0] for i in mine]
+            correct = [grade(question, a).correct for a in answers]
+            graded = [c for c in correct if c is not None]
+            n_correct = sum(bool(c) for c in graded)
+            low, high = binomial_ci(n_correct, len(graded)) if graded else (None, None)
+            made[t] = Resample(
+                question_id=trace.question_id, fraction_requested=0.0, token_index=t, temperature=temperature,
+                answers=answers, correct=correct, continuation_tokens=[kept[i] for i in mine],
+                n_correct=n_correct, n_graded=len(graded),
+                p_correct=n_correct / len(graded) if graded else None, low=low, high=high)
+    out = []
+    for cut in cuts:
+        record = made[cut.token_index]
+        out.append(Resample(**{**vars(record), "fraction_requested": cut.fraction_requested}))
+    return out
+
+
+# ------------------------------------------------------------------ metrics against P(correct | prefix)
+
+
+def prefix_metrics(probes, resamples: list[Resample], sources: dict, n_resamples: int = 1000) -> dict:
+    """Confidence at each cut against the prefix accuracy of that cut (and against the outcome).
+
+    sources: name -> a confidence source of `cotprobe.summary` ("expected", "scored", "sampled")
+    or a dict (question_id, rounded fraction_requested) -> confidence (e.g. latent). Per source,
+    pooled over cuts and per cut level: Brier and ECE against P(correct | prefix) and against the
+    forced answer's outcome, mean confidence, mean prefix accuracy, each with a 95% bootstrap
+    interval over questions (clustered across cuts)."""
+    import numpy as np
+
+    from . import metrics
+    from .summary import confidence_value
+
+    by_key = {(r.question_id, round(r.fraction_requested, 6)): r for r in resamples if r.p_correct is not None}
+    cut_probes = [p for p in probes if p.condition == "cut" and p.correct is not None
+                  and (p.question_id, round(p.fraction_requested, 6)) in by_key]
+    out: dict = {"n_pairs": len(cut_probes), "k": max((r.n_graded for r in resamples), default=0),
+                 "temperature": resamples[0].temperature if resamples else None, "sources": {}}
+    stats = {"brier_prefix": lambda c, t, y: metrics.brier_target(c, t),
+             "ece_prefix": lambda c, t, y: metrics.ece_target(c, t),
+             "brier_outcome": lambda c, t, y: metrics.brier(c, y),
+             "ece_outcome": lambda c, t, y: metrics.ece(c, y),
+             "mean_confidence": lambda c, t, y: float(np.mean(c)),
+             "prefix_accuracy": lambda c, t, y: float(np.mean(t)),
+             "outcome_accuracy": lambda c, t, y: float(np.mean(y))}
+
+    def table(c, t, y, q):
+        row = {"n": int(c.size)}
+        for name, fn in stats.items():
+            row[name] = float(fn(c, t, y))
+            row[name + "_low"], row[name + "_high"] = metrics.bootstrap_stat(
+                lambda i: fn(c[i], t[i], y[i]), c.size, q, n_resamples)
+        return row
+
+    for name, source in sources.items():
+        keyed = [(p, (source.get((p.question_id, round(p.fraction_requested, 6))) if isinstance(source, dict)
+                      else confidence_value(p.confidence, source))) for p in cut_probes]
+        keyed = [(p, c) for p, c in keyed if c is not None]
+        if not keyed:
+            continue
+        c = np.array([v for _, v in keyed])
+        t = np.array([by_key[(p.question_id, round(p.fraction_requested, 6))].p_correct for p, _ in keyed])
+        y = np.array([float(p.correct) for p, _ in keyed])
+        q = np.array([p.question_id for p, _ in keyed])
+        level = np.array([round(p.fraction_requested, 6) for p, _ in keyed])
+        frac = np.array([p.fraction_realised for p, _ in keyed])
+        levels = []
+        for lv in sorted(set(level)):
+            m = level == lv
+            levels.append({"level": float(lv), "fraction_realised": float(frac[m].mean()), **table(c[m], t[m], y[m], q[m])})
+        out["sources"][name] = {"overall": table(c, t, y, q), "levels": levels}
+    return out
+
+
+def print_prefix_summary(result: dict, run_dir) -> None:
+    print(f"\n{run_dir}: confidence against P(correct | prefix) ({result['k']} continuations per cut at "
+          f"temperature {result['temperature']}; {result['n_pairs']} cuts)")
+    print(f"{'source':<10} {'cut':>5} {'n':>5}  {'P(correct|prefix)':<22} {'confidence':>10}  "
+          f"{'Brier vs prefix':<22} {'Brier vs outcome':<22}")
+    for name, section in result["sources"].items():
+        for row in section["levels"] + [dict(section["overall"], level=None)]:
+            cell = lambda k: f"{row[k]:.3f} [{row[k + '_low']:.3f}, {row[k + '_high']:.3f}]"  # noqa: E731
+            cut = "all" if row["level"] is None else f"{row['level']:.2f}"
+            print(f"{name:<10} {cut:>5} {row['n']:>5}  {cell('prefix_accuracy'):<22} {row['mean_confidence']:>10.3f}  "
+                  f"{cell('brier_prefix'):<22} {cell('brier_outcome'):<22}")
