@@ -626,6 +626,7 @@ def _tags_for(run: RunDir, backend) -> tuple[dict[str, list[Step]], list[Tag], d
 def main(argv: list[str] | None = None) -> int:
     from .generate import (
         add_model_arguments,
+        default_experiment,
         settings_from_run,
         setup_generation,
         traces_for,
@@ -659,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rewrite-max-tokens", type=int, default=None,
                         help="token limit of a rewrite (default: twice the CoT's tokens plus 64)")
     parser.add_argument("--rewrite-prompts", default=None, help="rewrite prompts JSON (default cotprobe/_data/rewrite_prompts.json)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(default_experiment(parser, argv))
 
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]

@@ -136,6 +136,23 @@ def default_profile(model: str, profile: str | None) -> Profile:
     raise ValueError(f"--profile is required for {model!r} (one of: {', '.join(PROFILES)})")
 
 
+# What `python -m cotprobe.truncate` (and `cotprobe.ablate`) run with no arguments at all: a small
+# experiment that shows the method on a CPU in minutes. The embedded 135M chat model writes a
+# one-sentence CoT under the plain cot prompt, so cuts collapse onto its two ends; the paper's
+# in-context slow thinking (§4.3: three hesitant, self-correcting exemplars, thought in think
+# tags) makes it write a thought of many steps. 30 questions and a 192-token budget keep it within
+# minutes on two cores. Any argument given: the options' own defaults (the paper's cot prompt).
+DEFAULT_EXPERIMENT = {"dataset": "trivia", "style": "slow-think", "limit": 30, "budget": 192}
+
+
+def default_experiment(parser: argparse.ArgumentParser, argv: list[str] | None) -> list[str]:
+    """The command line to parse: with none given, parser defaults become DEFAULT_EXPERIMENT."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.set_defaults(**DEFAULT_EXPERIMENT)
+    return argv
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a model."""
     parser.add_argument("--model", default=DEFAULT_MODEL,

@@ -189,17 +189,17 @@ def store_hidden(backend, trace: Trace, cuts: list[Cut], store, computed: dict[i
         store.append(trace.question_id, "cut", fresh, [computed[t] for t in fresh])
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .generate import add_model_arguments, settings_from_run, setup_generation, traces_for
-    from .plots import plot_progress
-    from .summary import cut_metrics, update_metrics, print_cut_summary
+def build_parser() -> argparse.ArgumentParser:
+    from .generate import DEFAULT_EXPERIMENT, add_model_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m cotprobe.truncate",
         description=(
             "Cut each chain of thought at increasing fractions, force an answer and a confidence at "
-            "every cut, and measure calibration against CoT progress. With no arguments: a small "
-            "default experiment on the embedded model and the bundled trivia set (a few minutes on a CPU)."
+            "every cut, and measure calibration against CoT progress. With no arguments at all: the default "
+            "experiment on the embedded model (" + ", ".join(f"--{k.replace('limit', 'n')} {v}" for k, v in
+                                                              DEFAULT_EXPERIMENT.items()) +
+            "; a few minutes on a CPU); with any argument, the defaults below."
         ),
     )
     add_model_arguments(parser)
@@ -226,7 +226,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="sampling temperature of --resample continuations (default 0.7)")
     parser.add_argument("--resample-fractions", default=None,
                         help="resample only at these cut levels (same syntax as --fractions; default every level)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .generate import default_experiment, settings_from_run, setup_generation, traces_for
+    from .plots import plot_progress
+    from .summary import cut_metrics, update_metrics, print_cut_summary
+
+    parser = build_parser()
+    args = parser.parse_args(default_experiment(parser, argv))
     if args.resample < 0:
         raise ValueError(f"--resample must be >= 0, got {args.resample}")
     if args.resample and not args.temperature > 0:
