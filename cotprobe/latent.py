@@ -161,7 +161,8 @@ def plot_latent(run_dir: Path, probes, per_layer, result, args) -> list[Path]:
         resamples = read_jsonl(run_dir / "resamples.jsonl", Resample)
         best = per_layer[result["best_layer"]]
         latent = {(p.question_id, round(p.fraction_requested, 6)): float(c) for p, c in zip(probes, best)}
-        prefix = prefix_metrics(probes, resamples, {"verbal": args.source, "latent": latent}, args.resamples)
+        sources = {f"verbal:{args.source}": args.source, "latent": latent}
+        prefix = prefix_metrics(probes, resamples, sources, args.resamples)
         result["prefix"] = prefix
         figures.append(plot_prefix_accuracy(prefix, run_dir / "figures" / "latent_prefix_accuracy"))
     return figures

@@ -156,11 +156,11 @@ def prefix_metrics(probes, resamples: list[Resample], sources: dict, n_resamples
 def print_prefix_summary(result: dict, run_dir) -> None:
     print(f"\n{run_dir}: confidence against P(correct | prefix) ({result['k']} continuations per cut at "
           f"temperature {result['temperature']}; {result['n_pairs']} cuts)")
-    print(f"{'source':<10} {'cut':>5} {'n':>5}  {'P(correct|prefix)':<22} {'confidence':>10}  "
+    print(f"{'source':<16} {'cut':>5} {'n':>5}  {'P(correct|prefix)':<22} {'confidence':>10}  "
           f"{'Brier vs prefix':<22} {'Brier vs outcome':<22}")
     for name, section in result["sources"].items():
         for row in section["levels"] + [dict(section["overall"], level=None)]:
             cell = lambda k: f"{row[k]:.3f} [{row[k + '_low']:.3f}, {row[k + '_high']:.3f}]"  # noqa: E731
             cut = "all" if row["level"] is None else f"{row['level']:.2f}"
-            print(f"{name:<10} {cut:>5} {row['n']:>5}  {cell('prefix_accuracy'):<22} {row['mean_confidence']:>10.3f}  "
+            print(f"{name:<16} {cut:>5} {row['n']:>5}  {cell('prefix_accuracy'):<22} {row['mean_confidence']:>10.3f}  "
                   f"{cell('brier_prefix'):<22} {cell('brier_outcome'):<22}")

@@ -95,11 +95,9 @@ def views(probes, latent: dict | None = None) -> dict[str, list[CutView]]:
     """Per question, its graded cuts (one per distinct cut point) from the shortest to the
     longest; latent: (question_id, token_index) -> probe confidence."""
     by_q: dict[str, dict[int, CutView]] = defaultdict(dict)
-    n_tokens: dict[str, int] = defaultdict(int)
     for p in probes:
         if p.condition != "cut" or p.correct is None:
             continue
-        n_tokens[p.question_id] = max(n_tokens[p.question_id], p.token_index)
         conf = {"verbal": p.confidence.sampled_value, "scored": p.confidence.expected_value}
         if latent is not None:
             conf["latent"] = latent.get((p.question_id, p.token_index))

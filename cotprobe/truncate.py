@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with RunDir(out) as run:
             resamples = run.read("resamples.jsonl", Resample)
-        prefix = prefix_metrics(probes, resamples, {"verbal": args.source})
+        prefix = prefix_metrics(probes, resamples, {f"verbal:{args.source}": args.source})
         update_metrics(out, "resample", prefix)
         print_prefix_summary(prefix, out)
         print(f"figure: {plot_prefix_accuracy(prefix, out / 'figures' / 'prefix_accuracy')}")
