@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
     args = parser.parse_args(argv)
+    if not args.C > 0:
+        raise ValueError(f"--C must be > 0, got {args.C}")
 
     run_dir = open_existing(args.run_dir)
     traces = {t.question_id: t for t in read_jsonl(run_dir / "traces.jsonl", Trace)}
