@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import io
 import json
 import math
 import random
@@ -168,6 +169,9 @@ def validate_questions(questions: list[Question], wheres: list[str] | None = Non
         seen[question.id] = where
 
 
+_NUMERIC_ANSWER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+
+
 def _check_question(q: Question, where: str) -> None:
     """Non-empty id, question and answer; a known kind; an mc letter within its choices."""
     if not q.id.strip():
@@ -178,6 +182,9 @@ def _check_question(q: Question, where: str) -> None:
         raise DatasetError(f"{where}: empty answer")
     if q.kind not in KINDS:
         raise DatasetError(f"{where}: unknown kind {q.kind!r} (expected one of {', '.join(KINDS)})")
+    if q.kind == "numeric" and not _NUMERIC_ANSWER.fullmatch(q.answer.strip()):
+        raise DatasetError(f"{where}: field 'answer': a numeric question's answer must be a number "
+                           f"(e.g. 42, -3.5, 1,234 or 3/4), got {q.answer!r}")
     if q.kind == "mc":
         if len(q.choices) < 2:
             raise DatasetError(f"{where}: an mc question needs at least 2 choices")
@@ -235,26 +242,41 @@ def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return readers[suffix](path)
 
 
+def _read_text(path: Path) -> str:
+    """A file's text as UTF-8 (a leading byte-order mark is dropped); anything else is a
+    DatasetError naming the file and the line of the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{path} line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
 def _rows_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path} line {lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path} line {lineno}: expected a JSON object")
-            rows.append((f"{path} line {lineno}", row))
+    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path} line {lineno}: malformed JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path} line {lineno}: expected a JSON object")
+        rows.append((f"{path} line {lineno}", row))
     return rows
 
 
 def _rows_json(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """A JSON list of objects, or an object holding one under 'Data' (TriviaQA) or 'data'."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path} line {exc.lineno}: malformed JSON ({exc.msg})") from None
     if isinstance(data, dict):
@@ -270,11 +292,36 @@ def _rows_json(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _rows_csv(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            raise DatasetError(f"{path}: empty CSV file (no header row)")
-        return [(f"{path} row {i}", dict(row)) for i, row in enumerate(reader, 1)]
+    """CSV rows (strict quoting: an unterminated or stray quote is an error naming the line
+    where the row starts); every row must have as many fields as the header."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    header: list[str] | None = None
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields_ = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            what = "a quoted field is not closed" if "end of data" in str(exc) else str(exc)
+            raise DatasetError(f"{path} line {line}: malformed CSV ({what})") from None
+        if not fields_ or not any(f.strip() for f in fields_):
+            continue
+        if header is None:
+            header = [f.strip() for f in fields_]
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:
+                raise DatasetError(f"{path} line {line}: duplicate column name(s) {', '.join(map(repr, dupes))}")
+            continue
+        where = f"{path} row {len(rows) + 1} (line {line})"
+        if len(fields_) != len(header):
+            raise DatasetError(f"{where}: {len(fields_)} fields but the header has {len(header)} "
+                               f"({', '.join(header)}); quote fields that contain commas")
+        rows.append((where, dict(zip(header, fields_))))
+    if header is None:
+        raise DatasetError(f"{path}: empty CSV file (no header row)")
+    return rows
 
 
 def _rows_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -290,12 +337,39 @@ def _rows_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{path} row {i}", row) for i, row in enumerate(records, 1)]
 
 
+def _plain_value(value: Any) -> Any:
+    """numpy scalars and arrays (from parquet) as Python values."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cell(value: Any, where: str, column: str, numbers: bool = True) -> str:
+    """One cell as text: text as is (stripped), a finite number (where allowed) without a
+    spurious '.0', None/NaN as ''. A list, an object or true/false is an error: nothing is
+    turned into text it did not hold."""
+    value = _plain_value(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return _as_text(value)
+    kind = "text or a number" if numbers else "text"
+    raise DatasetError(f"{where}: field {column!r} should be {kind}, got {_show(value)}")
+
+
 def _as_list(value: Any, where: str, column: str) -> list[str]:
-    """A list of strings from a list/array, a JSON list string or a '|'-separated string."""
+    """A list of strings from a list/array, a JSON list string or a '|'-separated string; each
+    item text or a number."""
+    value = _plain_value(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
-    if hasattr(value, "tolist"):  # numpy arrays from parquet
-        value = value.tolist()
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -303,17 +377,19 @@ def _as_list(value: Any, where: str, column: str) -> list[str]:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DatasetError(
-                    f"{where}: column {column!r} is not a valid JSON list ({exc.msg})"
+                    f"{where}: field {column!r} is not a valid JSON list ({exc.msg})"
                 ) from None
         else:
             return [part.strip() for part in text.split("|") if part.strip()]
     if not isinstance(value, (list, tuple)):
-        raise DatasetError(f"{where}: column {column!r} should be a list, got {value!r}")
-    return [str(v).strip() for v in value if v is not None and str(v).strip()]
+        raise DatasetError(f"{where}: field {column!r} should be a list, got {_show(value)}")
+    items = [_cell(v, f"{where}", f"{column}[{i}]") for i, v in enumerate(value)]
+    return [item for item in items if item]
 
 
 def _as_text(value: Any) -> str:
     """A cell as text: None/NaN -> '', numbers without a spurious '.0'."""
+    value = _plain_value(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -380,26 +456,44 @@ def _row_to_question(
                 f"(available columns: {', '.join(row)})"
             )
     get = lambda name: row.get(mapping[name])  # noqa: E731
+    text = lambda name, numbers=False: _cell(get(name), where, mapping[name], numbers)  # noqa: E731
     choices = _as_list(get("choices"), where, mapping["choices"])
-    kind = _as_text(get("kind")) or ("mc" if choices else "open")
-    answer = _as_text(get("answer"))
+    kind = text("kind") or ("mc" if choices else "open")
+    answer = text("answer", numbers=True)
     if kind == "mc":
         answer = _mc_letter(answer, choices)
+    qid = text("id", numbers=True) if mapping["id"] in row else default_id
+    if not qid:
+        raise DatasetError(f"{where}: field {mapping['id']!r} is empty (give every row an id, "
+                           "or leave the column out for automatic ids)")
     meta = {k: v for k, v in row.items() if k not in mapping.values()}
-    if isinstance(get("meta"), dict):
-        meta.update(get("meta"))
+    meta.update(_meta(get("meta"), where, mapping["meta"]))
     question = Question(
-        id=_as_text(get("id")) or default_id,
-        question=_as_text(get("question")),
+        id=qid,
+        question=text("question"),
         answer=answer,
         kind=kind,
         aliases=_as_list(get("aliases"), where, mapping["aliases"]),
         choices=choices,
-        subject=_as_text(get("subject")),
-        source=_as_text(get("source")),
+        subject=text("subject"),
+        source=text("source"),
         meta=_jsonable(meta),
     )
     return question
+
+
+def _meta(value: Any, where: str, column: str) -> dict[str, Any]:
+    """The meta field: an object (in CSV, a JSON object as text); absent/empty -> {}."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where}: field {column!r} is not a valid JSON object ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise DatasetError(f"{where}: field {column!r} should be an object, got {_show(value)}")
+    return value
 
 
 def _mc_letter(answer: str, choices: list[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -266,7 +267,10 @@ def read_jsonl(path: str | Path, cls: type[RecordT]) -> list[RecordT]:
     return list(iter_jsonl(path, cls))
 
 
-def iter_jsonl(path: str | Path, cls: type[RecordT]) -> Iterator[RecordT]:
+def iter_jsonl(path: str | Path, cls: type[RecordT], torn_ok: bool = False) -> Iterator[RecordT]:
+    """Records of a JSONL file, validated; errors name the file and line. With torn_ok, a last
+    line without its newline that is not valid JSON (an interrupted append) is skipped with a
+    note on stderr instead of being an error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -277,6 +281,10 @@ def iter_jsonl(path: str | Path, cls: type[RecordT]) -> Iterator[RecordT]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
+                if torn_ok and not line.endswith("\n"):
+                    print(f"cotprobe: {path}:{lineno}: skipped an incomplete last record "
+                          "(an interrupted or ongoing write)", file=sys.stderr)
+                    return
                 raise RecordError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(data, dict):
                 raise RecordError(f"{path}:{lineno}: expected a JSON object per line")

@@ -26,10 +26,23 @@ class Scale:
     values: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if len(self.labels) != len(self.values) or not self.labels:
-            raise ValueError(f"scale {self.name!r}: need one value per label, and at least one")
-        if any(not 0.0 <= v <= 1.0 for v in self.values):
-            raise ValueError(f"scale {self.name!r}: values must lie in [0, 1]")
+        where = f"scale {self.name!r}"
+        if len(self.labels) != len(self.values) or len(self.labels) < 2:
+            raise ValueError(f"{where}: need one value per label, and at least two labels "
+                             f"(got {len(self.labels)} labels, {len(self.values)} values)")
+        seen: dict[str, str] = {}
+        for label in self.labels:
+            if not isinstance(label, str):
+                raise ValueError(f"{where}: label {label!r} is not text")
+            if not _norm(label):
+                raise ValueError(f"{where}: label {label!r} has no letters or digits")
+            if _norm(label) in seen:
+                raise ValueError(f"{where}: labels {seen[_norm(label)]!r} and {label!r} are the same "
+                                 "(case and punctuation are ignored)")
+            seen[_norm(label)] = label
+        for label, value in zip(self.labels, self.values):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{where}: the value of {label!r} must be a number in [0, 1], got {value!r}")
 
     def value(self, label: str) -> float:
         return dict(zip(self.labels, self.values))[label]
@@ -92,14 +105,37 @@ SCALES = {s.name: s for s in (VERBAL_10, NUMERIC_100)}
 
 
 def get_scale(spec: str) -> Scale:
-    """A built-in scale by name, or a custom one from a JSON file {"labels": [...], "values": [...]}."""
+    """A built-in scale by name, or a custom one from a JSON file
+    {"name": ..., "labels": [text, ...], "values": [number in [0, 1], ...]} (name optional;
+    labels distinct ignoring case and punctuation)."""
     if spec in SCALES:
         return SCALES[spec]
     path = Path(spec)
     if not path.exists():
         raise ValueError(f"unknown confidence scale {spec!r}: use one of {', '.join(SCALES)} or a JSON file")
-    data = json.loads(path.read_text())
+    if not path.is_file():
+        raise ValueError(f"{path}: not a file (a custom --scale is a JSON file)")
     try:
-        return Scale(name=data.get("name", path.stem), labels=tuple(data["labels"]), values=tuple(data["values"]))
-    except KeyError as exc:
-        raise ValueError(f"{path}: a scale file needs 'labels' and 'values' (missing {exc})") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a scale file is a JSON object with 'labels' and 'values'")
+    missing = [k for k in ("labels", "values") if k not in data]
+    if missing:
+        raise ValueError(f"{path}: a scale file needs 'labels' and 'values' (missing {', '.join(missing)})")
+    unknown = sorted(set(data) - {"name", "labels", "values"})
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)} (a scale has name, labels, values)")
+    for key in ("labels", "values"):
+        if not isinstance(data[key], list):
+            raise ValueError(f"{path}: '{key}' must be a JSON list, got {type(data[key]).__name__}")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{path}: 'name' must be non-empty text")
+    try:
+        return Scale(name=name, labels=tuple(data["labels"]), values=tuple(data["values"]))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -2,8 +2,16 @@
 
 A run directory holds plain files (manifest.json, traces.jsonl, probes.jsonl, ...). Records are
 appended one line at a time and flushed, so an interrupted run loses at most the record being
-written; on reopening, a torn last line is cut off and finished items are skipped. One writer at
-a time: a second process opening the same directory for writing is refused.
+written; on reopening, finished items are skipped. One writer at a time: a second process opening
+the same directory for writing is refused (the lock is reentrant within one process, so a stage
+that holds it may call helpers that take it too).
+
+One reading rule for every stage (`read_records`): a last line without its newline is an
+interrupted append; it is kept if it is a whole record, else skipped with a note (a writer
+holding the lock cuts it off, `RunDir.repair`). A record whose key (`RECORD_KEYS`) was already
+read is a duplicate and is skipped with a note, so nothing is counted twice. The steps of one
+trace are written in one append (`RunDir.append_many`) and checked whole on reading
+(`steps_complete`).
 """
 
 from __future__ import annotations
@@ -19,9 +27,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
-from .records import read_jsonl, to_dict
+from .records import Judgement, Probe, RecordError, Step, Trace, iter_jsonl, to_dict
 
 RecordT = TypeVar("RecordT")
+
+# What identifies one record in a run-directory file: a second record with the same key is a
+# duplicate (a line appended twice) and is not read.
+RECORD_KEYS: dict[type, tuple[str, ...]] = {
+    Trace: ("question_id",),
+    Step: ("question_id", "index"),
+    Probe: ("question_id", "condition", "fraction_requested"),
+    Judgement: ("question_id", "step_index", "judge"),
+}
+
+_HELD: dict[Path, list] = {}  # run directories this process holds the lock of: [file, depth]
 
 
 class RunDirError(RuntimeError):
@@ -48,33 +67,82 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = None
+        self._created = False
+        self._started: list[tuple[str, int]] = []  # stages this session added, records appended before
+        self._appended = 0  # records this session appended
 
     # -- locking -----------------------------------------------------------------------------
     def __enter__(self) -> "RunDir":
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.path / ".lock", "w")
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path}: exists and is not a directory; choose another --out")
+        self._created = not self.path.exists()
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"{self.path}: cannot create the run directory ({exc.strerror})") from None
+        key = self.path.resolve()
+        held = _HELD.get(key)
+        if held is not None:  # this process already holds it: reentrant
+            held[1] += 1
+            self._key = key
+            return self
+        lock = open(self.path / ".lock", "a+")  # never truncate: the holder's pid stays
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock.close()
-            self._lock = None
-            raise RunDirError(f"{self.path}: another cotprobe process is writing this run directory") from None
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
+            lock.seek(0)
+            pid = lock.read().strip()
+            lock.close()
+            raise RunDirError(f"{self.path}: another cotprobe process is writing this run directory"
+                              f"{f' (pid {pid})' if pid else ''}; wait for it to finish") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        _HELD[key] = [lock, 1]
+        self._key = key
+        self._lock = lock
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        key = getattr(self, "_key", None)
+        if key is None or key not in _HELD:
+            return
+        held = _HELD[key]
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+            self._undo()
+        del _HELD[key]
+        fcntl.flock(held[0], fcntl.LOCK_UN)
+        held[0].close()
+        self._lock = None
+        if exc_type is not None and self._created and not issubclass(exc_type, KeyboardInterrupt):
+            self._remove_if_empty()
+
+    def _undo(self) -> None:
+        """After a failure: forget the stages this session started but wrote nothing for, so
+        the corrected rerun is not refused for 'different settings'."""
+        idle = [stage for stage, appended in self._started if appended == self._appended]
+        if not idle:
+            return
+        manifest = self.read_manifest()
+        for stage in idle:
+            manifest.get("stages", {}).pop(stage, None)
+        self.write_manifest(manifest)
+
+    def _remove_if_empty(self) -> None:
+        """A directory this session created and wrote no record into is removed again."""
+        names = {p.name for p in self.path.iterdir()}
+        if names <= {".lock", "manifest.json", "manifest.json.tmp"}:
+            for name in names:
+                (self.path / name).unlink()
+            self.path.rmdir()
 
     # -- manifest ----------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
-        path = self.path / "manifest.json"
-        if not path.exists():
-            return {}
-        return json.loads(path.read_text())
+        return read_manifest(self.path)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Atomically write manifest.json (sibling file, then rename)."""
@@ -88,9 +156,9 @@ class RunDir:
         settings = json.loads(json.dumps(settings, default=_jsonable))
         stages = manifest.setdefault("stages", {})
         previous = stages.get(stage)
-        if previous is not None and previous["settings"] != settings:
-            changed = sorted(k for k in set(previous["settings"]) | set(settings)
-                             if previous["settings"].get(k) != settings.get(k))
+        before = (previous or {}).get("settings", {})
+        if previous is not None and before != settings:
+            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
             raise RunDirError(
                 f"{self.path}: stage '{stage}' was started with different settings "
                 f"({', '.join(changed)}); use a new --out directory or the original options"
@@ -103,10 +171,12 @@ class RunDir:
                 "command": " ".join(sys.argv),
             }
             self.write_manifest(manifest)
+            self._started.append((stage, self._appended))
 
     # -- records -----------------------------------------------------------------------------
     def repair(self, name: str) -> None:
-        """Cut a torn last line left by an interrupted append."""
+        """Mend a last line left without its newline by an interrupted append: a whole record
+        gets its newline, a torn one is cut off (the same rule readers apply)."""
         path = self.path / name
         if not path.exists() or path.stat().st_size == 0:
             return
@@ -115,26 +185,110 @@ class RunDir:
             if data.endswith(b"\n"):
                 return
             keep = data.rfind(b"\n") + 1
+            if _whole_json(data[keep:]):
+                fh.write(b"\n")
+                return
             fh.truncate(keep)
             print(f"cotprobe: {path}: dropped an incomplete last record from an interrupted run",
                   file=sys.stderr)
 
     def read(self, name: str, cls: type[RecordT]) -> list[RecordT]:
-        path = self.path / name
-        return read_jsonl(path, cls) if path.exists() else []
+        return read_records(self.path / name, cls)
 
     def append(self, name: str, record: Any) -> None:
         """Append one record as one line, flushed to disk before returning."""
-        line = json.dumps(to_dict(record), ensure_ascii=False) + "\n"
+        self.append_many(name, [record])
+
+    def append_many(self, name: str, records: Iterable[Any]) -> None:
+        """Append records as lines in one write, flushed to disk before returning (the steps of
+        one trace go together: all or nothing, short of a crash inside the write itself)."""
+        data = "".join(json.dumps(to_dict(r), ensure_ascii=False) + "\n" for r in records)
+        if not data:
+            return
         with (self.path / name).open("a", encoding="utf-8") as fh:
-            fh.write(line)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        self._appended += 1
+
+
+def _whole_json(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def read_records(path: str | Path, cls: type[RecordT], quiet: bool = False) -> list[RecordT]:
+    """The records of one run-directory file, by the rule every stage shares ([] if absent):
+    a torn last line (no newline, not a whole record) is skipped, and so is any record whose
+    key (RECORD_KEYS) came before; each skip is noted on stderr. Any other malformed line is
+    a RecordError naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    key_fields = RECORD_KEYS.get(cls)
+    seen: set[tuple] = set()
+    out: list[RecordT] = []
+    duplicates = 0
+    try:
+        for record in iter_jsonl(path, cls, torn_ok=True):
+            if key_fields is not None:
+                key = tuple(getattr(record, f) for f in key_fields)
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+            out.append(record)
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if duplicates and not quiet:
+        print(f"cotprobe: {path}: skipped {duplicates} duplicate record(s) (same {', '.join(key_fields)})",
+              file=sys.stderr)
+    return out
+
+
+def steps_complete(trace: Trace, steps: list[Step]) -> bool:
+    """Whether `steps` are the whole segmentation of the trace's CoT (indices 0..k-1 that tile
+    it losslessly), not what an interrupted append left."""
+    if not steps:
+        return not trace.cot.strip()
+    steps = sorted(steps, key=lambda s: s.index)
+    if [s.index for s in steps] != list(range(len(steps))):
+        return False
+    return trace.cot[:steps[0].start] + "".join(s.text + s.sep for s in steps) == trace.cot
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """manifest.json of a run directory ({} if absent), checked: an object whose 'stages' is an
+    object of stages, each an object with object 'settings'. Anything else is a RunDirError
+    naming the file."""
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RunDirError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not isinstance(manifest, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    stages = manifest.get("stages", {})
+    if not isinstance(stages, dict):
+        raise RunDirError(f"{path}: 'stages' should be an object of stages, got {type(stages).__name__}")
+    for name, stage in stages.items():
+        if not isinstance(stage, dict) or not isinstance(stage.get("settings", {}), dict):
+            raise RunDirError(f"{path}: stage {name!r} should be an object with an object 'settings'")
+    return manifest
 
 
 def open_existing(path: str | Path) -> Path:
-    """A run directory that must exist and hold a manifest (for stages that read a run)."""
+    """A run directory that must exist and hold a readable manifest (for stages that read a run)."""
     path = Path(path)
     if not (path / "manifest.json").exists():
         raise RunDirError(f"{path}: not a cotprobe run directory (no manifest.json)")
+    read_manifest(path)
     return path

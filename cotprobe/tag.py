@@ -36,7 +36,7 @@ from .backends import TokenizerOps
 from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags, load_judge_prompt
 from .records import Judgement, Probe, Step, Tag, Trace, write_jsonl
 from .resources import data_path
-from .store import RunDir, open_existing, package_versions
+from .store import RunDir, open_existing, package_versions, steps_complete
 from .summary import confidence_value, update_metrics
 from .tags import BEHAVIOURS, behaviour_counts, load_lexicon, tag_steps
 
@@ -102,24 +102,31 @@ def lexicon_settings(lexicon: str | Path | None) -> dict[str, Any]:
 
 def ensure_steps(run: RunDir, traces: list[Trace], backend=None, model: str = "",
                  cache_dir: str | None = None) -> dict[str, list[Step]]:
-    """Steps of every trace; traces not yet in steps.jsonl are segmented and appended.
+    """Steps of every trace; traces not yet (or not wholly) in steps.jsonl are segmented.
 
-    `backend` (anything with encode/decode in the model's tokenization) is loaded from `model`'s
-    tokenizer only if some trace needs segmenting.
+    A trace's steps are appended in one write, and read back only if they tile its CoT
+    (`store.steps_complete`); a partial set left by an interrupted run is segmented again and
+    steps.jsonl rewritten without it. `backend` (anything with encode/decode in the model's
+    tokenization) is loaded from `model`'s tokenizer only if some trace needs segmenting.
     """
     from .truncate import segment_trace
 
     run.repair("steps.jsonl")
     steps = _group(run.read("steps.jsonl", Step))
-    missing = [t for t in traces if t.question_id not in steps]
+    for rows in steps.values():
+        rows.sort(key=lambda s: s.index)
+    missing = [t for t in traces if not steps_complete(t, steps.get(t.question_id, []))]
+    partial = [t.question_id for t in missing if steps.get(t.question_id)]
     if missing:
         backend = backend or load_tokenizer(model, cache_dir)
         for trace in missing:
             steps[trace.question_id] = segment_trace(backend, trace)
-            for step in steps[trace.question_id]:
-                run.append("steps.jsonl", step)
-    for rows in steps.values():
-        rows.sort(key=lambda s: s.index)
+            if not partial:
+                run.append_many("steps.jsonl", steps[trace.question_id])
+        if partial:
+            print(f"cotprobe: {run.path / 'steps.jsonl'}: the steps of {len(partial)} trace(s) were incomplete "
+                  f"(e.g. {partial[0]}); segmented again", file=sys.stderr)
+            write_jsonl(run.path / "steps.jsonl", [s for rows in steps.values() for s in rows])
     return dict(steps)
 
 

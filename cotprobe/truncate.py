@@ -39,19 +39,34 @@ class Cut:
     token_index: int  # CoT tokens kept
 
 
+MAX_CUTS = 1001  # requested cut levels at most (every step boundary: --cut every-step)
+
+
 def parse_fractions(spec: str) -> list[float]:
-    """'0:1:0.1' (start:stop:step, inclusive) or '0,0.25,0.5,1'."""
+    """'0:1:0.1' (start:stop:step, inclusive) or '0,0.25,0.5,1'; at most MAX_CUTS values."""
+    bad = f"--fractions {spec!r}"
     try:
         if ":" in spec:
             start, stop, step = (float(x) for x in spec.split(":"))
+            if not all(np.isfinite([start, stop, step])) or step <= 0:
+                raise ValueError(f"{bad}: the step must be a positive number")
+            count = (stop - start) / step
+            if count + 1 > MAX_CUTS:
+                raise ValueError(f"{bad}: {int(count) + 1:,} cuts; at most {MAX_CUTS} "
+                                 "(for a cut after every step use --cut every-step)")
             values = np.round(np.arange(start, stop + step / 2, step), 6).tolist()
         else:
             values = [float(x) for x in spec.split(",")]
-    except ValueError:
-        raise ValueError(f"--fractions {spec!r}: use start:stop:step (e.g. 0:1:0.1) or a comma list") from None
+    except ValueError as exc:
+        if str(exc).startswith(bad):
+            raise
+        raise ValueError(f"{bad}: use start:stop:step (e.g. 0:1:0.1) or a comma list") from None
     if not values or any(not 0 <= v <= 1 for v in values):
-        raise ValueError(f"--fractions {spec!r}: fractions must lie in [0, 1]")
-    return sorted(set(values))
+        raise ValueError(f"{bad}: fractions must lie in [0, 1]")
+    values = sorted(set(values))
+    if len(values) > MAX_CUTS:
+        raise ValueError(f"{bad}: {len(values):,} cuts; at most {MAX_CUTS}")
+    return values
 
 
 def segment_trace(backend, trace: Trace) -> list[Step]:
@@ -132,22 +147,18 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
     hidden_store (a `cotprobe.hidden.HiddenStore`): also store every cut's hidden states, from
     the pass that encodes the trace for the sweep (cuts probed on an earlier run get one pass of
     their own). resample: also sample continuations at the cuts (resamples.jsonl)."""
-    for name in ("steps.jsonl", "probes.jsonl", "resamples.jsonl"):
+    from .tag import ensure_steps
+
+    for name in ("probes.jsonl", "resamples.jsonl"):
         run.repair(name)
     resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.read("resamples.jsonl", Resample)}
-    steps_by_q: dict[str, list[Step]] = {}
-    for step in run.read("steps.jsonl", Step):
-        steps_by_q.setdefault(step.question_id, []).append(step)
+    steps_by_q = ensure_steps(run, traces, backend)  # whole step lists only (see store.steps_complete)
     done: dict[str, list[Probe]] = {}
     for p in run.read("probes.jsonl", Probe):
         if p.condition == "cut":
             done.setdefault(p.question_id, []).append(p)
     out = []
     for trace in tqdm(traces, desc="truncate", unit="trace"):
-        if trace.question_id not in steps_by_q:
-            steps_by_q[trace.question_id] = segment_trace(backend, trace)
-            for step in steps_by_q[trace.question_id]:
-                run.append("steps.jsonl", step)
         cuts = plan_cuts(steps_by_q[trace.question_id], len(trace.cot_token_ids), fractions, mode)
         have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
         todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]

@@ -267,7 +267,7 @@ def test_unknown_field_in_columns(tmp_path):
 def test_empty_question_names_row(tmp_path):
     path = write_csv(tmp_path / "qs.csv", ["question", "answer"],
                      [["a?", "b"], ["c?", "d"], ["  ", "e"]])
-    with pytest.raises(DatasetError, match=r"qs\.csv row 3: empty question"):
+    with pytest.raises(DatasetError, match=r"qs\.csv row 3 \(line 4\): empty question"):
         load_dataset(str(path))
 
 
@@ -283,7 +283,7 @@ def test_duplicate_ids(tmp_path):
 def test_mc_letter_out_of_range_names_row(tmp_path):
     path = write_csv(tmp_path / "mc.csv", ["question", "answer", "choices"],
                      [["a?", "A", "x|y"], ["b?", "E", "p|q|r|s"]])
-    with pytest.raises(DatasetError, match=r"row 2: mc answer letter 'E' out of range.*A-D"):
+    with pytest.raises(DatasetError, match=r"row 2 \(line 3\): mc answer letter 'E' out of range.*A-D"):
         load_dataset(str(path))
 
 
