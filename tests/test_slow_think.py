@@ -18,6 +18,7 @@ from cotprobe.prompts import (
     exemplar_question,
     few_shot_exemplars,
     few_shot_messages,
+    prompt_spec,
 )
 from cotprobe.scales import VERBAL_10
 from cotprobe.segment import split_steps
@@ -65,7 +66,8 @@ def test_slow_think_prompt_has_exemplar_turns_and_opens_the_thought(tiny_parts, 
     assert prompt.rindex("The Mayor of Casterbridge") < prompt.rindex("capital of France")
     messages = few_shot_messages("slow-think", VERBAL_10)
     assert [m["role"] for m in messages] == ["user", "assistant"] * 3
-    assert STYLES["slow-think"].split(".")[0] in messages[0]["content"]
+    assert prompt_spec("slow-think", VERBAL_10, reasoning=True).instruction().split(".")[0] in messages[0]["content"]
+    assert "slow-think" in STYLES
     # other styles are untouched
     assert few_shot_messages("cot", VERBAL_10) == []
     assert for_style(get_profile("plain"), "cot") is get_profile("plain")
