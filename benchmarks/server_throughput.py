@@ -1,13 +1,15 @@
 """Probes per second through an OpenAI-compatible server, at several request concurrencies.
 
-Starts a local llama.cpp server on the embedded model (or uses --base-url), generates a few
+Starts local llama.cpp servers on the embedded model (--servers N of them, or uses --base-url),
+generates a few
 traces once, then probes every trace at the given cut fractions with `concurrency` requests in
 flight (traces run side by side; the cuts of one trace go out together), without the request
 cache. Prints probes/second per concurrency and the speed-up over concurrency 1. A server that
-runs one request at a time (llama-cpp-python) shows a speed-up near 1 whatever the client does.
+runs one request at a time (llama-cpp-python) shows a speed-up near 1 whatever the client does;
+two of them (--servers 2: the backend spreads requests over both) show what a second replica buys.
 
     python benchmarks/server_throughput.py [--kind llama-server|llama-cpp-python] [--traces 4]
-        [--concurrency 1,4,16] [--fractions 0,0.5,1] [--threads 1] [--base-url URL]
+        [--concurrency 1,4,16] [--fractions 0,0.5,1] [--threads 1] [--servers 1] [--base-url URL ...]
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ MODEL = models.DEFAULT_MODEL
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", default="auto", help="llama-server, llama-cpp-python or auto (default)")
-    parser.add_argument("--base-url", help="use this running server instead of starting one")
+    parser.add_argument("--base-url", nargs="+", help="use these running servers instead of starting some")
+    parser.add_argument("--servers", type=int, default=1, help="local servers to start (default 1)")
     parser.add_argument("--traces", type=int, default=4, help="traces to probe (default 4)")
     parser.add_argument("--budget", type=int, default=48, help="CoT token budget (default 48)")
     parser.add_argument("--fractions", default="0,0.5,1", help="cut fractions (default 0,0.5,1)")
@@ -49,14 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = str(models.embedded_folder(MODEL))
     profile = get_profile("plain")
 
-    server = None
-    if args.base_url:
-        url = args.base_url
-    else:
-        server = LocalServer(models.embedded_gguf(MODEL), MODEL, kind=args.kind, n_ctx=2048,
-                             threads=args.threads, parallel=max(levels)).start()
-        url = server.url
+    servers = []
     try:
+        if args.base_url:
+            url = args.base_url
+        else:
+            for _ in range(args.servers):
+                servers.append(LocalServer(models.embedded_gguf(MODEL), MODEL, kind=args.kind, n_ctx=2048,
+                                           threads=args.threads, parallel=max(levels)).start())
+            url = [s.url for s in servers]
+        server = servers[0] if servers else None
         context = server.n_ctx if server else None  # per request slot
         setup = OpenAIBackend(url, MODEL, tokenizer, concurrency=max(levels), context_length=context)
         questions = data.load_dataset("trivia", n=args.traces, seed=0)
@@ -66,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         by_id = {q.id: q for q in questions}
         cuts = {t.question_id: plan_cuts(segment_trace(setup, t), len(t.cot_token_ids), fractions) for t in traces}
         n_probes = sum(len(c) for c in cuts.values())
-        kind = server.kind if server else "given server"
-        print(f"server: {kind} ({url}); prompts: {setup.prompt_mode}; scoring: {setup.score_mode}; "
+        kind = f"{len(servers)} x {server.kind}" if server else "given servers"
+        print(f"server: {kind} ({', '.join(url)}); prompts: {setup.prompt_mode}; scoring: {setup.score_mode}; "
               f"{len(traces)} traces x {len(fractions)} cuts = {n_probes} probes per level")
         base = None
         print(f"{'concurrency':>11} {'seconds':>8} {'probes/s':>9} {'requests':>9} {'speed-up':>9}")
@@ -86,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{level:>11} {elapsed:>8.1f} {rate:>9.2f} {backend.requests_sent - sent:>9} {rate / base:>8.2f}x")
             backend.close()
     finally:
-        if server:
-            server.stop()
+        for s in servers:
+            s.stop()
     return 0
 
 

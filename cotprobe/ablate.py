@@ -627,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     from .generate import (
         add_model_arguments,
         default_experiment,
+        server_options,
         settings_from_run,
         setup_generation,
         traces_for,
@@ -681,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
             from .backends import load_backend
 
             rewriter = load_backend(args.rewrite_model or args.model, kind=kind, cache_root=args.cache_dir,
-                                    base_url=args.rewrite_base_url or args.base_url)
+                                    base_url=args.rewrite_base_url or args.base_url, **server_options(args))
         rewriting = Rewriting(rewriter, prompts, args.rewrite_max_tokens)
     with RunDir(out) as run:
         traces = traces_for(run, bool(args.run_dir), backend, questions, profile, scale, settings,

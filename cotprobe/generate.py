@@ -172,8 +172,54 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("hf", "openai"), default="hf",
                         help="hf: run the model here with transformers (default); openai: send requests to an "
                              "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
-    parser.add_argument("--base-url", default=None,
-                        help="server address for --backend openai, e.g. http://localhost:8000/v1")
+    parser.add_argument("--base-url", action="append", default=None, metavar="URL",
+                        help="server address for --backend openai, e.g. http://localhost:8000/v1; several "
+                             "servers of the same model: repeat it, separate with commas, or @FILE (one per line)")
+    add_server_arguments(parser)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that talks to a completions server (--backend openai)."""
+    group = parser.add_argument_group("server options (--backend openai)")
+    group.add_argument("--timeout", type=_positive(float), default=None, metavar="SECONDS",
+                       help="seconds one request may take before it is retried (default 1800: an 8k-token "
+                            "thought on a 32B model at a few tokens/s)")
+    group.add_argument("--concurrency", type=_positive(int), default=None, metavar="N",
+                       help="requests in flight at once (default 16 per server, or --batch-size if larger)")
+    group.add_argument("--max-retries", type=_non_negative_int, default=None, metavar="N",
+                       help="further tries of a request after a connection error, timeout, 429 or 5xx, on "
+                            "another server where there are several (default 3); finished requests are cached")
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be greater than 0")
+        return value
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
+def server_options(args: argparse.Namespace) -> dict:
+    """--timeout, --concurrency, --max-retries as `load_backend` keyword arguments (None: default)."""
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is None and getattr(args, "batch_size", 0) > 16:
+        concurrency = args.batch_size
+    return {"timeout": getattr(args, "timeout", None), "concurrency": concurrency,
+            "retries": getattr(args, "max_retries", None)}
 
 
 def settings_from_run(args: argparse.Namespace, run_dir: str | Path) -> None:
@@ -198,7 +244,8 @@ def setup_generation(args: argparse.Namespace):
     questions = datasets.load_dataset(args.dataset, n=args.limit, seed=args.seed)
     settings = GenerationSettings(style=args.style, budget=args.budget, batch_size=args.batch_size)
     backend = load_backend(args.model, kind=getattr(args, "backend", "hf"), cache_root=args.cache_dir,
-                           reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None))
+                           reuse_cache=not getattr(args, "naive", False), base_url=getattr(args, "base_url", None),
+                           **server_options(args))
     recorded = {
         "model": args.model, "profile": asdict(profile), "scale": asdict(scale),
         "dataset": args.dataset, "limit": args.limit, "seed": args.seed,

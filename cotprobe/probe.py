@@ -9,8 +9,10 @@ trace as rows of one batch) and ablation (after each modified CoT). Confidence i
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
+from .backends import ScoringUnavailable
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
 from .records import Confidence
@@ -44,7 +46,17 @@ def scored_confidence(logprobs: list[float], scale: Scale) -> dict:
         "scored_label": scale.labels[best],
         "scored_value": scale.values[best],
         "expected_value": sum(p * v for p, v in zip(probs, scale.values)),
+        "label_mass": math.fsum(math.exp(lp) for lp in logprobs),
     }
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"cotprobe: {message}", file=sys.stderr)
 
 
 def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str],
@@ -58,7 +70,11 @@ def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str]
     # A newline the model wrote stays; otherwise start the confidence line ourselves.
     rows.extend([backend.encode(("" if a.finish == "stop" else "\n") + CONFIDENCE_PREFIX) for a in answers])
     options = [backend.encode(" " + label) for label in scale.labels]
-    scored = [scored_confidence(lps, scale) for lps in rows.score(options)]
+    try:
+        scored = [scored_confidence(lps, scale) for lps in rows.score(options)]
+    except ScoringUnavailable as exc:  # a server without log-probabilities: sampled confidence only
+        _say_once(str(exc))
+        scored = [{} for _ in answers]
     written = rows.greedy(settings.confidence_max_tokens, stop=["\n"], nonblank=True)
     results = []
     for answer, text, distribution in zip(answers, written, scored):

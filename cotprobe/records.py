@@ -56,6 +56,7 @@ class Confidence:
     scored_label: str | None = None
     scored_value: float | None = None  # argmax label's value
     expected_value: float | None = None  # sum_k p_k * value_k
+    label_mass: float | None = None  # sum of the labels' unnormalised probabilities (None: not scored)
 
 
 @dataclass

@@ -34,6 +34,8 @@ def table(items: list[tuple[str, Confidence, bool | None]], source: str, n_resam
     usable = [(c, confidence_value(conf, source), ok) for c, conf, ok in items
               if ok is not None and confidence_value(conf, source) is not None]
     row: dict[str, Any] = {"n_total": len(items), "n_unparsed": len(items) - len(usable)}
+    if source != "sampled" and items and not any(conf.scored_probs for _, conf, _ in items):
+        row["unavailable"] = "not scored: the backend returned no log-probabilities"
     if not usable:
         return row
     clusters, conf, correct = (np.array(v) for v in zip(*usable))
@@ -186,7 +188,8 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
 
 def format_row(name: str, row: dict[str, Any]) -> str:
     if "accuracy" not in row:
-        return f"{name:<22} {row['n_total']:>5} {row['n_unparsed']:>8}  (no parsed confidences)"
+        why = row.get("unavailable", "no parsed confidences")
+        return f"{name:<22} {row['n_total']:>5} {row['n_unparsed']:>8}  ({why})"
     def cell(key):
         return f"{row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}]"
     return (f"{name:<22} {row['n']:>5} {row['n_unparsed']:>8}  {cell('accuracy')}  {cell('ece')}  "

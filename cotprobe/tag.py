@@ -439,15 +439,19 @@ def main(argv: list[str] | None = None) -> int:
     judging.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
     judging.add_argument("--judge-prompt", default=None, help="judge prompt JSON (default cotprobe/_data/judge_prompt.json)")
     judging.add_argument("--judge-batch-size", type=int, default=8, help="steps per batch (default 8)")
+    from .generate import add_server_arguments
+
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     out = open_existing(args.run_dir)
     judge = None
     if args.judge:
         from .backends import load_backend
+        from .generate import server_options
 
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge, kind=args.judge_backend, cache_root=args.cache_dir,
-                               base_url=args.judge_base_url)
+                               base_url=args.judge_base_url, **server_options(args))
         judge = Judge(backend, args.judge, args.judge_backend, prompt, args.judge_batch_size)
     with RunDir(out) as run:
         tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir, judge=judge)

@@ -18,6 +18,12 @@ class PromptTooLong(ValueError):
     """A prompt (plus what must be generated) that does not fit the model's context."""
 
 
+class ScoringUnavailable(RuntimeError):
+    """The backend returns no log-probabilities: scored confidence cannot be computed.
+
+    Forcing then records the sampled (written) confidence only (see `probe.force_answers`)."""
+
+
 @dataclass
 class Completion:
     token_ids: list[int]
@@ -66,12 +72,13 @@ TINY_MODEL = "tiny-random"  # a few-layer random-weight model built in-process (
 
 
 def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, reuse_cache: bool = True,
-                 device: str | None = None, base_url: str | None = None):
+                 device: str | None = None, base_url: str | list[str] | None = None, **server_options):
     """A backend for a model name (see `cotprobe.models.resolve`; also "tiny-random").
 
     kind "openai": the model runs on an OpenAI-compatible server at `base_url`; only its tokenizer
     is loaded here (embedded model: from the converted folder; else the folder or hub id).
-    Its requests are cached under <cache>/requests.
+    Its requests are cached under <cache>/requests; `server_options` (timeout, concurrency,
+    retries: see `OpenAIBackend`) go to it, None meaning its default.
     """
     if kind not in ("hf", "openai"):
         raise ValueError(f"unknown backend {kind!r}: use 'hf' or 'openai'")
@@ -84,8 +91,9 @@ def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, re
 
         if model == TINY_MODEL:
             raise ValueError(f"{TINY_MODEL} runs in-process only; use --backend hf")
+        given = {k: v for k, v in server_options.items() if v is not None}
         return OpenAIBackend(base_url, model, models.resolve(model, cache_root), name=model,
-                             cache_dir=models.cache_dir(cache_root) / "requests")
+                             cache_dir=models.cache_dir(cache_root) / "requests", **given)
     from .hf import HFBackend
 
     if model == TINY_MODEL:
