@@ -26,7 +26,7 @@ from cotprobe.tags import tag_step
 
 COTS = {
     "France": ("The capital of France is Lyon. Wait, that's not right: Lyon is a big city, but the capital "
-               "is Paris. Let me double-check: the government sits in Paris.\n\nI think the answer is Paris."),
+               "is Paris. Let me double-check: the government is indeed in Paris.\n\nI think the answer is Paris."),
     "2 + 3": ("Two plus three. Maybe it is 6. Actually, no, 2 + 3 = 5. Alternatively, count up from 3: 4, 5. "
               "Both ways give 5. So the answer is 5."),
     "planet": "The largest planet is probably Jupiter. Jupiter is option B. So the answer is B.",

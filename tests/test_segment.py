@@ -1,5 +1,4 @@
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -167,19 +166,13 @@ def test_custom_nlp_is_used():
     assert texts("One. Two; three.", nlp=nlp) == ["One. Two;", "three."]
 
 
-def test_fast_on_a_long_cot():
+def test_a_long_cot_splits_into_its_sentences():
+    # (its speed is measured by benchmarks/segment_cost.py, not asserted here)
     sentence = "Wait, so if $x = 3$, then 2x + 5 = 11, which matches the value we had before. "
     text = "\n\n".join(sentence * 4 for _ in range(30))  # ~2,000 words
-    split_steps(text)
-    best = min(_timed(split_steps, text) for _ in range(3))
-    assert len(split_steps(text)) == 120
-    assert best < 0.25, f"segmentation took {best:.3f}s"
-
-
-def _timed(fn, *args):
-    t = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t
+    steps = split_steps(text)
+    assert len(steps) == 120
+    assert_lossless(text, steps)
 
 
 FRAGMENTS = [
