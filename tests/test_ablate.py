@@ -181,7 +181,7 @@ HEDGED = [
     ("Paris, I think.", "Paris."),
     ("So I think it's Paris.", "So it's Paris."),
     ("It might be Paris.", "It is Paris."),
-    ("It seems correct.", "It is correct."),
+    ("It seems large.", "It is large."),
     ("It seems that the answer is Lyon.", "The answer is Lyon."),
     ("I'm not sure, but I think it's 1912.", "It's 1912."),
     ("If I recall correctly, the Titanic sank in 1912.", "The Titanic sank in 1912."),
@@ -195,7 +195,7 @@ HEDGED = [
     ("Okay, I believe the capital is Canberra, not Sydney.", "Okay, the capital is Canberra, not Sydney."),
     ("It is likely that the answer is Paris.", "The answer is Paris."),
     ("Probably, x = 5 works.", "x = 5 works."),
-    ("This could be tricky, maybe not.", "This is tricky."),
+    ("This could be hard, maybe not.", "This is hard."),
     ("I'm not sure.", ""),
     ("I think so.", "I think so."),  # no rule keeps it grammatical: left in place
 ]

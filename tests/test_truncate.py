@@ -155,14 +155,14 @@ def test_cached_and_naive_probing_agree_on_embedded_model(embedded_parts, questi
 
 
 def test_cut_reuse_runs_fewer_tokens_than_naive(tiny_parts, questions, tmp_path, monkeypatch):
-    import cotprobe.truncate as truncate_module
+    import cotprobe.probe as probe_module
     from cotprobe.backends import fork
 
     model, tokenizer = tiny_parts
     cached, naive = HFBackend(model, tokenizer), HFBackend(model, tokenizer, reuse_cache=False)
     (trace,) = _traces(cached, questions[:1], tmp_path, budget=60)
     made = []
-    monkeypatch.setattr(truncate_module, "fork", lambda *a: made.append(fork(*a)) or made[-1])
+    monkeypatch.setattr(probe_module, "fork", lambda *a: made.append(fork(*a)) or made[-1])
     cuts = plan_cuts([], len(trace.cot_token_ids), parse_fractions("0:1:0.1"), "token")
     counts = []
     for backend in (cached, naive):
@@ -196,7 +196,8 @@ def test_steps_tile_the_cot_in_tokens(tiny, questions, tmp_path):
 def test_truncate_command_writes_probes_metrics_and_figure(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "cotprobe.truncate", "--model", "tiny-random", "-n", "4", "--budget", "16",
-           "--fractions", "0:1:0.25", "--out", str(out)]
+           "--fractions", "0:1:0.25", "--source", "expected", "--out", str(out)]
+    # (the random model writes no parseable confidence: the scored one gives every level a value)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "trend ece" in proc.stdout
