@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import data as datasets
 from .backends import TINY_MODEL, PromptTooLong, load_backend
-from .cli import given_options, positive_int
+from .cli import given_options, non_negative_int, positive_float, positive_int
 from .grade import grade
 from .models import DEFAULT_MODEL, EMBEDDED, add_loading_arguments, check_name, loading_from
 from .probe import ForceSettings, force_cuts, forcing_suffix
@@ -298,36 +298,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of every command that talks to a completions server (--backend openai)."""
     group = parser.add_argument_group("server options (--backend openai)")
-    group.add_argument("--timeout", type=_positive(float), default=None, metavar="SECONDS",
+    group.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                        help="seconds one request may take before it is retried (default 1800: an 8k-token "
                             "thought on a 32B model at a few tokens/s)")
-    group.add_argument("--concurrency", type=_positive(int), default=None, metavar="N",
+    group.add_argument("--concurrency", type=positive_int, default=None, metavar="N",
                        help="requests in flight at once (default 16 per server, or --batch-size if larger)")
-    group.add_argument("--max-retries", type=_non_negative_int, default=None, metavar="N",
+    group.add_argument("--max-retries", type=non_negative_int, default=None, metavar="N",
                        help="further tries of a request after a connection error, timeout, 429 or 5xx, on "
                             "another server where there are several (default 3); finished requests are cached")
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be greater than 0")
-        return value
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
 
 
 def server_options(args: argparse.Namespace) -> dict:
