@@ -13,7 +13,7 @@ import torch
 
 from cotprobe.backends import load_backend
 from cotprobe.data import load_dataset
-from cotprobe.generate import build_prompt
+from cotprobe.tracing import build_prompt
 from cotprobe.profiles import get_profile
 from cotprobe.scales import VERBAL_10
 

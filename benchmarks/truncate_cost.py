@@ -22,13 +22,14 @@ import torch
 from cotprobe.backends import load_backend
 from cotprobe.backends.hf import HFBackend
 from cotprobe.data import load_dataset
-from cotprobe.generate import build_prompt
+from cotprobe.tracing import build_prompt
 from cotprobe.backends import fork
 from cotprobe.probe import ForceSettings, force_answers
 from cotprobe.profiles import get_profile
 from cotprobe.records import Confidence, Trace
 from cotprobe.scales import VERBAL_10
-from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
+from cotprobe.steps import segment_trace
 
 PARAGRAPH = (
     "Okay, so I need to figure out which river flows through this city. Let me think. "

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .records import LatentPrediction, Probe, read_jsonl
-from .store import open_existing
+from .plots import plot_early_exit
+from .records import LatentPrediction
+from .stopping import early_exit_metrics, print_early_exit, views
+from .store import RunDir, open_existing
+from .summary import update_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .plots import plot_early_exit
-    from .stopping import early_exit_metrics, print_early_exit, views
-    from .summary import update_metrics
-
     parser = argparse.ArgumentParser(
         prog="python -m cotprobe.early_exit",
         description="Replay early-exit policies (confidence thresholds: verbal, scored, latent; a stable answer over "
@@ -34,13 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
     run_dir = open_existing(args.run_dir)
-    probes = read_jsonl(run_dir / "probes.jsonl", Probe) if (run_dir / "probes.jsonl").exists() else []
+    run = RunDir(run_dir)  # read only: no lock
+    probes = run.probes()
     if not any(p.condition == "cut" for p in probes):
         raise ValueError(f"{run_dir}: no cut probes to replay (run python -m cotprobe.truncate --from-run {run_dir})")
-    latent = None
-    if (run_dir / "latent.jsonl").exists():
-        latent = {(r.question_id, r.token_index): r.confidence
-                  for r in read_jsonl(run_dir / "latent.jsonl", LatentPrediction) if r.condition == "cut"}
+    latent = {(r.question_id, r.token_index): r.confidence
+              for r in run.records(LatentPrediction) if r.condition == "cut"} or None
     sources = ["verbal", "scored"] + (["latent"] if latent else [])
     cuts = views(probes, latent)
     result = early_exit_metrics(cuts, sources, args.resamples)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .records import HiddenState, read_jsonl
-from .store import RunDir, RunDirError
+from .store import RunDir, RunDirError, read_manifest, stage_settings
 
 ARRAY = "hidden_states.f16"
 INDEX = "hidden_states.jsonl"
@@ -115,12 +115,11 @@ class HiddenStore:
 
 def load(run_dir: str | Path) -> tuple[list[HiddenState], np.ndarray, list[int]]:
     """(records, array of shape (rows, layers, hidden) as a read-only float16 memmap, layers)."""
-    import json
 
     run_dir = Path(run_dir)
     if not (run_dir / INDEX).exists():
         return [], np.zeros((0, 0, 0), dtype=DTYPE), []
-    settings = json.loads((run_dir / "manifest.json").read_text())["stages"][STAGE]["settings"]
+    settings = stage_settings(read_manifest(run_dir), STAGE)
     layers, hidden = settings["layers"], settings["hidden_size"]
     records = read_jsonl(run_dir / INDEX, HiddenState)
     if not records:

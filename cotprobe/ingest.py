@@ -32,11 +32,12 @@ from .models import DEFAULT_MODEL
 from .profiles import PROFILES
 from .records import Confidence, Trace, write_jsonl
 from .scales import SCALES, get_scale
-from .store import RunDir
+from .experiment import default_profile
+from .steps import load_tokenizer
+from .store import QUESTIONS, RunDir
+from .summary import print_trace_summary
+from .tracing import build_prompt
 from .traces_in import DEFAULT_TAGS, FORMATS, ExternalTrace, TraceFormatError, parse_answer, read_traces
-
-QUESTIONS_FILE = "questions.jsonl"
-
 
 def _sha256(path: Path) -> str:
     if path.is_dir():
@@ -65,10 +66,6 @@ def to_trace(ext: ExternalTrace, tokenizer, prompt: str, scale, author: str) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .generate import build_prompt, default_profile
-    from .summary import print_trace_summary
-    from .tag import load_tokenizer
-
     parser = argparse.ArgumentParser(
         prog="python -m cotprobe.ingest",
         description="Write a run directory from reasoning traces made elsewhere (vLLM/API JSONL dumps, "
@@ -113,20 +110,20 @@ def main(argv: list[str] | None = None) -> int:
         "source": "ingest", "model": args.tokenizer, "author_model": args.model_name,
         "inputs": [{"path": str(Path(f).resolve()), "sha256": _sha256(Path(f))} for f in args.files],
         "format": args.format, "profile": asdict(profile), "scale": asdict(scale), "scale_spec": args.scale,
-        "dataset": QUESTIONS_FILE, "limit": None, "seed": 0, "style": "cot", "budget": 0,
+        "dataset": QUESTIONS, "limit": None, "seed": 0, "style": "cot", "budget": 0,
         "decoding": "as recorded by the source", "thinking_ended_values": {
             "stop": "the thought was closed", "unclosed": "the thought never closed (no answer)",
             "none": "no thought in the response"},
     }
     with RunDir(out) as run:
         run.start_stage("generate", recorded)
-        write_jsonl(out / QUESTIONS_FILE, [e.question for e in external])
-        run.repair("traces.jsonl")
-        done = {t.question_id: t for t in run.read("traces.jsonl", Trace)}
+        write_jsonl(out / QUESTIONS, [e.question for e in external])
+        run.repair_records(Trace)
+        done = {t.question_id: t for t in run.traces()}
         for ext in tqdm([e for e in external if e.question.id not in done], desc="ingest", unit="trace"):
             prompt = build_prompt(tokenizer, profile, scale, "cot", ext.question)
             trace = to_trace(ext, tokenizer, prompt, scale, args.model_name or "")
-            run.append("traces.jsonl", trace)
+            run.add(trace)
             done[trace.question_id] = trace
     traces = [done[e.question.id] for e in external]
     ended = Counter(t.thinking_ended for t in traces)

@@ -20,22 +20,24 @@ figures/latent_prefix_accuracy.png.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .records import LatentPrediction, Probe, Resample, Trace, read_jsonl, write_jsonl
+from . import hidden as hs
+from .backends import load_backend
+from .config import SOURCES
+from .linprobe import ProbeSettings, cross_validate, latent_metrics, print_latent_summary
+from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
+from .records import LatentPrediction, Probe, Trace
+from .resample import prefix_metrics
 from .store import RunDir, open_existing
+from .summary import update_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import hidden as hs
-    from .linprobe import ProbeSettings, cross_validate, latent_metrics, print_latent_summary
-    from .summary import SOURCES, update_metrics
-
     parser = argparse.ArgumentParser(
         prog="python -m cotprobe.latent",
         description="Train linear probes on the hidden states at every cut to predict whether the forced answer "
@@ -60,22 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--C must be > 0, got {args.C}")
 
     run_dir = open_existing(args.run_dir)
-    traces = {t.question_id: t for t in read_jsonl(run_dir / "traces.jsonl", Trace)}
-    probes = [p for p in (read_jsonl(run_dir / "probes.jsonl", Probe) if (run_dir / "probes.jsonl").exists() else [])
+    reader = RunDir(run_dir)  # read only: no lock
+    traces = {t.question_id: t for t in reader.traces()}
+    probes = [p for p in reader.probes()
               if (p.condition == "cut") == (args.source_stage == "truncate") and not p.error
               and p.question_id in traces]
     if not probes:
         command = "truncate --from-run" if args.source_stage == "truncate" else "ablate"
         raise ValueError(f"{run_dir}: no {args.source_stage} probes (run python -m cotprobe.{command} {run_dir} first)")
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    stored = manifest.get("stages", {}).get(hs.STAGE, {}).get("settings")
+    stored = reader.stage_settings(hs.STAGE)
 
     with RunDir(run_dir) as run:
         needed = wanted_positions(probes, traces, args.source_stage)
         have = {(r.question_id, r.condition, r.token_index) for r in hs.load(run_dir)[0]} if stored else set()
         missing = {key: cot for key, cot in needed.items() if key not in have}
         if missing:
-            backend = load_model(manifest, args.cache_dir)
+            backend = load_model(reader.stage_settings("generate").get("model"), args.cache_dir)
             n_layers, size = hs.model_layers(backend)
             layers = stored["layers"] if stored and args.layers is None else hs.parse_layers(args.layers, n_layers)
             extract(backend, traces, missing, hs.HiddenStore(run, layers, size))
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         per_layer[layer], folds = cross_validate(X, y, groups, settings)
     result = latent_metrics(probes, per_layer, args.source, settings, args.resamples)
     best = result["best_layer"]
-    write_jsonl(run_dir / "latent.jsonl", [
+    reader.rewrite(LatentPrediction, [
         LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index, best, float(c), int(f))
         for p, c, f in zip(probes, per_layer[best], folds)])
     figures = plot_latent(run_dir, probes, per_layer, result, args)
@@ -124,15 +126,12 @@ def wanted_positions(probes: list[Probe], traces: dict[str, Trace], stage: str) 
     return needed
 
 
-def load_model(manifest: dict, cache_dir: str | None):
-    from .backends import TINY_MODEL, load_backend
-
-    try:
-        model = manifest["stages"]["generate"]["settings"]["model"]
-    except KeyError:
-        raise ValueError("the run's manifest records no generation (no model to extract hidden states with)") from None
+def load_model(model: str | None, cache_dir: str | None):
+    """The run's model on the Hugging Face backend (hidden states need the weights)."""
+    if not model:
+        raise ValueError("the run's manifest records no generation (no model to extract hidden states with)")
     print(f"cotprobe.latent: extracting hidden states with {model} (hf backend)", file=sys.stderr)
-    return load_backend(model, cache_root=cache_dir) if model != TINY_MODEL else load_backend(TINY_MODEL)
+    return load_backend(model, cache_root=cache_dir)
 
 
 def extract(backend, traces: dict[str, Trace], missing: dict[tuple, str | None], store) -> None:
@@ -154,13 +153,10 @@ def extract(backend, traces: dict[str, Trace], missing: dict[tuple, str | None],
 
 
 def plot_latent(run_dir: Path, probes, per_layer, result, args) -> list[Path]:
-    from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
-    from .resample import prefix_metrics
-
     figures = [plot_latent_vs_verbal(result, run_dir / "figures" / "latent_vs_verbal"),
                plot_latent_layers(result, run_dir / "figures" / "latent_layers")]
-    if (run_dir / "resamples.jsonl").exists() and args.source_stage == "truncate":
-        resamples = read_jsonl(run_dir / "resamples.jsonl", Resample)
+    resamples = RunDir(run_dir).resamples()
+    if resamples and args.source_stage == "truncate":
         best = per_layer[result["best_layer"]]
         latent = {(p.question_id, round(p.fraction_requested, 6)): float(c) for p, c in zip(probes, best)}
         sources = {f"verbal:{args.source}": args.source, "latent": latent}

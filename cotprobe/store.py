@@ -27,7 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
-from .records import Judgement, Probe, RecordError, Step, Trace, iter_jsonl, to_dict
+from .records import (Judgement, LatentPrediction, Probe, RecordError, Resample, Step, Tag, Trace, Verdict,
+                      iter_jsonl, to_dict, write_jsonl)
 
 RecordT = TypeVar("RecordT")
 
@@ -39,6 +40,22 @@ RECORD_KEYS: dict[type, tuple[str, ...]] = {
     Probe: ("question_id", "condition", "fraction_requested"),
     Judgement: ("question_id", "step_index", "judge"),
 }
+
+# The file of each record type in a run directory (ablation probes share probes.jsonl with the
+# cut probes; their `condition` tells them apart).
+RECORD_FILES: dict[type, str] = {
+    Trace: "traces.jsonl",
+    Step: "steps.jsonl",
+    Probe: "probes.jsonl",
+    Tag: "tags.jsonl",
+    Judgement: "judgements.jsonl",
+    Verdict: "verdicts.jsonl",
+    Resample: "resamples.jsonl",
+    LatentPrediction: "latent.jsonl",
+}
+MANIFEST = "manifest.json"
+METRICS = "metrics.json"
+QUESTIONS = "questions.jsonl"  # the questions of an ingested run (cotprobe.ingest)
 
 _HELD: dict[Path, list] = {}  # run directories this process holds the lock of: [file, depth]
 
@@ -55,6 +72,11 @@ def package_versions(names: Iterable[str] = ("cotprobe", "torch", "transformers"
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def _stage_entry(settings: dict[str, Any]) -> dict[str, Any]:
+    return {"settings": settings, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(), "command": " ".join(sys.argv)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -164,16 +186,60 @@ class RunDir:
                 f"({', '.join(changed)}); use a new --out directory or the original options"
             )
         if previous is None:
-            stages[stage] = {
-                "settings": settings,
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "versions": package_versions(),
-                "command": " ".join(sys.argv),
-            }
+            stages[stage] = _stage_entry(settings)
             self.write_manifest(manifest)
             self._started.append((stage, self._appended))
 
-    # -- records -----------------------------------------------------------------------------
+    def record_stage(self, stage: str, settings: dict[str, Any]) -> None:
+        """Record a stage that replaces its output on every run (tagging): its latest settings
+        replace any earlier ones, with no resume check."""
+        manifest = self.read_manifest()
+        manifest.setdefault("stages", {})[stage] = _stage_entry(settings)
+        self.write_manifest(manifest)
+
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        """The settings recorded for `stage` ({} if it has not run)."""
+        return stage_settings(self.read_manifest(), stage)
+
+    # -- typed records -----------------------------------------------------------------------
+    def records(self, cls: type[RecordT]) -> list[RecordT]:
+        """Every record of type `cls` in the run (its file in RECORD_FILES; [] if absent)."""
+        return self.read(RECORD_FILES[cls], cls)
+
+    def traces(self) -> list[Trace]:
+        return self.records(Trace)
+
+    def steps(self) -> list[Step]:
+        return self.records(Step)
+
+    def probes(self) -> list[Probe]:
+        return self.records(Probe)
+
+    def tags(self) -> list[Tag]:
+        return self.records(Tag)
+
+    def resamples(self) -> list[Resample]:
+        return self.records(Resample)
+
+    def add(self, record: Any) -> None:
+        """Append one record to the file of its type."""
+        self.append(RECORD_FILES[type(record)], record)
+
+    def add_many(self, records: list[Any]) -> None:
+        """Append records of one type in one write (nothing if empty)."""
+        if records:
+            self.append_many(RECORD_FILES[type(records[0])], records)
+
+    def rewrite(self, cls: type, records: Iterable[Any]) -> None:
+        """Replace the file of `cls` with `records`, atomically."""
+        write_jsonl(self.path / RECORD_FILES[cls], records)
+
+    def repair_records(self, *classes: type) -> None:
+        """`repair` the files of these record types."""
+        for cls in classes:
+            self.repair(RECORD_FILES[cls])
+
+    # -- records by file name ----------------------------------------------------------------
     def repair(self, name: str) -> None:
         """Mend a last line left without its newline by an interrupted append: a whole record
         gets its newline, a torn one is cut off (the same rule readers apply)."""
@@ -283,6 +349,11 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
         if not isinstance(stage, dict) or not isinstance(stage.get("settings", {}), dict):
             raise RunDirError(f"{path}: stage {name!r} should be an object with an object 'settings'")
     return manifest
+
+
+def stage_settings(manifest: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The settings a manifest records for `stage` ({} if it has not run)."""
+    return ((manifest.get("stages") or {}).get(stage) or {}).get("settings") or {}
 
 
 def open_existing(path: str | Path) -> Path:

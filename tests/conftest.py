@@ -3,8 +3,14 @@
 import pytest
 
 from cotprobe.backends.hf import HFBackend
+from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.backends.tiny import tiny_model, tiny_tokenizer
+from cotprobe.profiles import get_profile
 from cotprobe.records import Question
+from cotprobe.scales import VERBAL_10
+from cotprobe.steps import tag_run
+from cotprobe.store import RunDir
+from cotprobe.tracing import GenerationSettings, generate
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +46,44 @@ def questions():
         Question(id="q3", question="Which planet is largest?", answer="B", kind="mc",
                  choices=["Mars", "Jupiter", "Venus", "Earth"]),
     ]
+
+
+# Three scripted traces with known behaviours (backtracking, alternatives, verification, hedging),
+# written by a ScriptedBackend over the tiny tokenizer: the ablation, tagging and judge tests' run.
+COTS = {
+    "France": ("The capital of France is Lyon. Wait, that's not right: Lyon is a big city, but the capital "
+               "is Paris. Let me double-check: the government is indeed in Paris.\n\nI think the answer is Paris."),
+    "2 + 3": ("Two plus three. Maybe it is 6. Actually, no, 2 + 3 = 5. Alternatively, count up from 3: 4, 5. "
+              "Both ways give 5. So the answer is 5."),
+    "planet": "The largest planet is probably Jupiter. Jupiter is option B. So the answer is B.",
+}
+PROFILE = get_profile("think-prefill")
+ANSWERS = {"France": " Paris\n", "2 + 3": " 5\n", "planet": " B\n"}
+
+
+def _key(context: str) -> str:
+    question = context.rsplit("Question:", 1)[-1]
+    return next(k for k in COTS if k in question)
+
+
+def respond(context: str) -> str:
+    if context.endswith("**Confidence**:"):
+        return " Highly likely\n" if "Wait" in context else " Almost certain\n"
+    if context.endswith("**Answer**:"):
+        return ANSWERS[_key(context)]
+    return COTS[_key(context)] + "</think>\n\n**Answer**:" + ANSWERS[_key(context)]
+
+
+@pytest.fixture()
+def scripted_run(tiny_parts, questions, tmp_path):
+    """A run directory of three scripted traces (think-prefill profile), segmented and tagged."""
+    backend = ScriptedBackend(respond, tiny_parts[1], name="tiny-random")
+    path = tmp_path / "run"
+    with RunDir(path) as run:
+        run.start_stage("generate", {"model": "tiny-random"})
+        traces = generate(backend, questions, run, PROFILE, VERBAL_10, GenerationSettings(budget=400))
+        tagged = tag_run(run, backend=backend)
+    return backend, path, traces, tagged, {q.id: q for q in questions}
 
 
 # Comparing two numerical implementations (shared-prefix vs naive attention, batched vs one at a

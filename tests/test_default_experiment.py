@@ -2,14 +2,16 @@
 the whole chain of thought when the CoT is long, as the in-context slow-thinking style makes it."""
 
 from cotprobe.backends.scripted import ScriptedBackend
-from cotprobe.generate import DEFAULT_EXPERIMENT, GenerationSettings, default_experiment, generate
-from cotprobe.generate import default_profile
+from cotprobe.config import DEFAULT_EXPERIMENT, default_experiment
+from cotprobe.tracing import GenerationSettings, generate
+from cotprobe.experiment import default_profile
 from cotprobe.profiles import for_style
 from cotprobe.records import Question
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 from cotprobe.summary import cut_metrics
-from cotprobe.truncate import build_parser, parse_fractions, truncate
+from cotprobe.truncate import build_parser
+from cotprobe.cuts import parse_fractions, truncate
 
 # A hesitant thought of uneven steps, as slow-think exemplars elicit (about 150 tokens).
 LONG = ("Okay, so I need to figure out which city is the capital of France. "

@@ -9,7 +9,7 @@ from conftest import assert_greedy_agree
 from cotprobe.backends import PromptTooLong
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
-from cotprobe.generate import GenerationSettings, generate
+from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.profiles import get_profile
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir

@@ -4,6 +4,7 @@ and field or the option, exit status 2, no traceback, and no run directory left 
 Runs in-process (cotprobe.cli.run_main) on the tiny random model: a few seconds in all.
 """
 
+import argparse
 import hashlib
 import json
 import multiprocessing
@@ -17,16 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from test_ablate import PROFILE, scripted_run  # noqa: F401 (a fixture)
+from conftest import PROFILE
 
-from cotprobe import generate, metrics, report, tag, truncate
+from cotprobe import cuts, generate, metrics, report, tag, truncate
+from cotprobe.config import DEFAULT_EXPERIMENT_N, add_run_arguments, resolve_run
 from cotprobe.scales import VERBAL_10
 from cotprobe.cli import given_options, run_main
 from cotprobe.data import DatasetError, load_dataset
 from cotprobe.records import Step, Trace, read_jsonl
 from cotprobe.scales import get_scale
 from cotprobe.store import RunDir, RunDirError, read_records, steps_complete
-from cotprobe.truncate import parse_fractions
+from cotprobe.cuts import parse_fractions
 
 TINY = ["--model", "tiny-random", "--profile", "plain"]
 FAST = ["--dataset", "arithmetic", "-n", "3", "--budget", "4"]
@@ -96,7 +98,7 @@ def test_half_written_step_list_is_segmented_again(scripted_run, capsys):
     assert not steps_complete(next(t for t in traces if t.question_id == last),
                               [s for s in whole if s.question_id == last][:-1])
     with RunDir(path) as rd:  # truncate: the cuts of the last trace use its whole step list
-        probes = truncate.truncate(backend, traces, by_id, rd, PROFILE, VERBAL_10, [0.0, 0.5, 1.0])
+        probes = cuts.truncate(backend, traces, by_id, rd, PROFILE, VERBAL_10, [0.0, 0.5, 1.0])
     assert "incomplete" in capsys.readouterr().err
     assert read_jsonl(path / "steps.jsonl", Step) == whole
     steps = [s for s in whole if s.question_id == last]
@@ -401,16 +403,16 @@ def test_a_given_dataset_is_not_cut_to_thirty(tmp_path, capsys):
 
 
 def test_default_experiment_says_it_takes_thirty(capsys):
-    parser = generate.argparse.ArgumentParser()
-    generate.add_model_arguments(parser)
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
     parser.add_argument("--out", default="runs/default")
     args = parser.parse_args([])
-    generate.resolve_run_options(parser, args, [], None, "--from-run")
-    assert args.limit == generate.DEFAULT_EXPERIMENT_N
-    assert "default experiment: 30 questions" in capsys.readouterr().err
+    _, config = resolve_run(parser, args, [], None, "--from-run")
+    assert config.limit == DEFAULT_EXPERIMENT_N
+    assert f"default experiment: {DEFAULT_EXPERIMENT_N} questions" in capsys.readouterr().err
     args = parser.parse_args(["--dataset", "mc"])
-    generate.resolve_run_options(parser, args, ["--dataset", "mc"], None, "--from-run")
-    assert args.limit is None
+    _, config = resolve_run(parser, args, ["--dataset", "mc"], None, "--from-run")
+    assert config.limit is None
     assert given_options(parser, ["--dataset", "mc", "-n", "5"]) == {"dataset", "limit"}
 
 

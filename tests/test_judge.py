@@ -3,15 +3,16 @@
 import json
 
 import pytest
-from test_ablate import PROFILE, scripted_run  # noqa: F401 (a fixture)
+from conftest import PROFILE
 
 from cotprobe.backends.scripted import ScriptedBackend
-from cotprobe.generate import GenerationSettings, generate
+from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.judge import judge_key, load_judge_prompt, parse_behaviours
 from cotprobe.records import Judgement, Question, Step, Tag, read_jsonl
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.tag import Judge, main, tag_run
+from cotprobe.steps import Judge, tag_run
+from cotprobe.tag import main
 
 
 @pytest.mark.parametrize("answer, behaviours", [

@@ -18,14 +18,14 @@ from cotprobe.backends import PromptTooLong, fork
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.local_server import LocalServer, available_kinds
 from cotprobe.backends.openai import OpenAIBackend, ScoringUnavailable, ServerError, distinguishing_prefixes
-from cotprobe.generate import GenerationSettings, generate
+from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.probe import ForceSettings, forcing_suffix, scored_confidence
 from cotprobe.prompts import CONFIDENCE_PREFIX
 from cotprobe.profiles import get_profile
 from cotprobe.records import Question
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.truncate import truncate
+from cotprobe.cuts import truncate
 
 pytestmark = pytest.mark.server
 

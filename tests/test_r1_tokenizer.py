@@ -11,7 +11,7 @@ import torch
 
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
-from cotprobe.generate import GenerationSettings, ThinkTagError, build_prompt, generate, thought_ids
+from cotprobe.tracing import GenerationSettings, ThinkTagError, build_prompt, generate, thought_ids
 from cotprobe.probe import ForceSettings, close_at, closing_for, exclusive_logprobs, force_cuts, label_options
 from cotprobe.profiles import for_style, get_profile
 from cotprobe.prompts import few_shot_exemplars
@@ -19,7 +19,8 @@ from cotprobe.records import Question
 from cotprobe.reference import r1_tokenizer, random_qwen2
 from cotprobe.scales import NUMERIC_100, VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.truncate import plan_cuts, probe_cuts, segment_trace
+from cotprobe.cuts import plan_cuts, probe_cuts
+from cotprobe.steps import segment_trace
 
 THINK, END = 151648, 151649  # <think>, </think> in R1's vocabulary
 QUESTION = Question(id="q", question="What is the capital of France?", answer="Paris")

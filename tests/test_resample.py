@@ -14,7 +14,7 @@ from cotprobe.records import Confidence, Question, Resample, Trace
 from cotprobe.resample import resample_cuts, thought_length
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.truncate import Cut, ResampleSettings, truncate
+from cotprobe.cuts import Cut, ResampleSettings, truncate
 
 THOUGHT = "Step one. Step two. Step three. Step four."
 PROFILE = get_profile("think-prefill")

@@ -292,7 +292,7 @@ def test_list_items_are_not_led_into():
 def test_token_char_starts_matches_decoding_every_prefix(text):
     from cotprobe.backends.tiny import tiny_tokenizer
     from cotprobe.segment import token_char_starts
-    from cotprobe.tag import TokenizerBackend
+    from cotprobe.steps import TokenizerBackend
 
     backend = TokenizerBackend(tiny_tokenizer())
     ids = backend.encode(text)

@@ -1,16 +1,13 @@
 import re
-from argparse import Namespace
+from dataclasses import replace
 
 import pytest
 
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.data import load_dataset
-from cotprobe.generate import (
-    GenerationSettings,
-    build_prompt,
-    generate,
-    setup_generation,
-)
+from cotprobe.tracing import GenerationSettings, build_prompt, generate
+from cotprobe.config import RunConfig
+from cotprobe.experiment import setup
 from cotprobe.grade import grade
 from cotprobe.profiles import for_style, get_profile
 from cotprobe.prompts import (
@@ -98,13 +95,12 @@ def test_slow_think_generation_records_thought_and_settings(tiny_parts, question
                             GenerationSettings(style="slow-think"))
     assert trace.cot == thought and trace.thinking_ended == "stop" and trace.correct
     assert trace.style == "slow-think" and trace.prompt.endswith("<think>\n")
-    args = Namespace(model="tiny-random", profile=None, scale="verbal10", dataset="trivia", limit=2, seed=0,
-                     style="slow-think", budget=8, batch_size=2, cache_dir=None)
-    _, _, profile, _, _, recorded = setup_generation(args)
-    assert profile.name == "slow-think" and recorded["profile"]["name"] == "slow-think"
-    assert [e["id"] for e in recorded["few_shot"]] == [e["id"] for e in EXEMPLARS]
-    args.style = "cot"
-    assert "few_shot" not in setup_generation(args)[5]
+    config = RunConfig(model="tiny-random", scale="verbal10", dataset="trivia", limit=2, seed=0,
+                       style="slow-think", budget=8, batch_size=2)
+    ex = setup(config, tmp_path)
+    assert ex.profile.name == "slow-think" and ex.recorded["profile"]["name"] == "slow-think"
+    assert [e["id"] for e in ex.recorded["few_shot"]] == [e["id"] for e in EXEMPLARS]
+    assert "few_shot" not in setup(replace(config, style="cot"), tmp_path).recorded
 
 
 # A Qwen3-like template: drops the thought of earlier assistant turns and, with thinking off,

@@ -1,15 +1,17 @@
 import json
 
 import pytest
-from test_ablate import PROFILE, respond
+from conftest import PROFILE, respond
 
 from cotprobe.backends.scripted import ScriptedBackend
-from cotprobe.generate import GenerationSettings, generate
+from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.records import Confidence, Probe, Step, Tag, read_jsonl
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.tag import change_relation, main, step_changes
-from cotprobe.truncate import segment_trace, truncate
+from cotprobe.behaviours import change_relation, step_changes
+from cotprobe.tag import main
+from cotprobe.steps import segment_trace
+from cotprobe.cuts import truncate
 
 
 @pytest.fixture()

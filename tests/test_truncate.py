@@ -6,14 +6,15 @@ import pytest
 from conftest import assert_greedy_agree
 
 from cotprobe.backends.hf import HFBackend
-from cotprobe.generate import GenerationSettings, generate
-from cotprobe.generate import build_prompt
+from cotprobe.tracing import GenerationSettings, generate
+from cotprobe.tracing import build_prompt
 from cotprobe.probe import ForceSettings, close_at, closing_for, forcing_suffix
 from cotprobe.profiles import get_profile
 from cotprobe.records import Probe, Question, Step
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace, truncate
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts, truncate
+from cotprobe.steps import segment_trace
 
 
 def step(i, start, end, t0, t1):

@@ -1,0 +1,214 @@
+"""The run configuration: one frozen record of what a run is made with, and the command-line
+options shared by every stage that runs a model.
+
+`RunConfig.from_args` builds it from parsed options; `RunConfig.from_run` takes the model and
+data options from the manifest of the run that made the traces (refusing, by name, an option
+the user gave that contradicts it). `resolve_run` is the one rule of the probing commands
+(truncate, ablate) for where they work and with which settings, including the default
+experiment that a command line without arguments runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .cli import given_options, non_negative_int, positive_float, positive_int
+from .data import DATASETS
+from .models import DEFAULT_MODEL, Loading, add_loading_arguments, loading_from
+from .profiles import PROFILES
+from .prompts import DEFAULT_TEMPLATE, STYLES, TEMPLATE_NAMES
+from .scales import SCALES
+from .store import open_existing, read_manifest, stage_settings
+
+# Where a confidence value comes from (Confidence fields): what the model wrote, the expected
+# value of its scored label distribution, or that distribution's most likely label.
+SOURCES = ("sampled", "expected", "scored")
+
+# What `python -m cotprobe.truncate` (and `cotprobe.ablate`) run with no arguments at all: a small
+# experiment that shows the method on a CPU in minutes. The embedded 135M chat model writes a
+# one-sentence CoT under the plain cot prompt, so cuts collapse onto its two ends; the paper's
+# in-context slow thinking (§4.3: three hesitant, self-correcting exemplars, thought in think
+# tags) makes it write a thought of many steps. 30 questions and a 192-token budget keep it within
+# minutes on two cores. Any argument given: the options' own defaults (the paper's cot prompt).
+DEFAULT_EXPERIMENT = {"dataset": "trivia", "style": "slow-think", "limit": 30, "budget": 192}
+DEFAULT_EXPERIMENT_N = DEFAULT_EXPERIMENT["limit"]  # questions of the default experiment
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides which traces a run holds and how a model is run and graded."""
+
+    model: str = DEFAULT_MODEL
+    profile: str | None = None  # None: the model's own (embedded models) or refused
+    dataset: str = "trivia"
+    limit: int | None = None
+    seed: int = 0
+    style: str = "cot"
+    prompt_template: str = DEFAULT_TEMPLATE
+    scale: str = "verbal10"
+    budget: int = 256
+    cue_budget: int = 2048
+    batch_size: int = 8
+    cache_dir: str | None = None
+    data_dir: str | None = None
+    backend: str = "hf"
+    base_url: tuple[str, ...] | None = None
+    timeout: float | None = None
+    concurrency: int | None = None
+    max_retries: int | None = None
+    loading: Loading = Loading()
+    reuse_cache: bool = True  # False: --naive (re-encode every cut)
+    grader: str = "rules"
+    judge_model: str | None = None
+    judge_backend: str = "hf"
+    judge_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cue_budget < 0:
+            raise ValueError(f"--cue-budget {self.cue_budget}: must be 0 or more")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "RunConfig":
+        """From parsed options (add_run_arguments); options a command lacks keep their defaults."""
+        names = {f.name for f in fields(cls)} - {"loading", "reuse_cache", "base_url"}
+        given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+        urls = getattr(args, "base_url", None)
+        return cls(**given, base_url=tuple(urls) if urls else None, loading=loading_from(args),
+                   reuse_cache=not getattr(args, "naive", False))
+
+    def server_options(self) -> dict:
+        """--timeout, --concurrency, --max-retries as `load_backend` keyword arguments (None: default)."""
+        concurrency = self.concurrency
+        if concurrency is None and self.batch_size > 16:
+            concurrency = self.batch_size
+        return {"timeout": self.timeout, "concurrency": concurrency, "retries": self.max_retries}
+
+    def from_run(self, run_dir: str | Path, given: set[str] = frozenset()) -> "RunConfig":
+        """This configuration with the model, profile, data and prompt options of the run that
+        made the traces. `given`: the options the user wrote (cli.given_options); one that
+        contradicts the run is refused, naming it, instead of being silently replaced."""
+        made = stage_settings(read_manifest(run_dir), "generate")
+        try:
+            recorded = {option: made[key] for option, key in RUN_OPTIONS} | {"profile": made["profile"]["name"]}
+        except (KeyError, TypeError):
+            raise ValueError(f"{run_dir}: no generation recorded in manifest.json; is it a cotprobe run?") from None
+        for option, value in recorded.items():
+            if option in given and getattr(self, option) != value:
+                flag = "-n" if option == "limit" else f"--{option.replace('_', '-')}"
+                raise ValueError(
+                    f"{flag} {getattr(self, option)}: the traces of {run_dir} were made with {flag} {value}; "
+                    f"leave {flag} out to probe them, or generate new traces into a new --out"
+                )
+        if made.get("source") == "ingest":  # cotprobe.ingest keeps the questions in the run directory
+            recorded["dataset"] = str(Path(run_dir) / made["dataset"])
+        # runs made before these were recorded used the compact prompt and a 512-token cue budget
+        return replace(self, **recorded, prompt_template=made.get("prompt_template_spec", "compact"),
+                       cue_budget=made.get("cue_budget", 512))
+
+
+# Options that say which traces a run holds: (option, manifest key of the generate stage).
+RUN_OPTIONS = [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
+               ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]
+
+
+def default_experiment(parser: argparse.ArgumentParser, argv: list[str] | None) -> list[str]:
+    """The command line to parse: with none given, parser defaults become DEFAULT_EXPERIMENT."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.set_defaults(**DEFAULT_EXPERIMENT)
+    return argv
+
+
+def resolve_run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None,
+                run_dir: str | None, run_flag: str) -> tuple[Path, RunConfig]:
+    """The run directory a probing command (truncate, ablate) works in, and its configuration.
+
+    With a run to reuse (`run_dir`, given as `run_flag`): its recorded model and data options
+    are taken, and an option the user gave that contradicts them is refused, as is an --out
+    elsewhere (the probes go into the run that holds the traces). Without one: the default
+    experiment (no --dataset, no -n) is DEFAULT_EXPERIMENT_N questions of the default
+    dataset, said on stderr; any --dataset given runs all of it unless -n says otherwise."""
+    given = given_options(parser, argv)
+    config = RunConfig.from_args(args)
+    if run_dir:
+        open_existing(run_dir)
+        if "out" in given and Path(args.out).resolve() != Path(run_dir).resolve():
+            raise ValueError(f"--out {args.out}: {run_flag} {run_dir} writes its probes into {run_dir}; "
+                             f"leave --out out (or copy the run directory to {args.out} and probe the copy)")
+        return Path(run_dir), config.from_run(run_dir, given)
+    if "dataset" not in given and "limit" not in given:
+        config = replace(config, limit=DEFAULT_EXPERIMENT_N)
+        print(f"default experiment: {DEFAULT_EXPERIMENT_N} questions of {config.dataset} "
+              "(give -n or --dataset to change)", file=sys.stderr)
+    return Path(args.out), config
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs a model (the fields of RunConfig)."""
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"embedded model name, local model folder or Hugging Face id (default {DEFAULT_MODEL})")
+    parser.add_argument("--profile", choices=sorted(PROFILES),
+                        help="model family profile (think tags, template options); required for non-embedded models")
+    parser.add_argument("--dataset", default="trivia",
+                        help=f"bundled set ({', '.join(DATASETS)}) or a .jsonl/.csv file (default trivia)")
+    parser.add_argument("-n", "--limit", type=positive_int, default=None,
+                        help="seeded sample of this many questions (default: all of --dataset; arithmetic: 100)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--style", choices=sorted(STYLES), default="cot", help="prompt style (default cot)")
+    parser.add_argument("--prompt-template", default=DEFAULT_TEMPLATE, metavar="NAME|FILE",
+                        help=f"prompt template: {', '.join(TEMPLATE_NAMES)} or a JSON file (default {DEFAULT_TEMPLATE}: "
+                             "the paper's prompt, with the classes' probability ranges; non-reasoning models restate "
+                             "answer and confidence in a second turn; 'compact' is the earlier short prompt)")
+    parser.add_argument("--scale", default="verbal10",
+                        help=f"confidence scale: {', '.join(SCALES)} or a JSON file (default verbal10)")
+    parser.add_argument("--budget", type=positive_int, default=256,
+                        help="thinking token budget (default %(default)s; paper: 4096-8192)")
+    parser.add_argument("--cue-budget", type=int, default=2048,
+                        help="profiles with the confidence cue (think-cue): tokens the model may think on after the "
+                             "cue (default 2048, as the paper)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="generation batch size (default %(default)s)")
+    parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
+    parser.add_argument("--backend", choices=("hf", "openai"), default="hf",
+                        help="hf: run the model here with transformers (default); openai: send requests to an "
+                             "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
+    parser.add_argument("--base-url", action="append", default=None, metavar="URL",
+                        help="server address for --backend openai, e.g. http://localhost:8000/v1; several "
+                             "servers of the same model: repeat it, separate with commas, or @FILE (one per line)")
+    parser.add_argument("--data-dir", default=None,
+                        help="where a paper benchmark's files are (folder or file; default "
+                             "~/.cache/cotprobe/datasets/<name>/; see data/README.md)")
+    add_server_arguments(parser)
+    add_loading_arguments(parser)
+    grading = parser.add_argument_group(
+        "grading", "rules (default, offline): alias match, choice letters, numbers (cotprobe.grade). judge: the "
+                   "paper's grader, an LLM judge (SimpleQA-style correct / incorrect / not attempted; only correct "
+                   "counts; prompt cotprobe/_data/grader_prompt.json) through any backend; its verdicts go to "
+                   "<run>/verdicts.jsonl, are not asked again, and unparsed ones are counted and graded incorrect")
+    grading.add_argument("--grader", choices=("rules", "judge"), default="rules", help="default rules")
+    grading.add_argument("--judge-model", default=None, metavar="MODEL",
+                         help="the grading judge (embedded name, local folder, hub id, or the served model's name)")
+    grading.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
+    grading.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that talks to a completions server (--backend openai)."""
+    group = parser.add_argument_group("server options (--backend openai)")
+    group.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                       help="seconds one request may take before it is retried (default 1800: an 8k-token "
+                            "thought on a 32B model at a few tokens/s)")
+    group.add_argument("--concurrency", type=positive_int, default=None, metavar="N",
+                       help="requests in flight at once (default 16 per server, or --batch-size if larger)")
+    group.add_argument("--max-retries", type=non_negative_int, default=None, metavar="N",
+                       help="further tries of a request after a connection error, timeout, 429 or 5xx, on "
+                            "another server where there are several (default 3); finished requests are cached")
+
+
+def server_options(args: argparse.Namespace) -> dict:
+    """The server options of a command that has no RunConfig (tag's judge)."""
+    return RunConfig(timeout=getattr(args, "timeout", None), concurrency=getattr(args, "concurrency", None),
+                     max_retries=getattr(args, "max_retries", None),
+                     batch_size=getattr(args, "batch_size", 8)).server_options()

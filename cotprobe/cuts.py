@@ -1,0 +1,180 @@
+"""Cut planning and the cut sweep: where to cut each chain of thought (nearest step boundary,
+exact token fraction, or after every step), and probing every trace at its cuts (answer and
+confidence forced after each prefix, `cotprobe.probe`), with hidden states and resampled
+continuations at the same cuts when asked. Cuts of one trace share its encoding, so each costs
+only its forcing suffix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from .grade import grade
+from .probe import ForceSettings, force_cuts
+from .profiles import Profile
+from .records import Probe, Question, Resample, Step, Trace
+from .resample import resample_cuts
+from .scales import Scale
+from .steps import ensure_steps
+from .store import RunDir
+
+CUT_MODES = ("step", "token", "every-step")
+
+
+@dataclass(frozen=True)
+class Cut:
+    fraction_requested: float
+    fraction_realised: float
+    step_index: int  # whole steps kept
+    token_index: int  # CoT tokens kept
+
+
+MAX_CUTS = 1001  # requested cut levels at most (every step boundary: --cut every-step)
+
+
+def parse_fractions(spec: str) -> list[float]:
+    """'0:1:0.1' (start:stop:step, inclusive) or '0,0.25,0.5,1'; at most MAX_CUTS values."""
+    bad = f"--fractions {spec!r}"
+    try:
+        if ":" in spec:
+            start, stop, step = (float(x) for x in spec.split(":"))
+            if not all(np.isfinite([start, stop, step])) or step <= 0:
+                raise ValueError(f"{bad}: the step must be a positive number")
+            count = (stop - start) / step
+            if count + 1 > MAX_CUTS:
+                raise ValueError(f"{bad}: {int(count) + 1:,} cuts; at most {MAX_CUTS} "
+                                 "(for a cut after every step use --cut every-step)")
+            values = np.round(np.arange(start, stop + step / 2, step), 6).tolist()
+        else:
+            values = [float(x) for x in spec.split(",")]
+    except ValueError as exc:
+        if str(exc).startswith(bad):
+            raise
+        raise ValueError(f"{bad}: use start:stop:step (e.g. 0:1:0.1) or a comma list") from None
+    if not values or any(not 0 <= v <= 1 for v in values):
+        raise ValueError(f"{bad}: fractions must lie in [0, 1]")
+    values = sorted(set(values))
+    if len(values) > MAX_CUTS:
+        raise ValueError(f"{bad}: {len(values):,} cuts; at most {MAX_CUTS}")
+    return values
+
+
+
+def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: str = "step") -> list[Cut]:
+    """Where to cut for each fraction: nearest step boundary, exact token fraction, or every step."""
+    boundaries = sorted({0, n_tokens, *(s.token_end for s in steps)})
+    def steps_kept(t: int) -> int:
+        return sum(1 for s in steps if s.token_end <= t)
+    def realised(t: int, requested: float) -> float:
+        return t / n_tokens if n_tokens else requested
+    if mode == "every-step":
+        return [Cut(realised(t, 1.0), realised(t, 1.0), steps_kept(t), t) for t in boundaries]
+    cuts = []
+    for f in fractions:
+        target = f * n_tokens
+        if mode == "token":
+            t = int(round(target))
+        elif mode == "step":
+            t = min(boundaries, key=lambda b: (abs(b - target), b))
+        else:
+            raise ValueError(f"unknown cut mode {mode!r}: use one of {', '.join(CUT_MODES)}")
+        cuts.append(Cut(f, realised(t, f), steps_kept(t), t))
+    return cuts
+
+
+def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
+               scale: Scale, force: ForceSettings, max_rows: int = 16) -> list[Probe]:
+    """Probe one trace at every cut: distinct cut points run as rows of one batch over the
+    trace's shared encoding (at most max_rows at a time, to bound cache memory), each closed
+    the same way (`cotprobe.probe.force_cuts`). A backend that runs rows one at a time gets one cut
+    per fork, so it never holds more than one cut's cache. (Hidden states for `cotprobe.latent` are
+    taken by `store_hidden`.)"""
+    prompt_ids = backend.encode(trace.prompt)
+    ids = prompt_ids + trace.cot_token_ids
+    points = sorted({c.token_index for c in cuts}, reverse=True)
+    max_rows = max_rows if getattr(backend, "shares_rows", False) else 1  # one cut's cache at a time
+    forced = force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + t for t in points], profile, scale,
+                        force, max_rows)
+    made = dict(zip(points, forced))
+    probes = []
+    for cut in cuts:
+        answer, confidence = made[cut.token_index]
+        result = grade(question, answer)
+        probes.append(Probe(
+            question_id=trace.question_id, condition="cut", fraction_requested=cut.fraction_requested,
+            fraction_realised=cut.fraction_realised, step_index=cut.step_index,
+            token_index=cut.token_index, answer=answer, confidence=confidence,
+            correct=result.correct, grader=result.grader,
+        ))
+    return probes
+
+
+@dataclass(frozen=True)
+class ResampleSettings:
+    """truncate --resample: k continuations per cut at `temperature`, within `budget` thinking
+    tokens in all, at the cut levels in `fractions` (None: every level)."""
+
+    k: int
+    temperature: float = 0.7
+    budget: int = 256
+    seed: int = 0
+    fractions: tuple[float, ...] | None = None
+
+
+def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: RunDir, profile: Profile,
+             scale: Scale, fractions: list[float], mode: str = "step",
+             force: ForceSettings = ForceSettings(), hidden_store=None,
+             resample: ResampleSettings | None = None) -> list[Probe]:
+    """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming.
+
+    hidden_store (a `cotprobe.hidden.HiddenStore`): also store every cut's hidden states (see
+    `store_hidden`). resample: also sample continuations at the cuts (resamples.jsonl)."""
+    run.repair_records(Probe, Resample)
+    resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.resamples()}
+    steps_by_q = ensure_steps(run, traces, backend)  # whole step lists only (see store.steps_complete)
+    done: dict[str, list[Probe]] = {}
+    for p in run.probes():
+        if p.condition == "cut":
+            done.setdefault(p.question_id, []).append(p)
+    out = []
+    for trace in tqdm(traces, desc="truncate", unit="trace"):
+        cuts = plan_cuts(steps_by_q[trace.question_id], len(trace.cot_token_ids), fractions, mode)
+        have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
+        todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]
+        question = questions[trace.question_id]
+        hidden: dict[int, object] = {}
+        if todo:
+            for probe in probe_cuts(backend, trace, question, todo, profile, scale, force):
+                run.add(probe)
+                done.setdefault(trace.question_id, []).append(probe)
+        if hidden_store is not None:
+            store_hidden(backend, trace, cuts, hidden_store, hidden)
+        if resample is not None:
+            wanted = [c for c in cuts if round(c.fraction_requested, 6) not in
+                      {f for q, f in resampled if q == trace.question_id}
+                      and (resample.fractions is None
+                           or any(abs(c.fraction_requested - f) < 1e-9 for f in resample.fractions))]
+            if wanted:
+                for record in resample_cuts(backend, trace, question, wanted, profile, scale, resample.k,
+                                            resample.temperature, resample.budget, force, resample.seed):
+                    run.add(record)
+        out.extend(done.get(trace.question_id, []))
+    return out
+
+
+def store_hidden(backend, trace: Trace, cuts: list[Cut], store, computed: dict[int, object]) -> None:
+    """Store the hidden states of every cut (and of the end of the thought) not stored yet:
+    those computed by the sweep, the rest from one pass over the trace."""
+    points = sorted({c.token_index for c in cuts} | {len(trace.cot_token_ids)})
+    missing = [t for t in points if t not in computed and not store.has(trace.question_id, "cut", t)]
+    if missing:
+        prompt_ids = backend.encode(trace.prompt)
+        states = backend.hidden_states(prompt_ids + trace.cot_token_ids[:max(missing)],
+                                       [len(prompt_ids) + t - 1 for t in missing], store.layers)
+        computed.update(zip(missing, states.numpy()))
+    fresh = [t for t in points if not store.has(trace.question_id, "cut", t)]
+    if fresh:
+        store.append(trace.question_id, "cut", fresh, [computed[t] for t in fresh])
