@@ -10,7 +10,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 RESUME_NOTE = "finished records are saved; run the same command again to resume"
 
@@ -30,26 +30,28 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (PromptTooLong, ServerError, DatasetError, ModelError, RecordError, RunDirError, FileNotFoundError, ValueError)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(minimum: int, rule: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{rule}, got {value}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+positive_int = _whole_number(1, "must be at least 1")  # argparse type: an integer of at least 1
+non_negative_int = _whole_number(0, "must be 0 or more")  # argparse type: an integer of at least 0
+
+
+def run_dir_parser(prog: str, description: str, run_dir_help: str) -> argparse.ArgumentParser:
+    """The parser of a command over an existing run directory: RUN_DIR and --resamples."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("run_dir", help=run_dir_help)
+    parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
+    return parser
 
 
 def positive_float(text: str) -> float:

@@ -12,25 +12,23 @@ runs stop at every step boundary.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .plots import plot_early_exit
 from .records import LatentPrediction
 from .stopping import early_exit_metrics, print_early_exit, views
+from .cli import run_dir_parser
 from .store import RunDir, open_existing
 from .summary import update_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cotprobe.early_exit",
-        description="Replay early-exit policies (confidence thresholds: verbal, scored, latent; a stable answer over "
-                    "k cuts; fixed fractions) on a run's cut probes: tokens used against accuracy, Pareto frontier, "
-                    "token reduction at matched accuracy. No model is loaded.",
-    )
-    parser.add_argument("run_dir", help="a run directory with cut probes (python -m cotprobe.truncate)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser = run_dir_parser(
+        "python -m cotprobe.early_exit",
+        "Replay early-exit policies (confidence thresholds: verbal, scored, latent; a stable answer over k cuts; "
+        "fixed fractions) on a run's cut probes: tokens used against accuracy, Pareto frontier, token reduction "
+        "at matched accuracy. No model is loaded.",
+        "a run directory with cut probes (python -m cotprobe.truncate)")
     args = parser.parse_args(argv)
     run_dir = open_existing(args.run_dir)
     run = RunDir(run_dir)  # read only: no lock

@@ -19,7 +19,6 @@ figures/latent_prefix_accuracy.png.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from . import hidden as hs
 from .backends import load_backend
+from .cli import run_dir_parser
 from .config import SOURCES
 from .linprobe import ProbeSettings, cross_validate, latent_metrics, print_latent_summary
 from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
@@ -38,13 +38,12 @@ from .summary import update_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cotprobe.latent",
-        description="Train linear probes on the hidden states at every cut to predict whether the forced answer "
-                    "is correct, and compare that latent confidence with the verbal one (AUROC, ECE, Brier per cut "
-                    "and layer). Missing hidden states are extracted with the run's model (hf backend).",
-    )
-    parser.add_argument("run_dir", help="a run directory with probes (python -m cotprobe.truncate or cotprobe.ablate)")
+    parser = run_dir_parser(
+        "python -m cotprobe.latent",
+        "Train linear probes on the hidden states at every cut to predict whether the forced answer is correct, "
+        "and compare that latent confidence with the verbal one (AUROC, ECE, Brier per cut and layer). Missing "
+        "hidden states are extracted with the run's model (hf backend).",
+        "a run directory with probes (python -m cotprobe.truncate or cotprobe.ablate)")
     parser.add_argument("--layers", default=None,
                         help="layers: 'default' (8 spread over the depth, with the last), 'all' or a list such as "
                              "6,12,-1 (0 = embeddings); default: the layers already stored, else 'default'")
@@ -55,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over questions (default 5)")
     parser.add_argument("--C", type=float, default=ProbeSettings.C,
                         help=f"inverse L2 strength of the logistic probes (default {ProbeSettings.C})")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
     args = parser.parse_args(argv)
     if not args.C > 0:

@@ -12,12 +12,11 @@ confidence changes: see `cotprobe.behaviours`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .backends import load_backend
 from .behaviours import behaviour_section, print_behaviours, trajectories
-from .cli import positive_int
+from .cli import positive_int, run_dir_parser
 from .config import SOURCES, add_server_arguments, server_options
 from .judge import load_judge_prompt
 from .models import add_loading_arguments, loading_from
@@ -28,17 +27,15 @@ from .summary import update_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cotprobe.tag",
-        description="Tag reasoning behaviours (backtracking, alternatives, verification, hedging, conclusion) "
-                    "in every step of a run's traces; print counts; relate behaviours to confidence changes.",
-    )
-    parser.add_argument("run_dir", help="a run directory with traces.jsonl")
+    parser = run_dir_parser(
+        "python -m cotprobe.tag",
+        "Tag reasoning behaviours (backtracking, alternatives, verification, hedging, conclusion) in every step "
+        "of a run's traces; print counts; relate behaviours to confidence changes.",
+        "a run directory with traces.jsonl")
     parser.add_argument("--lexicon", default=None, help="behaviour lexicon JSON (default: the shipped cotprobe/_data/behaviours.json)")
     parser.add_argument("--source", choices=SOURCES, default="expected",
                         help="confidence used for the change analysis (default expected)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (for the tokenizer)")
-    parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
     judging = parser.add_argument_group(
         "LLM judge", "tag with a model instead of the lexicon: it is asked, step by step, which behaviours "
                      "the step shows (prompt: cotprobe/_data/judge_prompt.json); its answers go to judgements.jsonl, "
