@@ -14,8 +14,9 @@ from .config import RunConfig
 from .models import EMBEDDED, check_name
 from .profiles import PROFILES, Profile, for_style, get_profile
 from .prompts import confidence_cue, few_shot_exemplars, get_template, prompt_spec
-from .records import Question
+from .records import Question, Verdict
 from .scales import Scale, get_scale
+from .store import RECORD_FILES
 from .tracing import GenerationSettings, check_prompts
 
 
@@ -77,7 +78,7 @@ def setup_grader(config: RunConfig, run_dir: str | Path):
 
     backend = load_backend(config.judge_model, kind=config.judge_backend, cache_root=config.cache_dir,
                            base_url=config.judge_base_url)
-    judge = AnswerJudge(backend, config.judge_model, load_grader_prompt(), Path(run_dir) / "verdicts.jsonl")
+    judge = AnswerJudge(backend, config.judge_model, load_grader_prompt(), Path(run_dir) / RECORD_FILES[Verdict])
     for kind_name in grading.DEFAULT_GRADERS:
         grading.register_grader(kind_name, judge)
     return judge.describe(config.judge_backend), judge
