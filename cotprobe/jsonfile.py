@@ -25,6 +25,12 @@ class JSONFileError(ValueError):
         super().__init__(f"{place}: {problem} ({detail})")
         self.path, self.problem, self.detail, self.line = path, problem, detail, line
 
+    @property
+    def reason(self) -> str:
+        """The problem without the file, the line inside the brackets ('not valid JSON (line 3:
+        Expecting value)'), for messages that name the file their own way."""
+        return f"{self.problem} (line {self.line}: {self.detail})" if self.line else f"{self.problem} ({self.detail})"
+
 
 def read_text(path: Path) -> str:
     """A file's text as UTF-8 (a leading byte-order mark is dropped)."""
