@@ -53,7 +53,7 @@ def as_list(value: Any, where: str, column: str) -> list[str]:
         text = value.strip()
         if not text.startswith("["):
             return [part.strip() for part in text.split("|") if part.strip()]
-        value = loads(text, f"{where}: field {column!r}", not_json="is not a valid JSON list")
+        value = loads(text, where, not_json=f"field {column!r} is not a valid JSON list")
     if not isinstance(value, (list, tuple)):
         raise DatasetError(f"{where}: field {column!r} should be a list, got {show(value)}")
     items = [cell(v, where, f"{column}[{i}]") for i, v in enumerate(value)]
@@ -75,7 +75,7 @@ def as_object(value: Any, where: str, column: str) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        value = loads(value, f"{where}: field {column!r}", not_json="is not a valid JSON object")
+        value = loads(value, where, not_json=f"field {column!r} is not a valid JSON object")
     if not isinstance(value, dict):
         raise DatasetError(f"{where}: field {column!r} should be an object, got {show(value)}")
     return value
