@@ -13,11 +13,13 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .backends import cut_at_stop
+from .jsonfile import JSONFileError, read_json
 from .records import Judgement, Step, Tag, Verdict
 from .resources import data_path
 from .tags import BEHAVIOURS
@@ -37,19 +39,29 @@ class JudgePrompt:
 
 
 def load_judge_prompt(path: str | Path | None = None) -> JudgePrompt:
-    path = Path(path) if path else data_path("judge_prompt.json")
+    """The tagging judge's prompt (cotprobe/_data/judge_prompt.json, or a file in its format)."""
+    return _load_prompt(Path(path) if path else data_path("judge_prompt.json"), "the judge prompt",
+                        ("{step}",), max_tokens=16, close_ends="the judge's answer")
+
+
+def _load_prompt(path: Path, what: str, placeholders: tuple[str, ...], max_tokens: int,
+                 close_ends: str) -> JudgePrompt:
+    """A prompt file: strings 'instruction' (holding every placeholder), 'open' and a non-empty
+    'close'; optional 'max_tokens' (default `max_tokens`) and 'version'. Any problem is a
+    ValueError naming the file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the judge prompt: {exc}") from None
+        data = read_json(path, f"{what}: an object with 'instruction', 'open' and 'close'")
+    except JSONFileError as exc:
+        raise ValueError(f"{path}: cannot read {what}: {exc.reason}") from None
     for key in ("instruction", "open", "close"):
         if not isinstance(data.get(key), str):
-            raise ValueError(f"{path}: the judge prompt needs a string {key!r}")
-    if "{step}" not in data["instruction"]:
-        raise ValueError(f"{path}: the instruction has no {{step}} placeholder")
+            raise ValueError(f"{path}: {what} needs a string {key!r}")  # noqa: TRY004 - every bad prompt file is a ValueError
+    for placeholder in placeholders:
+        if placeholder not in data["instruction"]:
+            raise ValueError(f"{path}: the instruction has no {placeholder} placeholder")
     if not data["close"]:
-        raise ValueError(f"{path}: 'close' must not be empty (it ends the judge's answer)")
-    return JudgePrompt(data["instruction"], data["open"], data["close"], int(data.get("max_tokens", 16)),
+        raise ValueError(f"{path}: 'close' must not be empty (it ends {close_ends})")
+    return JudgePrompt(data["instruction"], data["open"], data["close"], int(data.get("max_tokens", max_tokens)),
                        str(data.get("version", "")), hashlib.sha256(path.read_bytes()).hexdigest(), str(path))
 
 
@@ -144,7 +156,7 @@ class AnswerJudge:
 
     def __init__(self, backend, model: str, prompt: JudgePrompt, cache: str | Path | None = None):
         self.backend, self.model, self.prompt = backend, model, prompt
-        self.key = f"judge:{model}@{prompt.sha256[:12]}"
+        self.key = judge_key(model, prompt)
         self.version = prompt.sha256[:12]
         self.cache = Path(cache) if cache else None
         self.verdicts: dict[tuple[str, str], Verdict] = {}
@@ -196,18 +208,5 @@ class AnswerJudge:
 
 def load_grader_prompt(path: str | Path | None = None) -> JudgePrompt:
     """The grading judge's prompt (cotprobe/_data/grader_prompt.json, or a file in its format)."""
-    path = Path(path) if path else data_path("grader_prompt.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the grader prompt: {exc}") from None
-    for key in ("instruction", "open", "close"):
-        if not isinstance(data.get(key), str):
-            raise ValueError(f"{path}: the grader prompt needs a string {key!r}")
-    for placeholder in ("{question}", "{gold}", "{answer}"):
-        if placeholder not in data["instruction"]:
-            raise ValueError(f"{path}: the instruction has no {placeholder} placeholder")
-    if not data["close"]:
-        raise ValueError(f"{path}: 'close' must not be empty (it ends the verdict)")
-    return JudgePrompt(data["instruction"], data["open"], data["close"], int(data.get("max_tokens", 8)),
-                       str(data.get("version", "")), hashlib.sha256(path.read_bytes()).hexdigest(), str(path))
+    return _load_prompt(Path(path) if path else data_path("grader_prompt.json"), "the grader prompt",
+                        ("{question}", "{gold}", "{answer}"), max_tokens=8, close_ends="the verdict")

@@ -7,10 +7,11 @@ the scored path asks the model's probability of (`labels`).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .jsonfile import read_json
 
 
 def _norm(text: str) -> str:
@@ -35,7 +36,7 @@ class Scale:
         seen: dict[str, str] = {}
         for label in self.labels:
             if not isinstance(label, str):
-                raise ValueError(f"{where}: label {label!r} is not text")
+                raise ValueError(f"{where}: label {label!r} is not text")  # noqa: TRY004 - every bad scale is a ValueError
             if not _norm(label):
                 raise ValueError(f"{where}: label {label!r} has no letters or digits")
             if _norm(label) in seen:
@@ -138,14 +139,7 @@ def get_scale(spec: str) -> Scale:
         raise ValueError(f"unknown confidence scale {spec!r}: use one of {', '.join(SCALES)} or a JSON file")
     if not path.is_file():
         raise ValueError(f"{path}: not a file (a custom --scale is a JSON file)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scale file is a JSON object with 'labels' and 'values'")
+    data = read_json(path, "a scale file has 'labels' and 'values'")
     missing = [k for k in ("labels", "values") if k not in data]
     if missing:
         raise ValueError(f"{path}: a scale file needs 'labels' and 'values' (missing {', '.join(missing)})")
@@ -154,7 +148,7 @@ def get_scale(spec: str) -> Scale:
         raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)} (a scale has name, labels, values, ranges)")
     for key in [k for k in ("labels", "values", "ranges") if k in data]:
         if not isinstance(data[key], list):
-            raise ValueError(f"{path}: '{key}' must be a JSON list, got {type(data[key]).__name__}")
+            raise ValueError(f"{path}: '{key}' must be a JSON list, got {type(data[key]).__name__}")  # noqa: TRY004
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{path}: 'name' must be non-empty text")

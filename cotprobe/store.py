@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
+from .jsonfile import JSONFileError, read_json
 from .records import (Judgement, LatentPrediction, Probe, RecordError, Resample, Step, Tag, Trace, Verdict,
                       iter_jsonl, to_dict, write_jsonl)
 
@@ -333,15 +334,9 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RunDirError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot be read ({exc.strerror})") from None
-    if not isinstance(manifest, dict):
-        raise RunDirError(f"{path}: expected a JSON object")
+        manifest = read_json(path, "a run manifest")
+    except JSONFileError as exc:
+        raise RunDirError(f"{path}: {exc.reason}") from None
     stages = manifest.get("stages", {})
     if not isinstance(stages, dict):
         raise RunDirError(f"{path}: 'stages' should be an object of stages, got {type(stages).__name__}")

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from .data import DatasetError, _row_to_question
+from .data import DatasetError
+from .data.readers import jsonl_objects
+from .data.user_files import row_to_question
 from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
 from .records import Question
 
@@ -155,10 +158,8 @@ def _question(row: dict, where: str, default_id: str) -> Question:
     for key in ("aliases", "choices", "kind", "subject", "source"):
         if row.get(key) is not None:
             fields[key] = row[key]
-    mapping = {name: name for name in ("id", "question", "answer", "kind", "aliases", "choices",
-                                       "subject", "source", "meta")}
     try:
-        return _row_to_question(fields, mapping, set(), where, default_id)
+        return row_to_question(fields, where, default_id)
     except DatasetError as exc:
         raise TraceFormatError(str(exc)) from None
 
@@ -183,18 +184,8 @@ def _trace(question: Question, row: dict, where: str, tags, model: str) -> Exter
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceFormatError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TraceFormatError(f"{where}: expected a JSON object per line")
-            yield where, row
+    """The objects of a JSON-lines file, each with its place 'FILE:LINE'."""
+    return jsonl_objects(path, "{path}:{line}", TraceFormatError, not_json="not valid JSON")
 
 
 def read_jsonl_traces(path: Path, tags=DEFAULT_TAGS) -> Iterator[ExternalTrace]:

@@ -108,7 +108,7 @@ def _expression_value(question: str) -> int | None:
     match = re.fullmatch(r"What is ([\d ()+\-×]+)\?", question)
     if not match:
         return None
-    return eval(match.group(1).replace("×", "*"), {"__builtins__": {}})  # noqa: S307
+    return eval(match.group(1).replace("×", "*"), {"__builtins__": {}})
 
 
 def _largest_number(question: str) -> int:
@@ -419,3 +419,35 @@ def test_parquet_shaped_rows_with_numpy_arrays():
     mmlu = parse_mmlu_pro([("f row 1", dict(MMLU_ROWS[0], options=np.array(["3", "4", "5"]),
                                             answer_index=np.int64(1)))])
     assert mmlu[0].choices == ["3", "4", "5"] and mmlu[0].answer == "B"
+
+
+# --------------------------------------------------------------------------- package modules
+
+
+def test_every_registered_set_is_listed_and_only_arithmetic_is_generated():
+    from cotprobe.data import REGISTRY
+
+    assert list(REGISTRY) == list(DATASETS)
+    assert [name for name, spec in REGISTRY.items() if spec.generated] == ["arithmetic"]
+
+
+def test_jsonl_objects_is_lazy_and_names_lines_its_callers_way(tmp_path):
+    from cotprobe.data.readers import jsonl_objects
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"b": 2}\n[3]\n')
+    rows = jsonl_objects(path, "{path}:{line}", KeyError)
+    assert next(rows) == (f"{path}:1", {"a": 1})
+    assert next(rows) == (f"{path}:3", {"b": 2})
+    with pytest.raises(KeyError, match=re.escape(f"{path}:4: expected a JSON object")):
+        next(rows)
+
+
+def test_row_to_question_maps_fields_by_name_and_keeps_other_keys_in_meta():
+    from cotprobe.data.user_files import row_to_question
+
+    question = row_to_question({"question": "Pick", "answer": "(b)", "choices": ["x", "y"], "extra": 1},
+                               "f line 1", "f-0001")
+    assert (question.id, question.kind, question.answer, question.meta) == ("f-0001", "mc", "B", {"extra": 1})
+    with pytest.raises(DatasetError, match=r"f line 1: field 'meta' is not a valid JSON object"):
+        row_to_question({"question": "q", "answer": "a", "meta": "{oops"}, "f line 1", "f-0001")

@@ -7,7 +7,13 @@ import sys
 import pytest
 
 from cotprobe.records import Question, Step, Trace, read_jsonl
-from cotprobe.traces_in import TraceFormatError, detect_format, parse_answer, read_traces, split_thought
+from cotprobe.traces_in import (
+    TraceFormatError,
+    detect_format,
+    parse_answer,
+    read_traces,
+    split_thought,
+)
 
 R1_THOUGHT = (
     "Okay, so I need to find how many ways to seat 5 people around a round table. "
@@ -136,7 +142,8 @@ def test_bad_rows_name_file_line_and_field(tmp_path, row, message):
 
 
 def _run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", *args], check=False, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_malformed_input_writes_nothing(tmp_path):
@@ -144,8 +151,8 @@ def test_malformed_input_writes_nothing(tmp_path):
     path.write_text(json.dumps(generic_rows()[0]) + "\n{not json\n")
     proc = _run("cotprobe.ingest", str(path), "--out", str(tmp_path / "run"), "--tokenizer", "tiny-random")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: {path}:2: not valid JSON (Expecting property name "
-                                                f"enclosed in double quotes)"]
+    assert proc.stderr.strip().splitlines() == [(f"error: {path}:2: not valid JSON (Expecting property name "
+                                                f"enclosed in double quotes)")]
     assert not (tmp_path / "run").exists()
 
 
