@@ -20,8 +20,9 @@ Bush", "J. K. Rowling"); an abbreviation-like unit after a number ("101,325 Pa. 
 does end one. A sentence never ends on a comma or colon, and a "!" glued to a
 number, letter or bracket before a word that is not capitalised is a factorial ("9!
 divided by (5! * 2!)", "(n-1)! ways"). Finally a piece that only leads into the next
-(ending on a comma, as in "So," before an equation on its own line, or a one- or two-word
-lead-in such as "So:" before display math) is joined to it.
+(ending on a comma, as in "So," before an equation on its own line; a lone filler such as
+"Hmm."; one connective word and a colon, "So:" or "Where:", before anything but code; a two-word
+lead-in such as "I had:" before display math) is joined to it.
 
 Token offsets (`token_char_starts`) come from one windowed batch decode, linear in the
 number of tokens.
@@ -180,15 +181,29 @@ def _sentence_cuts(doc, offset: int, special: frozenset[str]) -> list[int]:
 
 
 _DISPLAY_START = re.compile(r"\$\$|\\\[|\\begin\{")
+_FENCE_START = re.compile(r"```|~~~")
+
+
+_FILLER = re.compile(r"(?:hmm+|hm|um+|uh+|uhm|ah+|oh|huh)[.,!…]*", re.IGNORECASE)
 
 
 def _lead_in(piece: str, nxt: str) -> bool:
-    """Whether ``piece`` only leads into ``nxt``: it ends on a comma ("So,",
-    "And,") or it is a lead-in of one or two words ending on a colon before display math
-    ("So:", "I had:" then ``\\[ .. \\]``); a list item or heading is never led into."""
+    """Whether ``piece`` only leads into ``nxt`` and so is no step of its own.
+
+    One connective word ending on a colon ("So:", "Where:") leads into anything but fenced
+    code (a label such as "Output:" stays on its own). Otherwise a
+    list item or heading is never led into, and a lead-in is a piece ending on a comma ("So,",
+    "And,"), a lone filler ("Hmm.", "Um,") or two words ending on a colon before display math
+    ("I had:" then ``\\[ .. \\]``).
+    """
+    words = len(piece.split())
+    if piece[-1] == ":" and words == 1 and not _FENCE_START.match(nxt):
+        return True
     if _ITEM.match(nxt) or _HEADING.match(nxt):
         return False
-    return piece[-1] == "," or (piece[-1] == ":" and len(piece.split()) <= 2 and bool(_DISPLAY_START.match(nxt)))
+    if piece[-1] == "," or _FILLER.fullmatch(piece):
+        return True
+    return piece[-1] == ":" and words <= 2 and bool(_DISPLAY_START.match(nxt))
 
 
 def split_steps(text: str, nlp=None) -> list[Span]:
