@@ -7,7 +7,9 @@ precision, recall, F1 and support (hand-labelled positives) per behaviour, for e
 Splits record how the lexicon was developed, so you can tell in-sample from held-out
 numbers. "dev": lexicon 1.0 was written against these. "tune": written and labelled
 with 1.0 frozen, then used to make 1.1. "test": written and labelled with 1.1 frozen,
-then used to make 1.2. Every split is in-sample for the current lexicon; to measure it
+then used to make 1.2. "r1style": written while making 1.4, in the style of
+real R1 traces (computation after "Therefore", hedged method choices, rounding, recaps,
+tag questions). Every split is in-sample for the current lexicon; to measure it
 out of sample, add a new split written without looking at the tagger's output.
 
 With ``--judge MODEL`` the LLM judge (``python -m cotprobe.tag --judge``) is measured instead;

@@ -284,6 +284,17 @@ def test_list_items_are_not_led_into():
     assert texts("We get:\n- a,\n- b") == ["We get:", "- a,", "- b"]
 
 
+def test_fillers_and_one_word_lead_ins_join_what_follows():
+    text = "The sum is odd. Hmm.\n\nAlternatively, pair the terms.\n\nSo:\n\n-3/8 + c = 1\n\nWhere:\n- r is the rate"
+    assert texts(text) == [
+        "The sum is odd.",
+        "Hmm.\n\nAlternatively, pair the terms.",
+        "So:\n\n-3/8 + c = 1",
+        "Where:\n- r is the rate",  # one connective word leads even into a list item
+    ]
+    assert texts("Output:\n```\nx = 1\n```") == ["Output:", "```\nx = 1\n```"]  # a label before code
+
+
 @pytest.mark.parametrize("text", [
     "Wait, 9! is 362880. Hmm — so 5! * 2! = 240, and 362880 / 240 = 1512.",
     "Café au lait ☕ costs 3 €; naïve 日本語の文です。 Then 😀 ends.\n\n  Next line.",
