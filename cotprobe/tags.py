@@ -51,6 +51,7 @@ BEHAVIOURS = ("backtracking", "alternative", "verification", "hedging", "conclus
 POSITIONS = ("any", "sentence_initial", "clause_initial")
 _ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "without", "note"}
 _DECOR = {'"', "'", "“", "‘", "(", "[", "*", "**", "_", "#", "-", ">", "•", "`"}
+_BULLETS = {"-", "*", "+", "•", "‣", "◦", "▪"}
 _CLAUSE_PUNCT = {",", ";", ":", "(", "—", "–", "-", "--", "...", "…"}
 
 
@@ -205,12 +206,16 @@ class Lexicon:
     def _followed_by(self, doc, j: int, words: frozenset[str]) -> bool:
         """Whether one of ``words`` occurs from token j to the end of its sentence.
 
-        Only . ! ? … end the sentence here (not line breaks), so an equation on the next line
-        counts ("Thus, the rate is:\\n1.06 - 1 = 0.06"); a "!" is itself a token to look for
-        (a factorial) before it ends anything.
+        Only . ! ? … end the sentence here, and a line break only before a list item, so an
+        equation on the next line counts ("Thus, the rate is:\\n1.06 - 1 = 0.06") but a list
+        that sums up does not; a "!" is itself a token to look for (a factorial) before it ends
+        anything; the "*" of Markdown bold ("**42**") and a dash not spaced on both sides (a
+        range "400-488", a list marker) are no operators.
         """
         for tok in doc[j:]:
-            if tok.lower_ in words:
+            if tok.is_space and "\n" in tok.text and tok.i + 1 < len(doc) and doc[tok.i + 1].text in _BULLETS:
+                return False
+            if tok.lower_ in words and not _bold_mark(doc, tok.i) and not _unspaced_dash(doc, tok.i):
                 return True
             if not tok.is_space and self._ends_sentence(doc, tok.i):
                 return False
@@ -240,6 +245,22 @@ class Lexicon:
         while j >= 0 and (doc[j].is_space or doc[j].text in {'"', "'", "“", "‘", "*", "**"}):
             j -= 1
         return j >= 0 and (doc[j].text in _CLAUSE_PUNCT or doc[j].lower_ in self.openers)
+
+
+def _bold_mark(doc, i: int) -> bool:
+    """Whether doc[i] is one "*" of a Markdown "**" (no space between the two)."""
+    if doc[i].text != "*":
+        return False
+    return (i + 1 < len(doc) and doc[i + 1].text == "*" and not doc[i].whitespace_) or (
+        i > 0 and doc[i - 1].text == "*" and not doc[i - 1].whitespace_
+    )
+
+
+def _unspaced_dash(doc, i: int) -> bool:
+    """Whether doc[i] is a dash that is not a spaced minus ("5 - 3"): "400-488", "- item"."""
+    if doc[i].text not in {"-", "−"}:
+        return False
+    return i == 0 or not doc[i].whitespace_ or not doc[i - 1].whitespace_ or doc[i - 1].is_space
 
 
 def _normalise(text: str) -> str:
