@@ -217,10 +217,10 @@ def test_eval_set_and_benchmark_run(capsys):
     ("Therefore, 7 * 12 = 84.", set()),  # an operator follows: computation
     ("So, the number of seatings is 6!", set()),
     ("Thus, x = 7.", {"conclusion"}),  # a value, not a computation
-    ("Therefore, the value is **2391483**.", {"conclusion"}),  # bold marks are no operators
-    ("Therefore, in 400-488:\n- 4s: 10\n- 8s: 9", {"conclusion"}),  # a range and a summing-up list
-    ("Therefore, 756 - 168 = 588.", set()),  # a spaced minus is one
-    ("This gives a total of 49 occurrences.", {"conclusion"}),
+    ("Therefore, the area is **48**.", {"conclusion"}),  # bold marks are no operators
+    ("Therefore, in 100-150:\n- 7s: 6\n- 9s: 5", {"conclusion"}),  # a range and a summing-up list
+    ("Therefore, 900 - 125 = 775.", set()),  # a spaced minus is one
+    ("This gives a total of 31 handshakes.", {"conclusion"}),
     ("Therefore, perhaps I should reconsider the base case.", {"backtracking"}),  # not a result
     ("Maybe it's simpler to list the cases by hand.", set()),  # a method choice, not a hedge
     ("Perhaps using complementary counting.", set()),
