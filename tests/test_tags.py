@@ -221,6 +221,10 @@ def test_eval_set_and_benchmark_run(capsys):
     ("Therefore, in 100-150:\n- 7s: 6\n- 9s: 5", {"conclusion"}),  # a range and a summing-up list
     ("Therefore, 900 - 125 = 775.", set()),  # a spaced minus is one
     ("This gives a total of 31 handshakes.", {"conclusion"}),
+    ("Let me try to remember how that works.", set()),  # not a verdict
+    ("But does that mean every term has a factor of x, so the sum is even?", {"hedging"}),
+    ("That means the sum is even.", {"conclusion"}),
+    ("That means I need to handle n = 0 separately.", set()),  # a plan
     ("Therefore, perhaps I should reconsider the base case.", {"backtracking"}),  # not a result
     ("Maybe it's simpler to list the cases by hand.", set()),  # a method choice, not a hedge
     ("Perhaps using complementary counting.", set()),
