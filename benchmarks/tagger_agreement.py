@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cotprobe.resources import data_path  # noqa: E402
-from cotprobe.segment import split_steps  # noqa: E402
-from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step  # noqa: E402
+from cotprobe.resources import data_path
+from cotprobe.segment import split_steps
+from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step
 
 # Function labels of the real-trace chunks -> the tagger's behaviours (issue 12).
 REAL_MAPPING = {
@@ -86,7 +86,7 @@ def problem_half(rows: list[dict], half: int | None) -> list[dict]:
     """
     if half is None:
         return rows
-    problem = lambda row: row.get("trace_id", "").rsplit("/", 1)[-1]  # noqa: E731
+    problem = lambda row: row.get("trace_id", "").rsplit("/", 1)[-1]
     ids = sorted({problem(r) for r in rows})
     chosen = set(ids[: (len(ids) + 1) // 2] if half == 1 else ids[(len(ids) + 1) // 2 :])
     return [r for r in rows if problem(r) in chosen]

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from itertools import pairwise
 
 from cotprobe.records import Step
 
@@ -104,7 +105,7 @@ def _structural_cuts(text: str) -> tuple[set[int], list[tuple[int, int, int]]]:
         for m in _HEADING.finditer(part):
             local.update((m.start(), m.end()))
         bounds = sorted(local)
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in pairwise(bounds):
             item = _ITEM.match(part, a)
             prose.append((start + a, start + b, start + (item.end() if item else a)))
         cuts.update(start + c for c in local)
@@ -229,7 +230,7 @@ def split_steps(text: str, nlp=None) -> list[Span]:
 
     bounds = sorted(cuts)
     pieces: list[tuple[int, int]] = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in pairwise(bounds):
         piece = text[a:b]
         stripped = piece.strip()
         if not stripped:
@@ -264,14 +265,14 @@ def step_token_spans(
     Raises ValueError for decreasing starts or a step outside ``[0, n_chars]``.
     """
     starts = list(token_char_starts)
-    if any(b < a for a, b in zip(starts, starts[1:])):
+    if any(b < a for a, b in pairwise(starts)):
         raise ValueError("token_char_starts must be non-decreasing")
     spans = []
     for step in steps:
         if not 0 <= step.start <= step.end <= n_chars:
             raise ValueError(f"step [{step.start}, {step.end}) is outside [0, {n_chars}]")
         spans.append([max(bisect_right(starts, step.start) - 1, 0), bisect_left(starts, step.end)])
-    for prev, nxt in zip(spans, spans[1:]):
+    for prev, nxt in pairwise(spans):
         prev[1] = min(prev[1], nxt[0])
         prev[0] = min(prev[0], prev[1])
     return [(a, b) for a, b in spans]

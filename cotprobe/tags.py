@@ -38,10 +38,11 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from cotprobe.records import Step, Tag
 from cotprobe.resources import data_path
@@ -137,7 +138,7 @@ class Lexicon:
                 raise LexiconError(f"{where}: 'tokens' must be a non-empty list of token objects")
             try:
                 self._matcher.add(key, [tokens])
-            except Exception as exc:  # spaCy's MatchPatternError and friends
+            except (ValueError, KeyError, TypeError) as exc:  # spaCy's MatchPatternError is a ValueError
                 raise LexiconError(f"{where}: invalid token pattern: {exc}") from None
         else:
             phrases = entry[kinds[0]]

@@ -1,4 +1,5 @@
 import re
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -200,7 +201,7 @@ def test_step_token_spans_tile():
         "\n\nDone",
     ]
     assert spans[0][0] == 0 and spans[-1][1] == len(starts)
-    assert all(e == s for (_, e), (s, _) in zip(spans, spans[1:]))
+    assert all(e == s for (_, e), (s, _) in pairwise(spans))
 
 
 def test_step_token_spans_gap_tokens_and_straddling_token():

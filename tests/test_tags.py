@@ -99,7 +99,7 @@ def test_position_and_context_options():
         {"phrase": "stop", "position": "clause_initial"},
         {"phrase": "look", "context": ["me"]},
     ]}}})
-    cues = lambda t: [h.cue for h in tag_step(t, lex)]  # noqa: E731
+    cues = lambda t: [h.cue for h in tag_step(t, lex)]
     assert cues("Go now. Okay, go! They go.\n- go") == ["Go", "go", "go"]
     assert cues("Stop, x. Well, stop. They stop (stop)") == ["Stop", "stop", "stop"]
     assert cues("Let me look. They look.") == ["look"]
@@ -247,7 +247,7 @@ def test_real_trace_cues(text, expected):
 
 def test_without_option_looks_to_the_end_of_the_sentence():
     lex = Lexicon({"behaviours": {"b": {"patterns": [{"phrase": "so", "without": ["+"]}]}}})
-    cues = lambda t: [h.cue for h in tag_step(t, lex)]  # noqa: E731
+    cues = lambda t: [h.cue for h in tag_step(t, lex)]
     assert cues("So x is 2. Then 1 + 1.") == ["So"]
     assert cues("So x is:\n1 + 1 = 2") == []  # a line break does not end the sentence
     with pytest.raises(LexiconError, match="'without' must be a list"):
