@@ -210,8 +210,8 @@ class Lexicon:
         Only . ! ? … end the sentence here, and a line break only before a list item, so an
         equation on the next line counts ("Thus, the rate is:\\n1.06 - 1 = 0.06") but a list
         that sums up does not; a "!" is itself a token to look for (a factorial) before it ends
-        anything; the "*" of Markdown bold ("**42**") and a dash not spaced on both sides (a
-        range "400-488", a list marker) are no operators.
+        anything; the "*" of Markdown bold ("**42**") and a dash or slash not spaced on both
+        sides (a range "400-488", a list marker, "m/s") are no operators.
         """
         for tok in doc[j:]:
             if tok.is_space and "\n" in tok.text and tok.i + 1 < len(doc) and doc[tok.i + 1].text in _BULLETS:
@@ -258,8 +258,9 @@ def _bold_mark(doc, i: int) -> bool:
 
 
 def _unspaced_dash(doc, i: int) -> bool:
-    """Whether doc[i] is a dash that is not a spaced minus ("5 - 3"): "400-488", "- item"."""
-    if doc[i].text not in {"-", "−"}:
+    """Whether doc[i] is a dash or slash that is not spaced as an operator ("5 - 3", "6 / 2"):
+    a range "400-488", a list marker "- item", a unit "m/s"."""
+    if doc[i].text not in {"-", "−", "/"}:
         return False
     return i == 0 or not doc[i].whitespace_ or not doc[i - 1].whitespace_ or doc[i - 1].is_space
 

@@ -220,6 +220,7 @@ def test_eval_set_and_benchmark_run(capsys):
     ("Therefore, the area is **48**.", {"conclusion"}),  # bold marks are no operators
     ("Therefore, in 100-150:\n- 7s: 6\n- 9s: 5", {"conclusion"}),  # a range and a summing-up list
     ("Therefore, 900 - 125 = 775.", set()),  # a spaced minus is one
+    ("Thus the speed is about 12.5 m/s.", {"conclusion"}),  # a unit's slash is none
     ("This gives a total of 31 handshakes.", {"conclusion"}),
     ("Let me try to remember how that works.", set()),  # not a verdict
     ("But does that mean every term has a factor of x, so the sum is even?", {"hedging"}),
