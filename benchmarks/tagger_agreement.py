@@ -7,7 +7,9 @@ precision, recall, F1 and support (hand-labelled positives) per behaviour, for e
 Splits record how the lexicon was developed, so you can tell in-sample from held-out
 numbers. "dev": lexicon 1.0 was written against these. "tune": written and labelled
 with 1.0 frozen, then used to make 1.1. "test": written and labelled with 1.1 frozen,
-then used to make 1.2. Every split is in-sample for the current lexicon; to measure it
+then used to make 1.2. "r1style": written while making 1.4, in the style of
+real R1 traces (computation after "Therefore", hedged method choices, rounding, recaps,
+tag questions). Every split is in-sample for the current lexicon; to measure it
 out of sample, add a new split written without looking at the tagger's output.
 
 With ``--judge MODEL`` the LLM judge (``python -m cotprobe.tag --judge``) is measured instead;
@@ -15,7 +17,7 @@ each step is shown with the row before it in the file as its previous step (rows
 order), and answers that do not parse count as no behaviour and are counted.
 
     python benchmarks/tagger_agreement.py [--eval FILE] [--lexicon FILE] [--errors]
-    python benchmarks/tagger_agreement.py --real ../shared/real_traces/r1_distill_llama8b_math.jsonl [--errors]
+    python benchmarks/tagger_agreement.py --real ../shared/real_traces/r1_distill_llama8b_math.jsonl [--errors] [--half 1|2]
     python benchmarks/tagger_agreement.py --judge smollm2-135m-instruct [--judge-backend openai --judge-base-url URL]
 """
 
@@ -29,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cotprobe.resources import data_path  # noqa: E402
-from cotprobe.segment import split_steps  # noqa: E402
-from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step  # noqa: E402
+from cotprobe.resources import data_path
+from cotprobe.segment import split_steps
+from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step
 
 # Function labels of the real-trace chunks -> the tagger's behaviours (issue 12).
 REAL_MAPPING = {
@@ -76,9 +78,24 @@ def pk_windowdiff(gold: list[int], pred: list[int], n: int) -> tuple[float, floa
     return float(np.mean((dg > 0) != (dp > 0))), float(np.mean(dg != dp))
 
 
-def real_agreement(path: Path, lexicon, show_errors: bool) -> None:
+def problem_half(rows: list[dict], half: int | None) -> list[dict]:
+    """Rows whose problem is in the first (1) or second (2) half of the sorted problem ids.
+
+    Both traces of a problem fall in the same half, so tuning on one half and measuring on
+    the other keeps a problem's wording out of the held-out figures. ``None``: all rows.
+    """
+    if half is None:
+        return rows
+    problem = lambda row: row.get("trace_id", "").rsplit("/", 1)[-1]
+    ids = sorted({problem(r) for r in rows})
+    chosen = set(ids[: (len(ids) + 1) // 2] if half == 1 else ids[(len(ids) + 1) // 2 :])
+    return [r for r in rows if problem(r) in chosen]
+
+
+def real_agreement(path: Path, lexicon, show_errors: bool, half: int | None = None) -> None:
     """Segmenter and tagger against the chunks and GPT-4o function labels of real traces."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = problem_half(rows, half)
     tp = n_pred = n_gold = 0
     pks, wds, tiny, n_steps = [], [], 0, 0
     counts = {name: {"chunk": [0, 0, 0], "steps": [0, 0, 0]} for name in REAL_MAPPING}
@@ -114,7 +131,8 @@ def real_agreement(path: Path, lexicon, show_errors: bool) -> None:
                                       f"{text[c['start']:c['end']][:160]!r}"
                                       + (f"  [{cues}]" if cues else ""))
     p, r, f = _prf(tp, n_pred, n_gold)
-    print(f"{len(rows)} traces from {path}; lexicon {lexicon.source} (version {lexicon.version})")
+    which = f" (problem half {half})" if half else ""
+    print(f"{len(rows)} traces{which} from {path}; lexicon {lexicon.source} (version {lexicon.version})")
     print(f"\nboundaries vs the chunks (+-{TOLERANCE} chars): precision {p:.3f} recall {r:.3f} F1 {f:.3f} "
           f"({n_pred} predicted, {n_gold} gold)")
     print(f"Pk {sum(pks) / len(pks):.3f}  WindowDiff {sum(wds) / len(wds):.3f} (mean over traces; lower is better)")
@@ -160,9 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=None,
                         help="real traces with chunks and function labels (JSONL: text, chunks[start, end, tags]): "
                              "boundary P/R/F1, Pk, WindowDiff and per-behaviour agreement")
+    parser.add_argument("--half", type=int, choices=(1, 2), default=None,
+                        help="with --real: only the traces of the first or second half of the problems "
+                             "(tune on one, report the other held out)")
     args = parser.parse_args(argv)
     if args.real:
-        real_agreement(args.real, load_lexicon(args.lexicon), args.errors)
+        real_agreement(args.real, load_lexicon(args.lexicon), args.errors, args.half)
         return 0
 
     path = args.eval or data_path("behaviour_eval.jsonl")

@@ -20,8 +20,9 @@ Bush", "J. K. Rowling"); an abbreviation-like unit after a number ("101,325 Pa. 
 does end one. A sentence never ends on a comma or colon, and a "!" glued to a
 number, letter or bracket before a word that is not capitalised is a factorial ("9!
 divided by (5! * 2!)", "(n-1)! ways"). Finally a piece that only leads into the next
-(ending on a comma, as in "So," before an equation on its own line, or a one- or two-word
-lead-in such as "So:" before display math) is joined to it.
+(ending on a comma, as in "So," before an equation on its own line; a lone filler such as
+"Hmm."; one connective word and a colon, "So:" or "Where:", before anything but code; a two-word
+lead-in such as "I had:" before display math) is joined to it.
 
 Token offsets (`token_char_starts`) come from one windowed batch decode, linear in the
 number of tokens.
@@ -31,9 +32,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from itertools import pairwise
 
 from cotprobe.records import Step
 
@@ -103,7 +105,7 @@ def _structural_cuts(text: str) -> tuple[set[int], list[tuple[int, int, int]]]:
         for m in _HEADING.finditer(part):
             local.update((m.start(), m.end()))
         bounds = sorted(local)
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in pairwise(bounds):
             item = _ITEM.match(part, a)
             prose.append((start + a, start + b, start + (item.end() if item else a)))
         cuts.update(start + c for c in local)
@@ -180,15 +182,29 @@ def _sentence_cuts(doc, offset: int, special: frozenset[str]) -> list[int]:
 
 
 _DISPLAY_START = re.compile(r"\$\$|\\\[|\\begin\{")
+_FENCE_START = re.compile(r"```|~~~")
+
+
+_FILLER = re.compile(r"(?:hmm+|hm|um+|uh+|uhm|ah+|oh|huh)[.,!…]*", re.IGNORECASE)
 
 
 def _lead_in(piece: str, nxt: str) -> bool:
-    """Whether ``piece`` only leads into ``nxt``: it ends on a comma ("So,",
-    "And,") or it is a lead-in of one or two words ending on a colon before display math
-    ("So:", "I had:" then ``\\[ .. \\]``); a list item or heading is never led into."""
+    """Whether ``piece`` only leads into ``nxt`` and so is no step of its own.
+
+    One connective word ending on a colon ("So:", "Where:") leads into anything but fenced
+    code (a label such as "Output:" stays on its own). Otherwise a
+    list item or heading is never led into, and a lead-in is a piece ending on a comma ("So,",
+    "And,"), a lone filler ("Hmm.", "Um,") or two words ending on a colon before display math
+    ("I had:" then ``\\[ .. \\]``).
+    """
+    words = len(piece.split())
+    if piece[-1] == ":" and words == 1 and not _FENCE_START.match(nxt):
+        return True
     if _ITEM.match(nxt) or _HEADING.match(nxt):
         return False
-    return piece[-1] == "," or (piece[-1] == ":" and len(piece.split()) <= 2 and bool(_DISPLAY_START.match(nxt)))
+    if piece[-1] == "," or _FILLER.fullmatch(piece):
+        return True
+    return piece[-1] == ":" and words <= 2 and bool(_DISPLAY_START.match(nxt))
 
 
 def split_steps(text: str, nlp=None) -> list[Span]:
@@ -214,7 +230,7 @@ def split_steps(text: str, nlp=None) -> list[Span]:
 
     bounds = sorted(cuts)
     pieces: list[tuple[int, int]] = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in pairwise(bounds):
         piece = text[a:b]
         stripped = piece.strip()
         if not stripped:
@@ -249,14 +265,14 @@ def step_token_spans(
     Raises ValueError for decreasing starts or a step outside ``[0, n_chars]``.
     """
     starts = list(token_char_starts)
-    if any(b < a for a, b in zip(starts, starts[1:])):
+    if any(b < a for a, b in pairwise(starts)):
         raise ValueError("token_char_starts must be non-decreasing")
     spans = []
     for step in steps:
         if not 0 <= step.start <= step.end <= n_chars:
             raise ValueError(f"step [{step.start}, {step.end}) is outside [0, {n_chars}]")
         spans.append([max(bisect_right(starts, step.start) - 1, 0), bisect_left(starts, step.end)])
-    for prev, nxt in zip(spans, spans[1:]):
+    for prev, nxt in pairwise(spans):
         prev[1] = min(prev[1], nxt[0])
         prev[0] = min(prev[0], prev[1])
     return [(a, b) for a, b in spans]

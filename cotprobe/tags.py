@@ -7,7 +7,8 @@ spaCy's ``Matcher`` and ``PhraseMatcher`` over lower-cased tokens of a blank Eng
 tokenizer (curly apostrophes are read as straight ones), then applies each pattern's
 position and context constraints, drops hits that overlap an exception of the same
 behaviour, and keeps the longest of overlapping hits of one behaviour (trailing
-punctuation a pattern needed, as in "Actually,", is left out of the cue).
+or leading punctuation a pattern needed, as in "Actually," or ", right?", is left out of
+the cue).
 
 Lexicon format (JSON; the file's ``"_format"`` key says the same)::
 
@@ -27,7 +28,9 @@ lower case) or ``tokens`` (a spaCy Matcher token pattern), and optionally ``posi
 (``"any"``, ``"sentence_initial"``: only openers, commas, quotes, brackets, Markdown
 marks or a list marker precede it in its sentence; ``"clause_initial"``: that, or right
 after , ; : ( a dash or an opener word), ``context`` (lower-case tokens of which one
-must occur in the same sentence) and ``note``. Keys starting with "_" are ignored.
+must occur in the same sentence), ``without`` (lower-case tokens none of which may follow
+the cue before its sentence ends, line breaks not ending it: "Therefore" before an equation
+is a computation, not a conclusion) and ``note``. Keys starting with "_" are ignored.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from cotprobe.records import Step, Tag
 from cotprobe.resources import data_path
@@ -46,8 +50,9 @@ from cotprobe.segment import default_nlp
 
 BEHAVIOURS = ("backtracking", "alternative", "verification", "hedging", "conclusion")
 POSITIONS = ("any", "sentence_initial", "clause_initial")
-_ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "note"}
+_ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "without", "note"}
 _DECOR = {'"', "'", "“", "‘", "(", "[", "*", "**", "_", "#", "-", ">", "•", "`"}
+_BULLETS = {"-", "*", "+", "•", "‣", "◦", "▪"}
 _CLAUSE_PUNCT = {",", ";", ":", "(", "—", "–", "-", "--", "...", "…"}
 
 
@@ -71,6 +76,7 @@ class _Rule:
     exception: bool
     position: str
     context: frozenset[str]
+    without: frozenset[str]
 
 
 class Lexicon:
@@ -119,17 +125,20 @@ class Lexicon:
         position = entry.get("position", "any")
         if position not in POSITIONS:
             raise LexiconError(f"{where}: position {position!r} is not one of {POSITIONS}")
-        context = entry.get("context", [])
-        if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
-            raise LexiconError(f"{where}: 'context' must be a list of strings")
-        self._rules[key] = _Rule(behaviour, exception, position, frozenset(c.lower() for c in context))
+        words = {}
+        for option in ("context", "without"):
+            value = entry.get(option, [])
+            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                raise LexiconError(f"{where}: {option!r} must be a list of strings")
+            words[option] = frozenset(c.lower() for c in value)
+        self._rules[key] = _Rule(behaviour, exception, position, words["context"], words["without"])
         if kinds[0] == "tokens":
             tokens = entry["tokens"]
             if not isinstance(tokens, list) or not tokens or not all(isinstance(t, dict) for t in tokens):
                 raise LexiconError(f"{where}: 'tokens' must be a non-empty list of token objects")
             try:
                 self._matcher.add(key, [tokens])
-            except Exception as exc:  # spaCy's MatchPatternError and friends
+            except (ValueError, KeyError, TypeError) as exc:  # spaCy's MatchPatternError is a ValueError
                 raise LexiconError(f"{where}: invalid token pattern: {exc}") from None
         else:
             phrases = entry[kinds[0]]
@@ -164,6 +173,8 @@ class Lexicon:
                 continue
             if rule.position != "any" and not self._initial(doc, start, rule.position):
                 continue
+            if rule.without and self._followed_by(doc, end, rule.without):
+                continue
             (blocked if rule.exception else hits)[rule.behaviour].append((start, end))
         out = []
         for behaviour, spans in hits.items():
@@ -174,6 +185,8 @@ class Lexicon:
             for s, e in kept:
                 while e - s > 1 and doc[e - 1].is_punct:  # cue "actually", not "actually,"
                     e -= 1
+                while e - s > 1 and doc[s].is_punct:  # cue "right", not ", right"
+                    s += 1
                 a, b = doc[s:e].start_char, doc[s:e].end_char
                 out.append(TagHit(behaviour, text[a:b], a, b))
         order = {b: i for i, b in enumerate(self.behaviours)}
@@ -190,6 +203,24 @@ class Lexicon:
         return text == ")" and 0 < j and len(doc[j - 1].text) <= 3 and (
             j == 1 or (doc[j - 2].is_space and "\n" in doc[j - 2].text)
         )
+
+    def _followed_by(self, doc, j: int, words: frozenset[str]) -> bool:
+        """Whether one of ``words`` occurs from token j to the end of its sentence.
+
+        Only . ! ? … end the sentence here, and a line break only before a list item, so an
+        equation on the next line counts ("Thus, the rate is:\\n1.06 - 1 = 0.06") but a list
+        that sums up does not; a "!" is itself a token to look for (a factorial) before it ends
+        anything; the "*" of Markdown bold ("**42**") and a dash or slash not spaced on both
+        sides (a range "400-488", a list marker, "m/s") are no operators.
+        """
+        for tok in doc[j:]:
+            if tok.is_space and "\n" in tok.text and tok.i + 1 < len(doc) and doc[tok.i + 1].text in _BULLETS:
+                return False
+            if tok.lower_ in words and not _bold_mark(doc, tok.i) and not _unspaced_dash(doc, tok.i):
+                return True
+            if not tok.is_space and self._ends_sentence(doc, tok.i):
+                return False
+        return False
 
     def _sentence_ids(self, doc) -> list[int]:
         ids, current = [], 0
@@ -215,6 +246,23 @@ class Lexicon:
         while j >= 0 and (doc[j].is_space or doc[j].text in {'"', "'", "“", "‘", "*", "**"}):
             j -= 1
         return j >= 0 and (doc[j].text in _CLAUSE_PUNCT or doc[j].lower_ in self.openers)
+
+
+def _bold_mark(doc, i: int) -> bool:
+    """Whether doc[i] is one "*" of a Markdown "**" (no space between the two)."""
+    if doc[i].text != "*":
+        return False
+    return (i + 1 < len(doc) and doc[i + 1].text == "*" and not doc[i].whitespace_) or (
+        i > 0 and doc[i - 1].text == "*" and not doc[i - 1].whitespace_
+    )
+
+
+def _unspaced_dash(doc, i: int) -> bool:
+    """Whether doc[i] is a dash or slash that is not spaced as an operator ("5 - 3", "6 / 2"):
+    a range "400-488", a list marker "- item", a unit "m/s"."""
+    if doc[i].text not in {"-", "−", "/"}:
+        return False
+    return i == 0 or not doc[i].whitespace_ or not doc[i - 1].whitespace_ or doc[i - 1].is_space
 
 
 def _normalise(text: str) -> str:

@@ -1,4 +1,5 @@
 import re
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -200,7 +201,7 @@ def test_step_token_spans_tile():
         "\n\nDone",
     ]
     assert spans[0][0] == 0 and spans[-1][1] == len(starts)
-    assert all(e == s for (_, e), (s, _) in zip(spans, spans[1:]))
+    assert all(e == s for (_, e), (s, _) in pairwise(spans))
 
 
 def test_step_token_spans_gap_tokens_and_straddling_token():
@@ -282,6 +283,17 @@ def test_real_reasoning_text_factorials_units_and_lead_ins():
 
 def test_list_items_are_not_led_into():
     assert texts("We get:\n- a,\n- b") == ["We get:", "- a,", "- b"]
+
+
+def test_fillers_and_one_word_lead_ins_join_what_follows():
+    text = "The sum is odd. Hmm.\n\nAlternatively, pair the terms.\n\nSo:\n\n-3/8 + c = 1\n\nWhere:\n- r is the rate"
+    assert texts(text) == [
+        "The sum is odd.",
+        "Hmm.\n\nAlternatively, pair the terms.",
+        "So:\n\n-3/8 + c = 1",
+        "Where:\n- r is the rate",  # one connective word leads even into a list item
+    ]
+    assert texts("Output:\n```\nx = 1\n```") == ["Output:", "```\nx = 1\n```"]  # a label before code
 
 
 @pytest.mark.parametrize("text", [

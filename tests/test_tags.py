@@ -99,7 +99,7 @@ def test_position_and_context_options():
         {"phrase": "stop", "position": "clause_initial"},
         {"phrase": "look", "context": ["me"]},
     ]}}})
-    cues = lambda t: [h.cue for h in tag_step(t, lex)]  # noqa: E731
+    cues = lambda t: [h.cue for h in tag_step(t, lex)]
     assert cues("Go now. Okay, go! They go.\n- go") == ["Go", "go", "go"]
     assert cues("Stop, x. Well, stop. They stop (stop)") == ["Stop", "stop", "stop"]
     assert cues("Let me look. They look.") == ["look"]
@@ -214,6 +214,47 @@ def test_eval_set_and_benchmark_run(capsys):
     ("So, 8! / (5! * 2!) = 40320 / 240 = 168.", set()),  # computation, not a conclusion
     ("So, the answer is 168.", {"conclusion"}),
     ("Wait, I think I made a mistake.", {"backtracking", "hedging"}),
+    ("Therefore, 7 * 12 = 84.", set()),  # an operator follows: computation
+    ("So, the number of seatings is 6!", set()),
+    ("Thus, x = 7.", {"conclusion"}),  # a value, not a computation
+    ("Therefore, the area is **48**.", {"conclusion"}),  # bold marks are no operators
+    ("Therefore, in 100-150:\n- 7s: 6\n- 9s: 5", {"conclusion"}),  # a range and a summing-up list
+    ("Therefore, 900 - 125 = 775.", set()),  # a spaced minus is one
+    ("Thus the speed is about 12.5 m/s.", {"conclusion"}),  # a unit's slash is none
+    ("This gives a total of 31 handshakes.", {"conclusion"}),
+    ("Let me try to remember how that works.", set()),  # not a verdict
+    ("But does that mean every term has a factor of x, so the sum is even?", {"hedging"}),
+    ("That means the sum is even.", {"conclusion"}),
+    ("That means I need to handle n = 0 separately.", set()),  # a plan
+    ("Therefore, perhaps I should reconsider the base case.", {"backtracking"}),  # not a result
+    ("Maybe it's simpler to list the cases by hand.", set()),  # a method choice, not a hedge
+    ("Perhaps using complementary counting.", set()),
+    ("I think the best approach is to solve for y first.", set()),
+    ("I think it's correct now.", {"verification"}),  # the verdict of a check
+    ("This also looks correct.", {"verification"}),
+    ("It seems to make sense for negative n too.", {"verification"}),
+    ("A hexagon has 9 diagonals, right?", {"hedging"}),
+    ("Now I have two different answers, 14 and 16.", {"hedging"}),
+    ("So the mass is 2.35 kg when rounded to the nearest hundredth.", {"conclusion"}),
+    ("Let me recap the cases.", {"conclusion"}),
+    ("Unless I made a sign error in line two.", {"backtracking"}),
+    ("We're overcounting the squares on the diagonal.", {"backtracking"}),
 ])
+
+
 def test_real_trace_cues(text, expected):
     assert {h.behaviour for h in tag_step(text)} == expected
+
+
+def test_without_option_looks_to_the_end_of_the_sentence():
+    lex = Lexicon({"behaviours": {"b": {"patterns": [{"phrase": "so", "without": ["+"]}]}}})
+    cues = lambda t: [h.cue for h in tag_step(t, lex)]
+    assert cues("So x is 2. Then 1 + 1.") == ["So"]
+    assert cues("So x is:\n1 + 1 = 2") == []  # a line break does not end the sentence
+    with pytest.raises(LexiconError, match="'without' must be a list"):
+        Lexicon({"behaviours": {"b": {"patterns": [{"phrase": "so", "without": "+"}]}}})
+
+
+def test_tag_question_cue_leaves_out_the_comma():
+    hits = [h for h in tag_step("That is 12, right?") if h.behaviour == "hedging"]
+    assert [h.cue for h in hits] == ["right"]
