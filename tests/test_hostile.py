@@ -19,7 +19,8 @@ import pytest
 
 from test_ablate import PROFILE, scripted_run  # noqa: F401 (a fixture)
 
-from cotprobe import generate, metrics, report, tag, truncate
+from cotprobe import generate, report, tag, truncate
+from cotprobe.metrics import __main__ as metrics  # the command `python -m cotprobe.metrics`
 from cotprobe.scales import VERBAL_10
 from cotprobe.cli import given_options, run_main
 from cotprobe.data import DatasetError, load_dataset
