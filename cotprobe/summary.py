@@ -11,8 +11,8 @@ show the sampled confidence with its parse rate and the scored (expected) one be
 from __future__ import annotations
 
 import json
-import sys
 import math
+import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +23,7 @@ import numpy as np
 from . import metrics
 from .metrics import COMPARED, METRICS
 from .records import Confidence, Probe, Trace
+from .store import RunDir
 
 SOURCES = ("sampled", "scored", "expected")
 HEADLINE = "sampled"  # the paper reads the confidence the model wrote
@@ -216,11 +217,11 @@ HEADER = f"{'':<22} {'n':>5} {'parsed':>9}  " + "  ".join(
 def print_trace_summary(traces: list[Trace], run_dir: str | Path) -> dict[str, Any]:
     result = trace_metrics(traces)
     update_metrics(run_dir, "traces", result)
-    _print_traces(result, run_dir)
+    print_traces(result, run_dir)
     return result
 
 
-def _print_traces(result: dict[str, Any], run_dir: str | Path) -> None:
+def print_traces(result: dict[str, Any], run_dir: str | Path) -> None:
     print(f"\n{run_dir}: {result['n']} traces; thinking ended: {result['thinking_ended']}")
     print(HEADER)
     for source, row in result["sources"].items():
@@ -247,8 +248,6 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None:
     """Set one section of run_dir/metrics.json, keeping the others (under the run's lock)."""
-    from .store import RunDir
-
     with RunDir(run_dir):
         current = read_metrics(run_dir)
         current[key] = value
@@ -282,48 +281,3 @@ def print_condition_summary(result: dict[str, Any], run_dir: str | Path) -> None
             cells = "  ".join(f"{m} {diff[m]['estimate']:+.3f} [{diff[m]['low']:+.3f}, {diff[m]['high']:+.3f}]"
                               for m in COMPARED)
             print(f"diff {cond:<17} n={diff['n']:<4} {cells}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .cli import positive_int
-    from .store import RunDir, open_existing, read_records
-
-    parser = argparse.ArgumentParser(
-        prog="python -m cotprobe.metrics",
-        description="Recompute the metric tables of a run directory (traces, cuts, ablations) from its "
-                    "records, print them and write metrics.json afresh. No model is loaded.",
-    )
-    parser.add_argument("run_dir", help="a run directory made by cotprobe")
-    parser.add_argument("--source", choices=SOURCES, default=HEADLINE,
-                        help=f"confidence used for cut and ablation tables (default {HEADLINE}: the label the model "
-                             f"wrote, as the paper; cut tables show {BESIDE} beside it)")
-    parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
-    args = parser.parse_args(argv)
-    run_dir = open_existing(args.run_dir)
-    with RunDir(run_dir):  # no other process is writing while the tables are computed
-        traces = read_records(run_dir / "traces.jsonl", Trace)
-        probes = read_records(run_dir / "probes.jsonl", Probe)
-        # Sections of records this command does not read (behaviours, from tag) are kept; the
-        # others are rebuilt, so a section whose records are gone goes too.
-        old = read_metrics(run_dir)
-        tables: dict[str, Any] = {k: v for k, v in old.items() if k not in ("traces", "truncate", "ablate")}
-        if traces:
-            tables["traces"] = trace_metrics(traces, args.resamples)
-        if any(p.condition == "cut" for p in probes):
-            tables["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE)
-        if any(p.condition != "cut" for p in probes):
-            tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
-            if "edits" in old.get("ablate", {}):
-                tables["ablate"]["edits"] = old["ablate"]["edits"]
-        write_json(run_dir / "metrics.json", tables)
-    if not traces and not probes:
-        print(f"{run_dir}: no traces or probes yet; metrics.json holds no tables")
-    if traces:
-        _print_traces(tables["traces"], run_dir)
-    if "truncate" in tables and any(p.condition == "cut" for p in probes):
-        print_cut_summary(tables["truncate"], run_dir)
-    if any(p.condition != "cut" for p in probes):
-        print_condition_summary(tables["ablate"], run_dir)
-    return 0

@@ -32,7 +32,15 @@ from .scores import (
     ece_target,
     trajectory,
 )
-from .table import CALIBRATION, COMPARED, METRICS, MetricFacts, mean_confidence, metric_fns, summarize
+from .table import (
+    CALIBRATION,
+    COMPARED,
+    METRICS,
+    MetricFacts,
+    mean_confidence,
+    metric_fns,
+    summarize,
+)
 from .trends import Slope, slope_clustered, slope_ols
 
 __all__ = [

@@ -5,8 +5,8 @@ See `cotprobe.metrics` for the rules (NaN replicates, cluster resampling)."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

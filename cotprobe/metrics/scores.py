@@ -6,7 +6,7 @@ See `cotprobe.metrics` for the input rules and the binning convention."""
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
