@@ -220,7 +220,7 @@ def test_offsets_are_utf16_and_tags_point_at_cues(tmp_path):
 
 def test_reader_names_file_line_and_field_of_a_bad_record(tmp_path):
     from cotprobe.records import RecordError, to_dict
-    from cotprobe.report import read_records
+    from cotprobe.store import read_records
 
     traces, *_ = make_records(2)
     good = to_dict(traces[1])
