@@ -26,8 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cotprobe.records import Confidence, Probe, Step, Tag, Trace, write_jsonl  # noqa: E402
-from cotprobe.report import write_report  # noqa: E402
+from cotprobe.metrics import METRICS
+from cotprobe.plots import plot_progress
+from cotprobe.records import Confidence, Probe, Step, Tag, Trace, write_jsonl
+from cotprobe.report import write_report
 
 TARGET_MB, TARGET_S = 20.0, 3.0
 LABELS = ["Almost no chance", "Highly unlikely", "Chances are slight", "Unlikely", "Less than even",
@@ -108,29 +110,15 @@ def synthetic_run(path: Path, n: int = 1000, seed: int = 0) -> Path:
     for name, records in (("traces.jsonl", traces), ("steps.jsonl", steps), ("tags.jsonl", tags), ("probes.jsonl", probes)):
         write_jsonl(path / name, records)
     row = {"n_total": n, "n_unparsed": 0, "n": n}
-    for key in ("accuracy", "ece", "brier", "auroc", "mean_confidence"):
+    for key in METRICS:
         row.update({key: 0.5, key + "_low": 0.45, key + "_high": 0.55})
+    truncate = {"source": "expected", "levels": [dict(row, level=f, fraction_realised=f) for f in FRACTIONS],
+                "trends": {}, "trajectories": {"n": 0}}
     (path / "metrics.json").write_text(json.dumps({
         "traces": {"n": n, "thinking_ended": {"stop": n}, "sources": {s: row for s in ("scored", "expected", "sampled")}},
-        "truncate": {"source": "expected", "levels": [dict(row, level=f, fraction_realised=f) for f in FRACTIONS],
-                     "trends": {}, "trajectories": {"n": 0}}}))
-    figure(path / "figures" / "calibration_progress.png")
+        "truncate": truncate}))
+    plot_progress({"synthetic": truncate}, path / "figures" / "calibration_progress")  # the 200-dpi figure truncate draws
     return path
-
-
-def figure(path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 4, figsize=(16.8, 3.8))
-    for k, ax in enumerate(axes):
-        ax.plot(FRACTIONS, [0.3 + 0.02 * k + 0.03 * f for f in range(11)], marker="o")
-        ax.set_title(["ECE", "Brier", "AUROC", "Accuracy"][k])
-    fig.savefig(path, dpi=200, bbox_inches="tight")
-    plt.close(fig)
 
 
 def browser():

@@ -41,14 +41,14 @@ from tqdm import tqdm
 
 from .conditions import (CONDITIONS, DEFAULT_CONDITIONS, LINEAR_BEHAVIOURS, REWRITE_CONDITIONS, RULE_CONDITIONS,
                          Variant, load_rewrite_prompts, rewrite_variant, rule_variants)
-from .config import SOURCES, add_run_arguments, default_experiment, resolve_run
+from .config import add_run_arguments, default_experiment, resolve_run
 from .experiment import load_model, setup
 from .grade import grade
 from .hedges import HEDGE_RULES_VERSION
 from .plots import plot_conditions
 from .probe import ForceSettings, force_cuts
 from .profiles import Profile
-from .records import Confidence, Probe, Question, Step, Tag, Trace
+from .records import SOURCES, Confidence, Probe, Question, Step, Tag, Trace
 from .scales import Scale
 from .steps import tagger_name, tags_for
 from .store import RunDir, open_existing

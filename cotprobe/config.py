@@ -23,10 +23,6 @@ from .prompts import DEFAULT_TEMPLATE, STYLES, TEMPLATE_NAMES
 from .scales import SCALES
 from .store import open_existing, read_manifest, stage_settings
 
-# Where a confidence value comes from (Confidence fields): what the model wrote, the expected
-# value of its scored label distribution, or that distribution's most likely label.
-SOURCES = ("sampled", "expected", "scored")
-
 # What `python -m cotprobe.truncate` (and `cotprobe.ablate`) run with no arguments at all: a small
 # experiment that shows the method on a CPU in minutes. The embedded 135M chat model writes a
 # one-sentence CoT under the plain cot prompt, so cuts collapse onto its two ends; the paper's

@@ -28,10 +28,9 @@ from tqdm import tqdm
 from . import hidden as hs
 from .backends import load_backend
 from .cli import run_dir_parser
-from .config import SOURCES
 from .linprobe import ProbeSettings, cross_validate, latent_metrics, print_latent_summary
 from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
-from .records import LatentPrediction, Probe, Trace
+from .records import SOURCES, LatentPrediction, Probe, Trace
 from .resample import prefix_metrics
 from .store import RunDir, open_existing
 from .summary import update_metrics

@@ -151,7 +151,7 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
                           "latent": summary(latent, m), "verbal": summary(verbal, m)})
     both = ~np.isnan(verbal)
     diffs = {}
-    for name, fn in (("auroc", metrics.auroc), ("brier", metrics.brier), ("ece", metrics.ece)):
+    for name, fn in metrics.metric_fns(("auroc", "brier", "ece")).items():
         c1, c2, yy, qq = latent[both], verbal[both], y[both], q[both]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

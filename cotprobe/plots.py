@@ -1,4 +1,11 @@
-"""Figures. Numbers come from `cotprobe.summary` / `cotprobe.metrics`; this module only draws."""
+"""Figures. Numbers come from `cotprobe.summary` / `cotprobe.metrics`; this module only draws.
+
+Every `draw_*` function draws into the axes it is given (``ax=`` for one panel, ``axes=`` for
+several; a new figure when None) and returns the figure, so figures compose; `save` writes one.
+Each `plot_*(data, stem)` is `save(draw_*(data), stem)`, the form the stage commands call.
+Metric names, labels and directions come from `cotprobe.metrics.METRICS`; behaviour colours
+from `cotprobe.colours`.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +15,27 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-PANELS = [("ece", "ECE (lower is better)"), ("brier", "Brier score (lower is better)"),
-          ("auroc", "AUROC (higher is better)"), ("accuracy", "Accuracy")]
+from .colours import behaviour_colours, in_order
+from .metrics import COMPARED, METRICS
+
+PROGRESS_PANELS = ("ece", "brier", "auroc", "accuracy")
+LATENT_PANELS = ("auroc", "ece", "brier")
+COT_AXIS = "fraction of CoT kept (tokens)"
 
 
 def style() -> None:
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.2)
 
 
-def save(fig: Any, stem: str | Path) -> Path:
-    """Write stem.png (200 dpi) and stem.svg; return the PNG path."""
+def save(fig: Figure, stem: str | Path) -> Path:
+    """Write stem.png (200 dpi) and stem.svg, close the figure; return the PNG path."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(stem.with_suffix(".png"), dpi=200, bbox_inches="tight")
@@ -29,63 +44,74 @@ def save(fig: Any, stem: str | Path) -> Path:
     return stem.with_suffix(".png")
 
 
-def plot_progress(results: dict[str, dict[str, Any]], stem: str | Path) -> Path:
-    """Calibration against CoT progress: one panel per metric, one line + 95% band per run."""
+# ------------------------------------------------------------------------- shared pieces
+
+
+def _panels(axes, rows: int, cols: int, size: tuple[float, float], **kw) -> tuple[Figure, list, bool]:
+    """(figure, flat list of axes, whether the figure is new): the given axes, or a new styled
+    rows x cols grid with panels of `size` inches."""
+    if axes is not None:
+        flat = list(np.ravel(axes))
+        return flat[0].figure, flat, False
     style()
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.8), sharex=True)
+    fig, grid = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, **kw)
+    return fig, list(grid.ravel()), True
+
+
+def _finish(fig: Figure, new: bool, title: str) -> Figure:
+    """Title and lay out a figure this module made; leave a caller's figure to the caller."""
+    if new:
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
+def _cot_axes(axes, xlabel: str = COT_AXIS, xlim: tuple[float, float] | None = (-0.02, 1.02), **legend) -> None:
+    """The x axis of panels drawn along the CoT (or another x), and a small legend on each."""
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        if xlim:
+            ax.set_xlim(*xlim)
+        ax.legend(fontsize=7, loc="best", **legend)
+
+
+def _band(ax, rows, x, key, color, label, marker="o"):
+    """A line of rows[key] with its 95% band rows[key_low]..rows[key_high]."""
+    ax.plot(x, [r[key] for r in rows], marker=marker, ms=4, color=color, label=label)
+    ax.fill_between(x, [r[key + "_low"] for r in rows], [r[key + "_high"] for r in rows],
+                    color=color, alpha=0.2, linewidth=0)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def draw_progress(results: dict[str, dict[str, Any]], axes=None) -> Figure:
+    """Calibration against CoT progress: one panel per metric, one line + 95% band per run
+    (results: run label -> `summary.cut_metrics` output)."""
+    fig, axes, new = _panels(axes, 1, len(PROGRESS_PANELS), (4.2, 3.8), sharex=True)
     colors = sns.color_palette("colorblind", len(results))
     for color, (label, result) in zip(colors, results.items()):
         rows = [r for r in result["levels"] if "accuracy" in r]
         x = [r["fraction_realised"] for r in rows]
-        for ax, (key, title) in zip(axes, PANELS):
+        for ax, key in zip(axes, PROGRESS_PANELS):
             trend = result["trends"].get(key, {}).get("clustered")
             name = label if trend is None else f"{label}\nslope {trend['slope']:+.2f} [{trend['low']:+.2f}, {trend['high']:+.2f}]"
-            ax.plot(x, [r[key] for r in rows], marker="o", ms=4, color=color, label=name)
-            ax.fill_between(x, [r[key + "_low"] for r in rows], [r[key + "_high"] for r in rows],
-                            color=color, alpha=0.2, linewidth=0)
-            ax.set_title(title)
-            ax.set_xlabel("fraction of CoT kept (tokens)")
-            ax.set_xlim(-0.02, 1.02)
-    for ax in axes:
-        ax.legend(fontsize=7, loc="best", title="95% CI bands; slope per unit CoT", title_fontsize=7)
-    fig.suptitle(f"Calibration along the chain of thought (confidence: {next(iter(results.values()))['source']})")
-    fig.tight_layout()
-    return save(fig, stem)
+            _band(ax, rows, x, key, color, name)
+            ax.set_title(METRICS[key].axis_label)
+    _cot_axes(axes, title="95% CI bands; slope per unit CoT", title_fontsize=7)
+    source = next(iter(results.values()))["source"]
+    return _finish(fig, new, f"Calibration along the chain of thought (confidence: {source})")
 
 
-# Behaviour colours: the seaborn colour-blind palette, assigned as in the HTML report
-# (backtracking vermillion, alternative blue, verification green, hedging orange, conclusion pink).
-_BEHAVIOUR_SLOTS = {"backtracking": 3, "alternative": 0, "verification": 2, "hedging": 1, "conclusion": 4}
-METRIC_LABELS = {"accuracy": "Accuracy", "ece": "ECE", "brier": "Brier", "auroc": "AUROC"}
-
-
-def behaviour_colours(names) -> dict[str, Any]:
-    """A colour per behaviour name: fixed for the shipped five, then the rest of the palette."""
-    palette = sns.color_palette("colorblind", 10)
-    spare = [palette[i] for i in range(10) if i not in _BEHAVIOUR_SLOTS.values()]
-    out, k = {}, 0
-    for name in names:
-        if name in _BEHAVIOUR_SLOTS:
-            out[name] = palette[_BEHAVIOUR_SLOTS[name]]
-        else:
-            out[name] = spare[k % len(spare)]
-            k += 1
-    return out
-
-
-def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
+def draw_behaviour_frequency(section: dict[str, Any], axes=None) -> Figure:
     """Histogram per behaviour of how many times it occurs in a trace (the "behaviours" section
     of metrics.json, as written by `python -m cotprobe.tag`)."""
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
-
-    style()
     per_trace = section["per_trace"]
     names = list(section["per_behaviour"])
     colours = behaviour_colours(names)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.6), sharey=True, squeeze=False)
+    fig, axes, new = _panels(axes, 1, len(names), (3.3, 3.6), sharey=True)
     n = len(per_trace)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes, names):
         values = np.array([row.get(name, 0) for row in per_trace.values()], dtype=int)
         top = int(values.max()) if values.size else 0
         ax.hist(values, bins=np.arange(-0.5, top + 1.5, 1), color=colours[name], edgecolor="white")
@@ -95,49 +121,67 @@ def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
         ax.set_xlabel("tags in a trace")
         ax.set_xlim(-0.6, max(top, 1) + 0.6)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0][0].set_ylabel("number of traces")
-    fig.suptitle(f"How often each behaviour occurs per trace ({n} traces, tagger {section.get('tagger', '?')})")
-    fig.tight_layout()
-    return save(fig, stem)
+    axes[0].set_ylabel("number of traces")
+    return _finish(fig, new, f"How often each behaviour occurs per trace ({n} traces, tagger {section.get('tagger', '?')})")
 
 
-def plot_conditions(result: dict[str, Any], stem: str | Path, title: str = "") -> Path:
+def _condition_bars(ax, row: dict[str, Any], pos, width: float, colour, label: str) -> None:
+    """One condition's bars over the compared metrics, with 95% intervals ("n/a" where undefined)."""
+    values = np.array([row.get(m, np.nan) for m in COMPARED], dtype=float)
+    low = np.array([row.get(m + "_low", np.nan) for m in COMPARED], dtype=float)
+    high = np.array([row.get(m + "_high", np.nan) for m in COMPARED], dtype=float)
+    err = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
+    err = np.where(np.isfinite(err), err, 0)
+    ax.bar(pos, np.nan_to_num(values), width * 0.92, yerr=err, capsize=2.5, color=colour, label=label,
+           error_kw={"elinewidth": 1})
+    for p, v in zip(pos, values):
+        if not np.isfinite(v):
+            ax.text(p, 0.01, "n/a", ha="center", va="bottom", rotation=90, fontsize=8)
+
+
+def draw_conditions(result: dict[str, Any], ax=None, title: str = "") -> Figure:
     """Calibration per ablation condition: grouped bars (one group per metric, one bar per
     condition) with 95% bootstrap intervals (`summary.condition_metrics` output)."""
-    import numpy as np
-
-    style()
     conds = [c for c, row in result["conditions"].items() if "accuracy" in row]
-    metrics = list(METRIC_LABELS)
+    width_in = 2.0 + 1.9 * len(COMPARED) * max(len(conds), 3) / 5
+    fig, (ax,), new = _panels(ax, 1, 1, (width_in, 4.4))
     colours = sns.color_palette("colorblind", max(len(conds), 1))
-    fig, ax = plt.subplots(figsize=(2.0 + 1.9 * len(metrics) * max(len(conds), 3) / 5, 4.4))
     width = 0.8 / max(len(conds), 1)
-    x = np.arange(len(metrics))
+    x = np.arange(len(COMPARED))
     for k, (cond, colour) in enumerate(zip(conds, colours)):
         row = result["conditions"][cond]
-        values = np.array([row.get(m, np.nan) for m in metrics], dtype=float)
-        low = np.array([row.get(m + "_low", np.nan) for m in metrics], dtype=float)
-        high = np.array([row.get(m + "_high", np.nan) for m in metrics], dtype=float)
-        err = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
-        err = np.where(np.isfinite(err), err, 0)
-        pos = x - 0.4 + width * (k + 0.5)
-        ax.bar(pos, np.nan_to_num(values), width * 0.92, yerr=err, capsize=2.5, color=colour,
-               label=f"{cond} (n={row.get('n', 0)})", error_kw={"elinewidth": 1})
-        for p, v in zip(pos, values):
-            if not np.isfinite(v):
-                ax.text(p, 0.01, "n/a", ha="center", va="bottom", rotation=90, fontsize=8)
-    ax.set_xticks(x, [METRIC_LABELS[m] + ("\n(lower is better)" if m in ("ece", "brier") else "\n(higher is better)")
-                      for m in metrics])
+        _condition_bars(ax, row, x - 0.4 + width * (k + 0.5), width, colour, f"{cond} (n={row.get('n', 0)})")
+    ax.set_xticks(x, [f"{METRICS[m].label}\n({METRICS[m].direction})" for m in COMPARED])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("value (95% bootstrap interval)")
     ax.legend(title="condition", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title_fontsize=9)
     ax.set_title(title or f"Calibration per condition (confidence: {result.get('source', '?')})")
-    fig.tight_layout()
-    return save(fig, stem)
+    if new:
+        fig.tight_layout()
+    return fig
 
 
-def plot_trajectories(traces: list[dict[str, Any]], stem: str | Path, source: str = "expected",
-                      columns: int = 3) -> Path:
+def _trajectory_panel(ax, t: dict[str, Any], order: list[str], colours: dict[str, str], source: str,
+                      row_gap: float) -> None:
+    """One trace's confidence curve, with a dashed line and a strip marker per tagged step."""
+    for k, b in enumerate(order):
+        xs = [x for x, bb in t["marks"] if bb == b]
+        for x in xs:
+            ax.plot([x, x], [0, 1], color=colours[b], lw=1.1, alpha=0.6, ls="--", zorder=1)
+        ax.plot(xs, [-row_gap * (k + 1)] * len(xs), "|", color=colours[b], ms=9, mew=2.2, zorder=3)
+    ax.plot(t["x"], t["y"], color="0.15", marker="o", ms=3, lw=1.4, zorder=2)
+    verdict = {True: "correct", False: "wrong", None: "ungraded"}[t.get("correct")]
+    ax.set_title(f"{t['question_id']} (final answer {verdict})", fontsize=10)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-row_gap * (len(order) + 0.8), 1.03)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_xlabel(COT_AXIS)
+    ax.set_ylabel(f"confidence ({source})")
+
+
+def draw_trajectories(traces: list[dict[str, Any]], axes=None, source: str = "expected",
+                      columns: int = 3) -> Figure:
     """Confidence along single chains of thought, with tagged steps marked.
 
     traces: dicts with "question_id", "correct", "x" (fraction of CoT tokens kept at each
@@ -146,58 +190,27 @@ def plot_trajectories(traces: list[dict[str, Any]], stem: str | Path, source: st
     at its end, coloured by behaviour, and a marker in that behaviour's row of the strip below
     the curve (so steps with several behaviours stay readable).
     """
-    from matplotlib.lines import Line2D
-
-    style()
-    names = []
-    for t in traces:
-        for _, b in t["marks"]:
-            if b not in names:
-                names.append(b)
-    order = [b for b in _BEHAVIOUR_SLOTS if b in names] + [b for b in names if b not in _BEHAVIOUR_SLOTS]
+    order = in_order(b for t in traces for _, b in t["marks"])
     colours = behaviour_colours(order)
     cols = min(columns, max(len(traces), 1))
-    rows = max(1, -(-len(traces) // cols))
-    row_gap = 0.07
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
-    for ax in axes.ravel()[len(traces):]:
+    fig, axes, new = _panels(axes, max(1, -(-len(traces) // cols)), cols, (4.6, 3.6))
+    for ax in axes[len(traces):]:
         ax.set_visible(False)
-    for ax, t in zip(axes.ravel(), traces):
-        for k, b in enumerate(order):
-            xs = [x for x, bb in t["marks"] if bb == b]
-            for x in xs:
-                ax.plot([x, x], [0, 1], color=colours[b], lw=1.1, alpha=0.6, ls="--", zorder=1)
-            ax.plot(xs, [-row_gap * (k + 1)] * len(xs), "|", color=colours[b], ms=9, mew=2.2, zorder=3)
-        ax.plot(t["x"], t["y"], color="0.15", marker="o", ms=3, lw=1.4, zorder=2)
-        verdict = {True: "correct", False: "wrong", None: "ungraded"}[t.get("correct")]
-        ax.set_title(f"{t['question_id']} (final answer {verdict})", fontsize=10)
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-row_gap * (len(order) + 0.8), 1.03)
-        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-        ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xlabel("fraction of CoT kept (tokens)")
-        ax.set_ylabel(f"confidence ({source})")
-    fig.suptitle("Confidence along single chains of thought, with tagged behaviours")
-    fig.tight_layout()
+    for ax, t in zip(axes, traces):
+        _trajectory_panel(ax, t, order, colours, source, row_gap=0.07)
+    _finish(fig, new, "Confidence along single chains of thought, with tagged behaviours")
     handles = [Line2D([], [], color=colours[b], ls="--", marker="|", ms=9, mew=2.2, label=b) for b in order]
-    if handles:
+    if handles and new:
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.0),
                    title="tagged step: dashed line at its end; strip below the curve: one row per behaviour",
                    frameon=False, fontsize=10, title_fontsize=10)
-    return save(fig, stem)
+    return fig
 
 
-def _band(ax, rows, x, key, color, label, marker="o"):
-    ax.plot(x, [r[key] for r in rows], marker=marker, ms=4, color=color, label=label)
-    ax.fill_between(x, [r[key + "_low"] for r in rows], [r[key + "_high"] for r in rows],
-                    color=color, alpha=0.2, linewidth=0)
-
-
-def plot_prefix_accuracy(result: dict[str, Any], stem: str | Path) -> Path:
+def draw_prefix_accuracy(result: dict[str, Any], axes=None) -> Figure:
     """Confidence against P(correct | prefix) along the CoT: mean prefix accuracy and mean
     confidence per cut (left), Brier against the prefix accuracy and against the outcome (right)."""
-    style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    fig, (left, right), new = _panels(axes, 1, 2, (5, 3.8), sharex=True)
     colors = sns.color_palette("colorblind", len(result["sources"]) + 1)
     first = next(iter(result["sources"].values()), None)
     if first:
@@ -212,23 +225,15 @@ def plot_prefix_accuracy(result: dict[str, Any], stem: str | Path) -> Path:
         _band(right, rows, x, "brier_prefix", color, f"{name}: vs P(correct | prefix)")
         right.plot(x, [r["brier_outcome"] for r in rows], ls="--", color=color, label=f"{name}: vs outcome")
     left.set_title("Mean per cut (95% CI)")
-    right.set_title("Brier score (lower is better)")
-    for ax in (left, right):
-        ax.set_xlabel("fraction of CoT kept (tokens)")
-        ax.set_xlim(-0.02, 1.02)
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"Confidence against the prefix accuracy ({result['k']} sampled continuations per cut)")
-    fig.tight_layout()
-    return save(fig, stem)
+    right.set_title(METRICS["brier"].axis_label)
+    _cot_axes((left, right))
+    return _finish(fig, new, f"Confidence against the prefix accuracy ({result['k']} sampled continuations per cut)")
 
 
-def plot_latent_vs_verbal(result: dict[str, Any], stem: str | Path) -> Path:
+def draw_latent_vs_verbal(result: dict[str, Any], axes=None) -> Figure:
     """Latent (linear probe) against verbal confidence of the same probes, per cut level (or
     ablation condition): AUROC, ECE, Brier with 95% bands."""
-    style()
-    panels = [("auroc", "AUROC (higher is better)"), ("ece", "ECE (lower is better)"),
-              ("brier", "Brier score (lower is better)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharex=True)
+    fig, axes, new = _panels(axes, 1, len(LATENT_PANELS), (4.2, 3.8), sharex=True)
     levels = result["levels"]
     categorical = any(isinstance(r["level"], str) for r in levels)
     colors = sns.color_palette("colorblind", 2)
@@ -236,27 +241,24 @@ def plot_latent_vs_verbal(result: dict[str, Any], stem: str | Path) -> Path:
                                   (f"latent (probe, layer {result['best_layer']})", f"verbal ({result['source']})")):
         rows = [r for r in levels if r[kind].get("n")]
         x = list(range(len(rows))) if categorical else [r["fraction_realised"] for r in rows]
-        for ax, (key, title) in zip(axes, panels):
+        for ax, key in zip(axes, LATENT_PANELS):
             _band(ax, [r[kind] for r in rows], x, key, color, label)
-            ax.set_title(title)
+            ax.set_title(METRICS[key].axis_label)
             if categorical:
                 ax.set_xticks(range(len(rows)), [r["level"] for r in rows], rotation=30, ha="right")
             else:
-                ax.set_xlabel("fraction of CoT kept (tokens)")
+                ax.set_xlabel(COT_AXIS)
                 ax.set_xlim(-0.02, 1.02)
     axes[0].axhline(0.5, color="grey", lw=0.8, ls=":")
     axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Latent vs verbal confidence along the CoT ({result['n_questions']} questions, "
-                 f"{result['probe']['folds']}-fold CV grouped by question)")
-    fig.tight_layout()
-    return save(fig, stem)
+    return _finish(fig, new, f"Latent vs verbal confidence along the CoT ({result['n_questions']} questions, "
+                             f"{result['probe']['folds']}-fold CV grouped by question)")
 
 
-def plot_latent_layers(result: dict[str, Any], stem: str | Path) -> Path:
+def draw_latent_layers(result: dict[str, Any], axes=None) -> Figure:
     """Probe quality per layer: pooled AUROC and Brier with 95% bands, and AUROC per layer at the
     first, middle and last cut level."""
-    style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    fig, (left, right), new = _panels(axes, 1, 2, (5, 3.8), sharex=True)
     rows = result["layers"]
     x = [r["layer"] for r in rows]
     colors = sns.color_palette("colorblind", 5)
@@ -270,21 +272,17 @@ def plot_latent_layers(result: dict[str, Any], stem: str | Path) -> Path:
         left.axhline(verbal["auroc"], color="black", lw=1, label="verbal, pooled")
         right.axhline(verbal["brier"], color="black", lw=1, label="verbal, pooled")
     _band(right, rows, x, "brier", colors[0], "latent, all cuts pooled")
-    left.set_title("AUROC of the probe (higher is better)")
-    right.set_title("Brier score (lower is better)")
-    for ax in (left, right):
-        ax.set_xlabel("layer (0 = embeddings)")
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"Layer sweep of the latent-confidence probe (best: layer {result['best_layer']})")
-    fig.tight_layout()
-    return save(fig, stem)
+    auroc = METRICS["auroc"]
+    left.set_title(f"{auroc.label} of the probe ({auroc.direction})")
+    right.set_title(METRICS["brier"].axis_label)
+    _cot_axes((left, right), xlabel="layer (0 = embeddings)", xlim=None)
+    return _finish(fig, new, f"Layer sweep of the latent-confidence probe (best: layer {result['best_layer']})")
 
 
-def plot_early_exit(result: dict[str, Any], stem: str | Path) -> Path:
+def draw_early_exit(result: dict[str, Any], ax=None) -> Figure:
     """Thinking tokens used (share of the full thought) against accuracy for every replayed
     stopping policy, one colour per family, the Pareto frontier and the full-thought point."""
-    style()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, (ax,), new = _panels(ax, 1, 1, (6.4, 4.6))
     rows = result["policies"]
     families = list(dict.fromkeys(r["family"] for r in rows))
     colors = dict(zip(families, sns.color_palette("colorblind", len(families))))
@@ -302,10 +300,45 @@ def plot_early_exit(result: dict[str, Any], stem: str | Path) -> Path:
     full = result["full"]
     ax.plot([full["token_share"]], [full["accuracy"]], marker="*", ms=14, color="black", ls="none",
             label=f"full thought ({full['accuracy']:.2f})")
-    ax.set_xlabel("thinking tokens used (share of the full thought)")
     ax.set_ylabel("accuracy at the stopping cut (95% CI)")
-    ax.set_xlim(-0.02, 1.05)
-    ax.legend(fontsize=7, loc="best")
+    _cot_axes((ax,), xlabel="thinking tokens used (share of the full thought)", xlim=(-0.02, 1.05))
     ax.set_title(f"Early exit replayed on {result['n_questions']} traces")
-    fig.tight_layout()
-    return save(fig, stem)
+    if new:
+        fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------- draw and save, for the stages
+
+
+def plot_progress(results: dict[str, dict[str, Any]], stem: str | Path) -> Path:
+    return save(draw_progress(results), stem)
+
+
+def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
+    return save(draw_behaviour_frequency(section), stem)
+
+
+def plot_conditions(result: dict[str, Any], stem: str | Path, title: str = "") -> Path:
+    return save(draw_conditions(result, title=title), stem)
+
+
+def plot_trajectories(traces: list[dict[str, Any]], stem: str | Path, source: str = "expected",
+                      columns: int = 3) -> Path:
+    return save(draw_trajectories(traces, source=source, columns=columns), stem)
+
+
+def plot_prefix_accuracy(result: dict[str, Any], stem: str | Path) -> Path:
+    return save(draw_prefix_accuracy(result), stem)
+
+
+def plot_latent_vs_verbal(result: dict[str, Any], stem: str | Path) -> Path:
+    return save(draw_latent_vs_verbal(result), stem)
+
+
+def plot_latent_layers(result: dict[str, Any], stem: str | Path) -> Path:
+    return save(draw_latent_layers(result), stem)
+
+
+def plot_early_exit(result: dict[str, Any], stem: str | Path) -> Path:
+    return save(draw_early_exit(result), stem)

@@ -41,6 +41,11 @@ class Question:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+# Where a confidence value comes from: what the model wrote after "**Confidence**:", the scored
+# label distribution's most likely label, or that distribution's expected value.
+SOURCES = ("sampled", "scored", "expected")
+
+
 @dataclass
 class Confidence:
     """Confidence elicited two ways after a forced answer.

@@ -10,66 +10,45 @@ and a trace browser: filters (grade, confidence label, behaviour, text search), 
 highlights, confidence at every cut as an inline SVG chart, the forced answer at every cut, the
 final answer, confidence and grade).
 
+All markup lives in package data (`_data/report/`): the page (`page.html`), its style and script,
+and the pieces of the tables (`fragments.html`), filled here with `string.Template`. Every text
+value is HTML-escaped when a piece is filled (`fill`); only pieces already filled go in as they
+are. The JSON blob escapes <, > and & so no CoT can close its tag; the script inserts records as
+text nodes.
+
 steps.jsonl, tags.jsonl, probes.jsonl and metrics.json are optional; traces.jsonl and
-manifest.json are not. Everything taken from records is HTML-escaped here (Python side) or
-inserted as text nodes (JS side); the JSON blob escapes <, > and & so no CoT can close its tag.
+manifest.json are not. Records are read by `cotprobe.store.read_records` (the rule every stage
+shares), metrics.json by `cotprobe.summary.read_metrics` (an unreadable one is shown as absent).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import base64
+import contextlib
 import html
 import json
 import math
 import re
 import sys
+import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from string import Template
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any
 
 from . import store
+from .colours import behaviour_colours, in_order
+from .metrics import COMPARED, METRICS
 from .records import Probe, Step, Tag, Trace
 from .resources import data_path
-from .store import open_existing
+from .store import open_existing, read_manifest, read_records
+from .summary import read_metrics
 
-RecordT = TypeVar("RecordT")
-
-# The behaviours of cotprobe.tags (kept here so the report does not import the tagger), with
-# Okabe-Ito colours (colour-blind safe). Behaviours not listed get the fallback colours in order.
-BEHAVIOUR_COLOURS = {
-    "backtracking": "#D55E00",
-    "alternative": "#0072B2",
-    "verification": "#009E73",
-    "hedging": "#E69F00",
-    "conclusion": "#CC79A7",
-}
-FALLBACK_COLOURS = ("#56B4E9", "#8C6D31", "#999999", "#332288", "#882255")
 PAGE_SIZE = 50
-METRIC_COLUMNS = (("accuracy", "Accuracy"), ("ece", "ECE"), ("brier", "Brier"), ("auroc", "AUROC"),
-                  ("mean_confidence", "Mean conf."))
-
-
-# ------------------------------------------------------------------------------------ reading
-
-
-def read_records(path: Path, cls: type[RecordT]) -> list[RecordT]:
-    """Records of one JSONL file by the rule every stage shares (`store.read_records`: [] if
-    absent, a torn last line of a run still writing and duplicates skipped with a note)."""
-    return store.read_records(path, cls)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """manifest.json (checked, errors name it) or metrics.json (derived: an unreadable one is
-    reported on stderr and shown as absent; python -m cotprobe.metrics rebuilds it)."""
-    if path.name == "manifest.json":
-        return store.read_manifest(path.parent)
-    from .summary import read_metrics
-
-    return read_metrics(path.parent)  # Python's json reads NaN/Infinity
+COLUMNS = tuple(METRICS)  # metric columns of every table: the four compared ones and mean confidence
 
 
 # ------------------------------------------------------------------------------ trace data
@@ -96,7 +75,7 @@ _SPECIAL = re.compile(r"<\|[^|<>]{1,40}\|>|<(?:/?s|bos|eos|start_of_turn|end_of_
 
 def question_text(prompt: str) -> str:
     """The question inside a prompt: the text after 'Question:' if present, else its last line."""
-    m = re.search(r"Question:\s*(.+?)\s*(?:<\||<end_of_turn>|\n\n|$)", prompt, re.S)
+    m = re.search(r"Question:\s*(.+?)\s*(?:<\||<end_of_turn>|\n\n|$)", prompt, re.DOTALL)
     if m:
         return m.group(1).strip()
     lines = [ln.strip() for ln in _SPECIAL.sub("\n", prompt).splitlines()]
@@ -158,19 +137,10 @@ def trace_data(traces: list[Trace], steps: list[Step], tags: list[Tag], probes: 
             "a": tr.answer, "ok": tr.correct, "gr": tr.grader, "te": tr.thinking_ended,
             "pt": tr.prompt_tokens, "ct": len(tr.cot_token_ids), "sty": tr.style,
             "c": _confidence(tr.confidence), "steps": step_rows, "tags": tag_rows,
-            "bh": [b for b in BEHAVIOUR_COLOURS if b in present] + [b for b in present if b not in BEHAVIOUR_COLOURS],
+            "bh": in_order(present),
             "cuts": cuts, "abl": ablations,
         })
     return out
-
-
-def _behaviour_colours(names: Iterable[str]) -> dict[str, str]:
-    colours = dict(BEHAVIOUR_COLOURS)
-    extra = iter(FALLBACK_COLOURS * 10)
-    for name in names:
-        if name not in colours:
-            colours[name] = next(extra)
-    return colours
 
 
 def _scale_labels(manifest: dict[str, Any]) -> list[str]:
@@ -198,104 +168,130 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-# ------------------------------------------------------------------------------- HTML pieces
+# ----------------------------------------------------------------------- filling the pieces
 
-esc = html.escape
+
+class Html(str):
+    """Markup filled from the report's pieces: inserted into another piece as it is."""
+
+
+def _substitute(template: Template, fields: dict[str, Any]) -> Html:
+    return Html(template.substitute({k: v if isinstance(v, Html) else html.escape(str(v))
+                                     for k, v in fields.items()}))
+
+
+@cache
+def _pieces() -> dict[str, Template]:
+    """The named pieces of _data/report/fragments.html (see the comment at its top)."""
+    text = data_path("report/fragments.html").read_text(encoding="utf-8")
+    parts = re.split(r"^<!-- piece: (\w+) -->\n", text, flags=re.MULTILINE)
+    return {name: Template(body.rstrip("\n")) for name, body in zip(parts[1::2], parts[2::2])}
+
+
+def fill(piece: str, /, **fields: Any) -> Html:
+    """The named piece with its fields filled: text is HTML-escaped, Html goes in as it is."""
+    return _substitute(_pieces()[piece], fields)
+
+
+def join(pieces: Iterable[Html], sep: str = "") -> Html:
+    return Html(html.escape(sep).join(pieces))
+
+
+NOTHING = Html("")
 
 
 def fmt(x: Any, digits: int = 3) -> str:
+    """A value as table text: a dash for None, n/a for NaN, floats to `digits` places."""
     if x is None:
         return "—"
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, float):
         return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
-    return esc(str(x))
+    return str(x)
 
 
-def ci_cell(row: dict[str, Any], key: str) -> str:
+# ------------------------------------------------------------------------------ metric tables
+
+
+def ci_cell(row: dict[str, Any], key: str) -> Html:
     if key not in row:
-        return "<td>—</td>"
+        return fill("absent")
     low, high = row.get(key + "_low"), row.get(key + "_high")
-    interval = (f' <span class="ci">[{fmt(low)}, {fmt(high)}]</span>'
-                if low is not None and high is not None else "")
-    return f'<td class="num">{fmt(row[key])}{interval}</td>'
+    if low is None or high is None:
+        return fill("num", text=fmt(row[key]))
+    return fill("num_ci", value=fmt(row[key]), low=fmt(low), high=fmt(high))
 
 
-def _metric_header(first: list[str]) -> str:
-    cols = first + ["n", "unparsed"] + [label for _, label in METRIC_COLUMNS] + ["note"]
-    return "<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead>"
+def _metric_header(first: list[str], extra: Iterable[str] = ()) -> Html:
+    cols = first + ["n", "unparsed"] + [METRICS[key].label for key in COLUMNS] + ["note", *extra]
+    return fill("thead", cells=join(fill("th", text=c) for c in cols))
 
 
-def _metric_cells(row: dict[str, Any]) -> str:
-    cells = f'<td class="num">{fmt(row.get("n", row.get("n_total")))}</td><td class="num">{fmt(row.get("n_unparsed"))}</td>'
+def _metric_cells(row: dict[str, Any]) -> Html:
+    cells = [fill("num", text=fmt(row.get("n", row.get("n_total")))), fill("num", text=fmt(row.get("n_unparsed")))]
     if "accuracy" not in row:
-        return cells + f'<td colspan="{len(METRIC_COLUMNS)}" class="muted">no parsed confidences</td><td></td>'
-    return cells + "".join(ci_cell(row, key) for key, _ in METRIC_COLUMNS) + f'<td class="muted">{esc(str(row.get("note", "")))}</td>'
+        return join(cells + [fill("no_parsed", span=len(COLUMNS))])
+    return join(cells + [ci_cell(row, key) for key in COLUMNS] + [fill("muted", text=row.get("note", ""))])
 
 
-def traces_section(sec: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><th scope=row>{esc(src)}</th>{_metric_cells(row)}</tr>"
-                   for src, row in (sec.get("sources") or {}).items())
-    ended = ", ".join(f"{esc(str(k))}: {fmt(v)}" for k, v in (sec.get("thinking_ended") or {}).items())
-    return (f"<h3>Final answers, per confidence source</h3><p class=muted>{fmt(sec.get('n'))} traces; "
-            f"thinking ended: {ended or '—'}. Intervals: 95% question-clustered bootstrap.</p>"
-            f'<div class="scroll"><table class="metrics">{_metric_header(["source"])}<tbody>{rows}</tbody></table></div>')
+def traces_section(sec: dict[str, Any]) -> Html:
+    rows = join(fill("row", name=src, cells=_metric_cells(row)) for src, row in (sec.get("sources") or {}).items())
+    ended = ", ".join(f"{k}: {fmt(v)}" for k, v in (sec.get("thinking_ended") or {}).items())
+    return fill("traces_section", n=fmt(sec.get("n")), ended=ended or "—",
+                table=fill("metrics_table", head=_metric_header(["source"]), rows=rows))
 
 
-def cuts_section(sec: dict[str, Any], title: str) -> str:
-    rows = "".join(
-        f'<tr><th scope=row>{fmt(r.get("level"), 2)}</th><td class="num">{fmt(r.get("fraction_realised"), 2)}</td>'
-        f"{_metric_cells(r)}</tr>" for r in sec.get("levels", []))
-    out = (f"<h3>{esc(title)}</h3><p class=muted>Confidence source: {esc(str(sec.get('source', '?')))}. "
-           "Level: requested fraction of the CoT; realised: mean fraction actually kept.</p>"
-           f'<div class="scroll"><table class="metrics">{_metric_header(["cut", "realised"])}<tbody>{rows}</tbody></table></div>')
-    trends = sec.get("trends") or {}
-    if trends:
-        body = ""
-        for name, t in trends.items():
-            c, o = t.get("clustered") or {}, t.get("ols_per_level")
-            ols = (f'{fmt(o.get("slope"))} <span class="ci">p={fmt(o.get("p_value"))}</span>' if o else "—")
-            body += (f"<tr><th scope=row>{esc(name)}</th><td class=num>{fmt(c.get('slope'))} "
-                     f"<span class=ci>[{fmt(c.get('low'))}, {fmt(c.get('high'))}]</span></td>"
-                     f"<td class=num>{fmt(c.get('p_value'))}</td><td class=num>{ols}</td></tr>")
-        out += ("<h4>Trend along the CoT (slope per unit of CoT realised)</h4><div class=scroll><table class=metrics>"
-                "<thead><tr><th>metric</th><th>slope [95% CI], question-clustered</th><th>p</th>"
-                f"<th>per-level OLS slope</th></tr></thead><tbody>{body}</tbody></table></div>")
-    traj = sec.get("trajectories") or {}
-    if traj.get("n"):
-        out += (f"<p class=muted>Confidence trajectories over {fmt(traj['n'])} traces: mean change "
-                f"{fmt(traj.get('mean_change'))}, mean |largest jump| {fmt(traj.get('mean_abs_largest_jump'))}, "
-                f"mean direction changes {fmt(traj.get('mean_direction_changes'), 2)}.</p>")
-    return out
+def _trends(trends: dict[str, Any]) -> Html:
+    rows = []
+    for name, t in trends.items():
+        c, o = t.get("clustered") or {}, t.get("ols_per_level")
+        ols = fill("ols", slope=fmt(o.get("slope")), p=fmt(o.get("p_value"))) if o else "—"
+        rows.append(fill("trend_row", name=name, slope=fmt(c.get("slope")), low=fmt(c.get("low")),
+                         high=fmt(c.get("high")), p=fmt(c.get("p_value")), ols=ols))
+    return fill("trends", rows=join(rows)) if rows else NOTHING
 
 
-def conditions_section(sec: dict[str, Any], title: str) -> str:
+def _trajectories(traj: dict[str, Any]) -> Html:
+    if not traj.get("n"):
+        return NOTHING
+    return fill("trajectories", n=fmt(traj["n"]), change=fmt(traj.get("mean_change")),
+                jump=fmt(traj.get("mean_abs_largest_jump")), flips=fmt(traj.get("mean_direction_changes"), 2))
+
+
+def cuts_section(sec: dict[str, Any], title: str) -> Html:
+    rows = join(fill("cut_row", level=fmt(r.get("level"), 2), realised=fmt(r.get("fraction_realised"), 2),
+                     cells=_metric_cells(r)) for r in sec.get("levels", []))
+    return fill("cuts_section", title=title, source=sec.get("source", "?"),
+                table=fill("metrics_table", head=_metric_header(["cut", "realised"]), rows=rows),
+                trends=_trends(sec.get("trends") or {}), trajectories=_trajectories(sec.get("trajectories") or {}))
+
+
+def _diff_cells(diff: dict[str, Any]) -> Html:
+    cells = []
+    for key in COMPARED:
+        d = diff.get(key)
+        cells.append(fill("diff", estimate=fmt(d.get("estimate")), low=fmt(d.get("low")), high=fmt(d.get("high")),
+                          p=fmt(d.get("p_value"))) if isinstance(d, dict) else fill("no_diff"))
+    return join(cells)
+
+
+def conditions_section(sec: dict[str, Any], title: str) -> Html:
     ref = str(sec.get("reference", "full"))
-    diff_key = "diff_vs_" + ref
-    conds = sec.get("conditions") or {}
-    rows = ""
-    for cond, r in conds.items():
-        diff = r.get(diff_key) or {}
-        dcells = ""
-        for key, _ in METRIC_COLUMNS[:4]:
-            d = diff.get(key)
-            dcells += (f"<td class=num>{fmt(d.get('estimate'))} <span class=ci>[{fmt(d.get('low'))}, "
-                       f"{fmt(d.get('high'))}] p={fmt(d.get('p_value'))}</span></td>" if isinstance(d, dict)
-                       else "<td class=muted>—</td>")
-        rows += (f"<tr><th scope=row>{esc(str(cond))}</th>{_metric_cells(r)}<td class=num>{fmt(r.get('n_failed'))}</td>"
-                 f"<td class=num>{fmt(diff.get('n'))}</td>{dcells}</tr>")
-    head = (_metric_header(["condition"])[:-len("</tr></thead>")] + "<th>failed</th><th>paired n</th>"
-            + "".join(f"<th>Δ {esc(label)} vs {esc(ref)}</th>" for _, label in METRIC_COLUMNS[:4]) + "</tr></thead>")
-    return (f"<h3>{esc(title)}</h3><p class=muted>Confidence source: {esc(str(sec.get('source', '?')))}; "
-            f"differences are paired (same questions) against condition “{esc(ref)}”.</p>"
-            f'<div class="scroll"><table class="metrics">{head}<tbody>{rows}</tbody></table></div>')
+    rows = []
+    for cond, r in (sec.get("conditions") or {}).items():
+        diff = r.get("diff_vs_" + ref) or {}
+        rows.append(fill("condition_row", name=cond, cells=_metric_cells(r), failed=fmt(r.get("n_failed")),
+                         paired=fmt(diff.get("n")), diffs=_diff_cells(diff)))
+    head = _metric_header(["condition"], ["failed", "paired n", *(f"Δ {METRICS[k].label} vs {ref}" for k in COMPARED)])
+    return fill("conditions_section", title=title, source=sec.get("source", "?"), reference=ref,
+                table=fill("metrics_table", head=head, rows=join(rows)))
 
 
-def metrics_html(metrics: dict[str, Any]) -> str:
+def metrics_html(metrics: dict[str, Any]) -> Html:
     if not metrics:
-        return "<p class=muted>No metrics.json in this run directory.</p>"
-    parts = []
+        return fill("no_metrics")
+    parts = [] if "traces" in metrics else [fill("no_trace_section")]
     for key, sec in metrics.items():
         if not isinstance(sec, dict):
             continue
@@ -306,69 +302,75 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         elif "conditions" in sec:
             parts.append(conditions_section(sec, "Ablations" + ("" if key == "ablate" else f" ({key})")))
         else:
-            parts.append(f"<details><summary>{esc(key)}</summary><pre>{esc(json.dumps(sec, indent=1, default=str))}</pre></details>")
-    if "traces" not in metrics:
-        parts.insert(0, "<p class=muted>No trace-level section in metrics.json (written by "
-                        "<code>python -m cotprobe.generate</code>).</p>")
-    return "\n".join(parts)
+            parts.append(fill("other_section", name=key, json=json.dumps(sec, indent=1, default=str)))
+    return join(parts, "\n")
 
 
-def _short(value: Any) -> str:
+# ------------------------------------------------------------------------ manifest, figures
+
+
+def _short(value: Any) -> Html:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if len(text) <= 90 and "\n" not in text:
-        return f"<code>{esc(text)}</code>"
-    head = text.split("\n", 1)[0][:70]
-    return f"<details><summary><code>{esc(head)}…</code></summary><pre>{esc(text if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False, default=str))}</pre></details>"
+        return fill("code", text=text)
+    full = text if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False, default=str)
+    return fill("long_value", head=text.split("\n", 1)[0][:70], text=full)
 
 
-def manifest_html(manifest: dict[str, Any], run_dir: Path) -> str:
-    stages = manifest.get("stages") or {}
-    first = next(iter(stages.values()), {}) if stages else {}
-    gen = (stages.get("generate") or first).get("settings") or {}
-    profile = gen.get("profile")
-    scale = gen.get("scale")
-    key_rows = [
-        ("Run directory", f"<code>{esc(str(run_dir))}</code>"),
-        ("Model", esc(str(gen.get("model", "—")))),
-        ("Profile", esc(profile.get("name", "?") if isinstance(profile, dict) else str(profile or "—"))
-         + (f' <span class=muted>({esc(profile.get("description", ""))})</span>' if isinstance(profile, dict) else "")),
-        ("Dataset", esc(str(gen.get("dataset", "—"))) + (f" <span class=muted>limit {esc(str(gen['limit']))}</span>" if "limit" in gen else "")),
-        ("Scale", esc(scale.get("name", "?") if isinstance(scale, dict) else str(scale or "—"))),
+def _key_rows(gen: dict[str, Any], run_dir: Path) -> list[tuple[str, str | Html]]:
+    """The headline rows of the run table: directory, model, profile, dataset, scale."""
+    profile, scale = gen.get("profile"), gen.get("scale")
+    name = profile.get("name", "?") if isinstance(profile, dict) else str(profile or "—")
+    dataset = str(gen.get("dataset", "—"))
+    return [
+        ("Run directory", fill("code", text=run_dir)),
+        ("Model", str(gen.get("model", "—"))),
+        ("Profile", fill("with_note", text=name, note=f"({profile.get('description', '')})")
+         if isinstance(profile, dict) else name),
+        ("Dataset", fill("with_note", text=dataset, note=f"limit {gen['limit']}") if "limit" in gen else dataset),
+        ("Scale", scale.get("name", "?") if isinstance(scale, dict) else str(scale or "—")),
     ]
-    body = "".join(f"<tr><th scope=row>{k}</th><td>{v}</td></tr>" for k, v in key_rows)
-    stage_rows = ""
-    for name, st in stages.items():
-        settings = st.get("settings") or {}
-        cells = " ".join(f'<span class="kv"><b>{esc(str(k))}</b>={_short(v)}</span>' for k, v in settings.items())
-        stage_rows += (f"<tr><th scope=row>{esc(str(name))}</th><td>{esc(str(st.get('started', '')))}</td>"
-                       f"<td class=settings>{cells}</td><td>{_short(st.get('command', ''))}</td></tr>")
+
+
+def _versions(stages: dict[str, Any]) -> Html:
+    """Package versions of the stages: one value, or each stage's where they differ."""
     versions: dict[str, dict[str, str]] = defaultdict(dict)
     for name, st in stages.items():
         for pkg, ver in (st.get("versions") or {}).items():
             versions[pkg][name] = str(ver)
-    vers = ""
+    spans = []
     for pkg, by_stage in versions.items():
         distinct = sorted(set(by_stage.values()))
-        value = esc(distinct[0]) if len(distinct) == 1 else " / ".join(f"{esc(v)} ({esc(s)})" for s, v in by_stage.items())
-        vers += f'<span class="kv"><b>{esc(pkg)}</b> {value}</span> '
+        value = distinct[0] if len(distinct) == 1 else " / ".join(f"{v} ({s})" for s, v in by_stage.items())
+        spans.append(fill("version", name=pkg, value=value))
+    return join(spans, " ")
+
+
+def _stage_rows(stages: dict[str, Any]) -> Html:
+    return join(fill("stage_row", name=name, started=st.get("started", ""), command=_short(st.get("command", "")),
+                     settings=join((fill("setting", name=k, value=_short(v))
+                                    for k, v in (st.get("settings") or {}).items()), " "))
+                for name, st in stages.items())
+
+
+def manifest_html(manifest: dict[str, Any], run_dir: Path) -> Html:
+    stages = manifest.get("stages") or {}
+    first = next(iter(stages.values()), {}) if stages else {}
+    gen = (stages.get("generate") or first).get("settings") or {}
+    rows = [fill("row", name=k, cells=fill("cell", text=v)) for k, v in _key_rows(gen, run_dir)]
+    rows.append(fill("row", name="Versions", cells=fill("cell", text=_versions(stages) or "—")))
     other = {k: v for k, v in manifest.items() if k != "stages"}
-    return (f'<table class="kvtable"><tbody>{body}<tr><th scope=row>Versions</th><td>{vers or "—"}</td></tr></tbody></table>'
-            + (f'<h3>Stages</h3><div class=scroll><table class="stages"><thead><tr><th>stage</th><th>started</th>'
-               f"<th>settings</th><th>command</th></tr></thead><tbody>{stage_rows}</tbody></table></div>" if stages else
-               "<p class=muted>The manifest records no stages.</p>")
-            + (f"<details><summary>Other manifest fields</summary><pre>{esc(json.dumps(other, indent=1, default=str))}</pre></details>" if other else ""))
+    return fill("manifest", rows=join(rows),
+                stages=fill("stages", rows=_stage_rows(stages)) if stages else fill("no_stages"),
+                other=fill("other_fields", json=json.dumps(other, indent=1, default=str)) if other else NOTHING)
 
 
-def figures_html(run_dir: Path) -> str:
+def figures_html(run_dir: Path) -> Html:
     pngs = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     if not pngs:
-        return "<p class=muted>No figures (figures/*.png) in this run directory.</p>"
-    out = []
-    for png in pngs:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(png.stem)}" loading="lazy">'
-                   f"<figcaption>{esc(png.name)}</figcaption></figure>")
-    return "\n".join(out)
+        return fill("no_figures")
+    return join((fill("figure", data=base64.b64encode(png.read_bytes()).decode("ascii"), alt=png.stem, name=png.name)
+                 for png in pngs), "\n")
 
 
 # ------------------------------------------------------------------------------------ build
@@ -377,8 +379,7 @@ def figures_html(run_dir: Path) -> str:
 def build_report(run_dir: str | Path, max_traces: int | None = None) -> str:
     """The complete HTML text of the report of one run directory."""
     run_dir = open_existing(run_dir)
-    manifest = _read_json(run_dir / "manifest.json")
-    metrics = _read_json(run_dir / "metrics.json")
+    manifest = read_manifest(run_dir)
     traces = read_records(run_dir / "traces.jsonl", Trace)
     n_all = len(traces)
     if max_traces is not None:
@@ -387,36 +388,34 @@ def build_report(run_dir: str | Path, max_traces: int | None = None) -> str:
     tags = read_records(run_dir / "tags.jsonl", Tag)
     probes = read_records(run_dir / "probes.jsonl", Probe)
     rows = trace_data(traces, steps, tags, probes)
-    found = {t.behaviour for t in tags}
-    behaviours = [b for b in BEHAVIOUR_COLOURS if b in found] + sorted(found - set(BEHAVIOUR_COLOURS))
+    behaviours = in_order(sorted({t.behaviour for t in tags}))
     gen = ((manifest.get("stages") or {}).get("generate") or {}).get("settings") or {}
     data = {
         "traces": rows,
         "n_all": n_all,
         "has": {"steps": bool(steps), "tags": (run_dir / "tags.jsonl").exists(), "probes": bool(probes)},
-        "behaviours": _behaviour_colours(behaviours),
+        "behaviours": behaviour_colours(behaviours),
         "present": behaviours,
         "labels": _scale_labels(manifest),
         "page": PAGE_SIZE,
     }
     graded = [t for t in traces if t.correct is not None]
-    acc = f"{sum(t.correct for t in graded) / len(graded):.1%}" if graded else "—"
-    title = f"cotprobe report: {gen.get('model', run_dir.name)} on {gen.get('dataset', '?')}"
-    shown = f"{len(rows)} of {n_all}" if len(rows) < n_all else f"{n_all}"
-    files = ", ".join(f"{name}{'' if (run_dir / name).exists() else ' (absent)'}"
-                      for name in ("steps.jsonl", "tags.jsonl", "probes.jsonl", "metrics.json"))
-    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return _asset("page.html").substitute(
-        title=esc(title),
-        subtitle=f"{esc(shown)} traces · accuracy of final answers {esc(acc)} · {esc(files)} · generated {esc(generated)}",
-        css=_asset("style.css").template, js=_asset("script.js").template,
-        manifest=manifest_html(manifest, run_dir), metrics=metrics_html(metrics), figures=figures_html(run_dir),
-        data=json_for_script(_clean(data)))
+    return _substitute(Template(_asset("page.html")), {
+        "title": f"cotprobe report: {gen.get('model', run_dir.name)} on {gen.get('dataset', '?')}",
+        "shown": f"{len(rows)} of {n_all}" if len(rows) < n_all else f"{n_all}",
+        "accuracy": f"{sum(t.correct for t in graded) / len(graded):.1%}" if graded else "—",
+        "files": ", ".join(f"{name}{'' if (run_dir / name).exists() else ' (absent)'}"
+                           for name in ("steps.jsonl", "tags.jsonl", "probes.jsonl", "metrics.json")),
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        "css": Html(_asset("style.css")), "js": Html(_asset("script.js")),
+        "manifest": manifest_html(manifest, run_dir), "metrics": metrics_html(read_metrics(run_dir)),
+        "figures": figures_html(run_dir), "data": Html(json_for_script(_clean(data))),
+    })
 
 
-def _asset(name: str) -> Template:
-    """The report's page (a ``string.Template``), style sheet or script: package data in _data/report/."""
-    return Template(data_path(f"report/{name}").read_text(encoding="utf-8"))
+def _asset(name: str) -> str:
+    """The text of the report's page, style sheet or script: package data in _data/report/."""
+    return data_path(f"report/{name}").read_text(encoding="utf-8")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, max_traces: int | None = None) -> Path:

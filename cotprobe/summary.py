@@ -11,8 +11,8 @@ show the sampled confidence with its parse rate and the scored (expected) one be
 from __future__ import annotations
 
 import json
-import sys
 import math
+import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .records import Confidence, Probe, Trace
+from .metrics import COMPARED, METRICS
+from .records import SOURCES, Confidence, Probe, Trace
+from .store import RunDir
 
-SOURCES = ("sampled", "scored", "expected")
 HEADLINE = "sampled"  # the paper reads the confidence the model wrote
 BESIDE = "expected"  # and the scored distribution is shown beside it
 
@@ -101,7 +102,7 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
         conf = np.array([confidence_value(p.confidence, source) for p in usable])
         ok = np.array([float(p.correct) for p in usable])
         qid = np.array([p.question_id for p in usable])
-        for name, fn in _metric_fns().items():
+        for name, fn in metrics.metric_fns().items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 clustered = metrics.slope_clustered(fn, frac, conf, ok, qid, levels=lev,
@@ -147,14 +148,9 @@ def _paired(ref: dict[str, Probe], other: dict[str, Probe], source: str, n_resam
     ca, ka = arrays(other)
     cb, kb = arrays(ref)
     result = {"n": len(shared)}
-    for name, fn in _metric_fns().items():
+    for name, fn in metrics.metric_fns().items():
         result[name] = _plain(metrics.paired_bootstrap_diff(fn, ca, ka, cb, kb, n_resamples=n_resamples))
     return result
-
-
-def _metric_fns():
-    return {"accuracy": lambda c, k: metrics.accuracy(k), "ece": metrics.ece,
-            "brier": metrics.brier, "auroc": metrics.auroc}
 
 
 def _trajectory_summary(probes: list[Probe], source: str) -> dict[str, Any]:
@@ -209,22 +205,26 @@ def format_row(name: str, row: dict[str, Any]) -> str:
         return f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  ({why}){extra}"
     def cell(key):
         return f"{row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}]"
-    return (f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  {cell('accuracy')}  {cell('ece')}  "
-            f"{cell('brier')}  {cell('auroc')}{extra}")
+    return f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  " + "  ".join(map(cell, COMPARED)) + extra
 
 
-HEADER = (f"{'':<22} {'n':>5} {'parsed':>9}  {'accuracy [95% CI]':<22}  {'ECE':<22}  "
-          f"{'Brier':<22}  {'AUROC':<22}")
+# The table head: the first metric column says what the brackets hold; the others name the metric.
+HEADER = f"{'':<22} {'n':>5} {'parsed':>9}  " + "  ".join(
+    f"{head:<22}" for head in [f"{COMPARED[0]} [95% CI]"] + [METRICS[m].label for m in COMPARED[1:]])
 
 
 def print_trace_summary(traces: list[Trace], run_dir: str | Path) -> dict[str, Any]:
     result = trace_metrics(traces)
     update_metrics(run_dir, "traces", result)
-    print(f"\n{run_dir}: {len(traces)} traces; thinking ended: {result['thinking_ended']}")
+    print_traces(result, run_dir)
+    return result
+
+
+def print_traces(result: dict[str, Any], run_dir: str | Path) -> None:
+    print(f"\n{run_dir}: {result['n']} traces; thinking ended: {result['thinking_ended']}")
     print(HEADER)
     for source, row in result["sources"].items():
         print(format_row(f"confidence={source}", row))
-    return result
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
@@ -247,8 +247,6 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None:
     """Set one section of run_dir/metrics.json, keeping the others (under the run's lock)."""
-    from .store import RunDir
-
     with RunDir(run_dir):
         current = read_metrics(run_dir)
         current[key] = value
@@ -280,54 +278,5 @@ def print_condition_summary(result: dict[str, Any], run_dir: str | Path) -> None
         diff = row.get(f"diff_vs_{ref}")
         if diff and "ece" in diff:
             cells = "  ".join(f"{m} {diff[m]['estimate']:+.3f} [{diff[m]['low']:+.3f}, {diff[m]['high']:+.3f}]"
-                              for m in ("accuracy", "ece", "brier", "auroc"))
+                              for m in COMPARED)
             print(f"diff {cond:<17} n={diff['n']:<4} {cells}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .cli import positive_int
-    from .store import RunDir, open_existing, read_records
-
-    parser = argparse.ArgumentParser(
-        prog="python -m cotprobe.metrics",
-        description="Recompute the metric tables of a run directory (traces, cuts, ablations) from its "
-                    "records, print them and write metrics.json afresh. No model is loaded.",
-    )
-    parser.add_argument("run_dir", help="a run directory made by cotprobe")
-    parser.add_argument("--source", choices=SOURCES, default=HEADLINE,
-                        help=f"confidence used for cut and ablation tables (default {HEADLINE}: the label the model "
-                             f"wrote, as the paper; cut tables show {BESIDE} beside it)")
-    parser.add_argument("--resamples", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
-    args = parser.parse_args(argv)
-    run_dir = open_existing(args.run_dir)
-    with RunDir(run_dir):  # no other process is writing while the tables are computed
-        traces = read_records(run_dir / "traces.jsonl", Trace)
-        probes = read_records(run_dir / "probes.jsonl", Probe)
-        # Sections of records this command does not read (behaviours, from tag) are kept; the
-        # others are rebuilt, so a section whose records are gone goes too.
-        old = read_metrics(run_dir)
-        metrics: dict[str, Any] = {k: v for k, v in old.items() if k not in ("traces", "truncate", "ablate")}
-        if traces:
-            metrics["traces"] = trace_metrics(traces, args.resamples)
-        if any(p.condition == "cut" for p in probes):
-            metrics["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE)
-        if any(p.condition != "cut" for p in probes):
-            metrics["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
-            if "edits" in old.get("ablate", {}):
-                metrics["ablate"]["edits"] = old["ablate"]["edits"]
-        write_json(run_dir / "metrics.json", metrics)
-    if not traces and not probes:
-        print(f"{run_dir}: no traces or probes yet; metrics.json holds no tables")
-    if traces:
-        result = metrics["traces"]
-        print(f"\n{run_dir}: {len(traces)} traces; thinking ended: {result['thinking_ended']}")
-        print(HEADER)
-        for source, row in result["sources"].items():
-            print(format_row(f"confidence={source}", row))
-    if "truncate" in metrics and any(p.condition == "cut" for p in probes):
-        print_cut_summary(metrics["truncate"], run_dir)
-    if any(p.condition != "cut" for p in probes):
-        print_condition_summary(metrics["ablate"], run_dir)
-    return 0

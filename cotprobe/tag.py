@@ -17,11 +17,12 @@ import sys
 from .backends import load_backend
 from .behaviours import behaviour_section, print_behaviours, trajectories
 from .cli import positive_int, run_dir_parser
-from .config import SOURCES, add_server_arguments, server_options
+from .config import add_server_arguments, server_options
 from .judge import load_judge_prompt
 from .models import add_loading_arguments, loading_from
 from .plots import plot_behaviour_frequency, plot_trajectories
 from .steps import Judge, tag_run
+from .records import SOURCES
 from .store import RunDir, open_existing
 from .summary import update_metrics
 

@@ -14,11 +14,12 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from .config import DEFAULT_EXPERIMENT, SOURCES, add_run_arguments, default_experiment, resolve_run
+from .config import DEFAULT_EXPERIMENT, add_run_arguments, default_experiment, resolve_run
 from .cuts import CUT_MODES, ResampleSettings, parse_fractions, truncate
 from .experiment import setup
 from .plots import plot_prefix_accuracy, plot_progress
 from .resample import prefix_metrics, print_prefix_summary
+from .records import SOURCES
 from .store import RunDir
 from .summary import cut_metrics, print_cut_summary, update_metrics
 from .tracing import traces_for

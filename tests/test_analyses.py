@@ -233,3 +233,21 @@ def test_cli_errors_are_one_line(runs, capsys):
     assert "ablation probes" in capsys.readouterr().err
     with pytest.raises(ValueError):
         reliability.main([runs["reason"]], "/nonexistent/x", class_source="expected")
+
+
+def test_draw_functions_compose_panels_into_one_figure(runs, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from cotprobe import plots, summary
+    from cotprobe.records import Probe, read_jsonl
+
+    probes = read_jsonl(runs["reason"] / "probes.jsonl", Probe)
+    cuts = summary.cut_metrics(probes, "expected", n_resamples=R)
+    conditions = summary.condition_metrics(probes, n_resamples=R)
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4))
+    assert plots.draw_progress({"reason": cuts}, axes=axes[:4]) is fig
+    assert plots.draw_conditions(conditions, ax=axes[4]) is fig
+    assert [ax.get_title() for ax in axes[:4]] == [metrics.METRICS[k].axis_label for k in plots.PROGRESS_PANELS]
+    assert all(len(ax.lines) == 1 for ax in axes[:4]) and len(axes[4].patches) > 0
+    png = plots.save(fig, tmp_path / "composed")
+    assert png.exists() and png.with_suffix(".svg").exists()

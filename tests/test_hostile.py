@@ -20,8 +20,9 @@ import pytest
 
 from conftest import PROFILE
 
-from cotprobe import cuts, generate, metrics, report, tag, truncate
+from cotprobe import cuts, generate, report, tag, truncate
 from cotprobe.config import DEFAULT_EXPERIMENT_N, add_run_arguments, resolve_run
+from cotprobe.metrics import __main__ as metrics  # the command `python -m cotprobe.metrics`
 from cotprobe.scales import VERBAL_10
 from cotprobe.cli import given_options, run_main
 from cotprobe.data import DatasetError, load_dataset

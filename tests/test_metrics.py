@@ -436,3 +436,37 @@ def test_bootstrap_p_values_are_floored_at_one_over_b_plus_one():
     correct = (conf > 0.5).astype(float)
     d = paired_bootstrap_diff(brier, conf, correct, np.full(200, 0.5), correct, n_resamples=99)
     assert d.high < 0 and d.p_value == pytest.approx(1 / 100)
+
+
+# ---------------------------------------------------------------- the table of metric facts
+
+
+def test_metric_table_names_labels_directions_and_functions():
+    from cotprobe.metrics import CALIBRATION, COMPARED, METRICS, metric_fns
+
+    assert list(METRICS) == ["accuracy", "ece", "brier", "auroc", "mean_confidence"]
+    assert set(COMPARED) | set(CALIBRATION) <= set(METRICS) and set(CALIBRATION) < set(COMPARED)
+    assert {m.name: m.higher_is_better for m in METRICS.values()} == {
+        "accuracy": True, "ece": False, "brier": False, "auroc": True, "mean_confidence": None}
+    assert all(METRICS[k].label in METRICS[k].axis_label for k in COMPARED)
+    assert all(METRICS[k].direction in METRICS[k].axis_label for k in CALIBRATION)
+    conf, y = _sample(200)
+    fns = metric_fns()
+    assert list(fns) == list(COMPARED)
+    assert fns["accuracy"](conf, y) == accuracy(y) and fns["ece"](conf, y) == ece(conf, y)
+    assert fns["brier"](conf, y) == brier(conf, y) and fns["auroc"](conf, y) == auroc(conf, y)
+    out = summarize(conf, y, n_resamples=20)
+    assert [k for k in out if not k.endswith(("_low", "_high")) and k != "n"] == list(METRICS)
+    assert out["mean_confidence"] == pytest.approx(conf.mean())
+
+
+def test_import_of_the_metrics_loads_no_tables_run_directory_or_command():
+    import subprocess
+    import sys
+
+    code = ("import sys, cotprobe.metrics; "
+            "print(sorted(m for m in sys.modules if m.startswith('cotprobe')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(eval(out))
+    assert loaded <= {"cotprobe", "cotprobe.metrics", "cotprobe.metrics.scores", "cotprobe.metrics.bootstrap",
+                      "cotprobe.metrics.trends", "cotprobe.metrics.table"}, loaded

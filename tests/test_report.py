@@ -144,7 +144,7 @@ def make_run(path: Path, n: int = 12, *, steps=True, tags=True, probes=True, met
 
 
 def embedded_data(page: str) -> dict:
-    m = re.search(r'<script type="application/json" id="cotprobe-data">(.*?)</script>', page, re.S)
+    m = re.search(r'<script type="application/json" id="cotprobe-data">(.*?)</script>', page, re.DOTALL)
     assert m, "no data blob"
     return json.loads(m.group(1))
 
@@ -197,7 +197,7 @@ def test_metrics_tables(tmp_path):
     assert "-0.100" in page and "p=0.040" in page  # paired difference vs full
     assert "2.x (generate) / 2.y (truncate)" in page  # versions that differ between stages
     embedded_data(page)  # no NaN leaked into the JSON blob (json.loads would accept it; check literally)
-    blob = re.search(r'id="cotprobe-data">(.*?)</script>', page, re.S).group(1)
+    blob = re.search(r'id="cotprobe-data">(.*?)</script>', page, re.DOTALL).group(1)
     assert "NaN" not in blob and "Infinity" not in blob
 
 
@@ -220,7 +220,7 @@ def test_offsets_are_utf16_and_tags_point_at_cues(tmp_path):
 
 def test_reader_names_file_line_and_field_of_a_bad_record(tmp_path):
     from cotprobe.records import RecordError, to_dict
-    from cotprobe.report import read_records
+    from cotprobe.store import read_records
 
     traces, *_ = make_records(2)
     good = to_dict(traces[1])
@@ -396,3 +396,14 @@ def test_browser_without_optional_files(driver, tmp_path):
     assert "No probes.jsonl" in detail.text
     severe = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert not severe, f"console errors: {severe}"
+
+
+def test_behaviour_colours_and_order_come_from_the_data_file(tmp_path):
+    from cotprobe.colours import behaviour_colours, in_order, shipped
+
+    data = embedded_data(build_report(make_run(tmp_path / "run")))
+    assert shipped() == tuple(BEHAVIOURS) and data["present"] == BEHAVIOURS
+    assert data["behaviours"] == behaviour_colours(BEHAVIOURS)
+    extra = behaviour_colours(["mine", "hedging", "yours"])
+    assert extra["mine"] != extra["yours"] and set(extra) == set(BEHAVIOURS) | {"mine", "yours"}
+    assert in_order(["mine", "hedging", "backtracking", "mine"]) == ["backtracking", "hedging", "mine"]

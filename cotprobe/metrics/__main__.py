@@ -1,0 +1,73 @@
+"""`python -m cotprobe.metrics RUN_DIR` (and the `cotprobe-metrics` script): recompute a run's
+metric tables from its records (the tables come from `cotprobe.summary`).
+
+It lives here and not in the package's `__init__`, so `import cotprobe.metrics` stays pure
+(numpy, scipy): `cotprobe.summary`, which imports the metrics, is only loaded by the command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..cli import run_dir_parser, run_main
+from ..records import SOURCES
+from ..store import RunDir, open_existing
+from ..summary import (
+    BESIDE,
+    HEADLINE,
+    condition_metrics,
+    cut_metrics,
+    print_condition_summary,
+    print_cut_summary,
+    print_traces,
+    read_metrics,
+    trace_metrics,
+    write_json,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; a user error prints one `error:` line and returns 2."""
+    return run_main(recompute, argv)
+
+
+def recompute(argv: list[str] | None = None) -> int:
+    """Parse the options, rebuild metrics.json from the records and print the tables."""
+    parser = run_dir_parser(
+        "python -m cotprobe.metrics",
+        "Recompute the metric tables of a run directory (traces, cuts, ablations) from its records, print them "
+        "and write metrics.json afresh. No model is loaded.",
+        "a run directory made by cotprobe")
+    parser.add_argument("--source", choices=SOURCES, default=HEADLINE,
+                        help=f"confidence used for cut and ablation tables (default {HEADLINE}: the label the model "
+                             f"wrote, as the paper; cut tables show {BESIDE} beside it)")
+    args = parser.parse_args(argv)
+    run_dir = open_existing(args.run_dir)
+    with RunDir(run_dir) as run:  # no other process is writing while the tables are computed
+        traces, probes = run.traces(), run.probes()
+        # Sections of records this command does not read (behaviours, from tag) are kept; the
+        # others are rebuilt, so a section whose records are gone goes too.
+        old = read_metrics(run_dir)
+        tables: dict[str, Any] = {k: v for k, v in old.items() if k not in ("traces", "truncate", "ablate")}
+        if traces:
+            tables["traces"] = trace_metrics(traces, args.resamples)
+        if any(p.condition == "cut" for p in probes):
+            tables["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE)
+        if any(p.condition != "cut" for p in probes):
+            tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
+            if "edits" in old.get("ablate", {}):
+                tables["ablate"]["edits"] = old["ablate"]["edits"]
+        write_json(run_dir / "metrics.json", tables)
+    if not traces and not probes:
+        print(f"{run_dir}: no traces or probes yet; metrics.json holds no tables")
+    if traces:
+        print_traces(tables["traces"], run_dir)
+    if "truncate" in tables and any(p.condition == "cut" for p in probes):
+        print_cut_summary(tables["truncate"], run_dir)
+    if any(p.condition != "cut" for p in probes):
+        print_condition_summary(tables["ablate"], run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
