@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 from cotprobe import metrics, summary
+from cotprobe.conditions import CONDITIONS
+from cotprobe.metrics import CALIBRATION, COMPARED, metric_fns
+from cotprobe.metrics import METRICS as FACTS
 from cotprobe.profiles import style_base
 from cotprobe.records import Probe, Trace, read_jsonl
 from cotprobe.store import open_existing
@@ -30,31 +33,18 @@ class MissingInputs(ValueError):
     """The given runs lack what an analysis needs (e.g. no probes); the message says what."""
 
 
-# The four metrics of every table, with axis labels that say their unit and direction.
-METRICS = ("accuracy", "ece", "brier", "auroc")
-METRIC_LABELS = {
-    "accuracy": "Accuracy (fraction correct)",
-    "ece": "ECE (prob. units; lower is better)",
-    "brier": "Brier score (lower is better)",
-    "auroc": "AUROC (higher is better)",
-}
-METRIC_NAMES = {"accuracy": "Accuracy", "ece": "ECE", "brier": "Brier", "auroc": "AUROC"}
-CALIBRATION = ("ece", "brier", "auroc")  # the paper's three calibration metrics
-LOWER_IS_BETTER = {"ece": True, "brier": True, "auroc": False, "accuracy": False}
+# The four metrics of every table, their labels and directions: from cotprobe's one table of facts.
+METRICS = COMPARED
+METRIC_LABELS = {name: FACTS[name].axis_label for name in METRICS}
+METRIC_NAMES = {name: FACTS[name].label for name in METRICS}
+LOWER_IS_BETTER = {name: not FACTS[name].higher_is_better for name in METRICS}
 
 # Prompt styles in the order they are shown, and which count as "reasoning" prompting.
 STYLE_ORDER = ("direct", "cot", "slow-think")
 REASONING_STYLES = ("cot", "slow-think")
 
 # Ablation conditions in the order they are shown (others follow in order of appearance).
-CONDITION_ORDER = ("full", "none", "linear", "random-deletion", "no-hedging", "rewrite-linear",
-                   "rewrite-no-uncertainty")
-
-
-def metric_fns() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """The same metric functions `cotprobe.summary` uses for paired differences."""
-    return {"accuracy": lambda c, k: metrics.accuracy(k), "ece": metrics.ece,
-            "brier": metrics.brier, "auroc": metrics.auroc}
+CONDITION_ORDER = CONDITIONS
 
 
 def short_model(model: str) -> str:

@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.relative_to(ROOT / "cotprobe" / "_data").as_posix() for p in (ROOT / "cotprobe" / "_data").rglob("*")
                  if p.is_file() and "__pycache__" not in p.parts)
-READ_BY_THE_PACKAGE = {"trivia.jsonl", "mc.jsonl", "behaviours.json", "judge_prompt.json", "rewrite_prompts.json",
+READ_BY_THE_PACKAGE = {"trivia.jsonl", "mc.jsonl", "behaviours.json", "behaviour_colours.json", "judge_prompt.json",
+                       "rewrite_prompts.json", "grader_prompt.json", "prompt_templates.json", "report/fragments.html",
                        "slow_think_exemplars.json", "report/page.html", "report/style.css", "report/script.js"}
 
 PROBE = r"""
