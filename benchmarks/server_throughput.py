@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         for level in levels:
             backend = OpenAIBackend(url, MODEL, setup.tokenizer, concurrency=level, score_mode=setup.score_mode,
                                     prompt_mode=setup.prompt_mode, topk=setup.topk, context_length=context)
-            backend._extra_topk = setup._extra_topk
+            backend.dialect.n_probs = setup.dialect.n_probs
             sent = backend.requests_sent
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=level) as pool:

@@ -231,7 +231,7 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
     backend = make_backend(first, tokenizer, cache_dir=tmp_path / "requests", retries=1, backoff=0.05)
     traces_file = tmp_path / "run" / "traces.jsonl"
     state = {"n": 0, "first_done_at": None}
-    real = backend._request
+    real = backend.client.request
 
     def counting(method, path, body=None, retries=None, server=None):
         if path == "/v1/completions":
@@ -242,7 +242,7 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
                 first.kill()  # a few requests into the second question
         return real(method, path, body, retries, server)
 
-    backend._request = counting
+    backend.client.request = counting
     settings = GenerationSettings(budget=BUDGET, batch_size=1, template="compact")
     with pytest.raises(ServerError, match="resumes"):
         with RunDir(tmp_path / "run") as run:

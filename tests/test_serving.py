@@ -194,7 +194,7 @@ def test_two_servers_one_killed_mid_run_every_item_once(tok, tmp_path):
 
 
 def test_request_cache_is_compact_and_bounded(tok, tmp_path):
-    from cotprobe.backends.http import RequestCache
+    from cotprobe.backends.cache import RequestCache
 
     cache = RequestCache(tmp_path / "c", max_bytes=20_000)
     for i in range(100):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import TokenizerOps, Completion, cut_at_stop
+from .base import Completion, TokenizerOps, cut_at_stop
 
 
 class ScriptedBackend(TokenizerOps):
@@ -20,7 +20,6 @@ class ScriptedBackend(TokenizerOps):
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = context_length
-        self.reuse_cache = True
 
     def _play(self, context: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         ids = self.encode(self.respond(self.decode(context)))
