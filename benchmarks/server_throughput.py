@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cotprobe import data, models  # noqa: E402
-from cotprobe.backends.local_server import LocalServer  # noqa: E402
-from cotprobe.backends.openai import OpenAIBackend  # noqa: E402
-from cotprobe.generate import GenerationSettings, generate  # noqa: E402
-from cotprobe.probe import ForceSettings  # noqa: E402
-from cotprobe.profiles import get_profile  # noqa: E402
-from cotprobe.scales import VERBAL_10  # noqa: E402
-from cotprobe.store import RunDir  # noqa: E402
-from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace  # noqa: E402
+from cotprobe import data, models
+from cotprobe.backends.local_server import LocalServer
+from cotprobe.backends.openai import OpenAIBackend
+from cotprobe.generate import GenerationSettings, generate
+from cotprobe.probe import ForceSettings
+from cotprobe.profiles import get_profile
+from cotprobe.scales import VERBAL_10
+from cotprobe.store import RunDir
+from cotprobe.truncate import parse_fractions, plan_cuts, probe_cuts, segment_trace
 
 MODEL = models.DEFAULT_MODEL
 

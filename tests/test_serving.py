@@ -13,11 +13,15 @@ import math
 import pytest
 
 from cotprobe.backends import fork
-from cotprobe.backends.openai import OpenAIBackend, ServerError, distinguishing_prefixes, split_urls
+from cotprobe.backends.openai import (
+    OpenAIBackend,
+    ServerError,
+    distinguishing_prefixes,
+    split_urls,
+)
 from cotprobe.backends.recording_server import RecordingServer
 from cotprobe.backends.tiny import tiny_tokenizer
 from cotprobe.generate import GenerationSettings, generate
-from cotprobe.probe import force_answers
 from cotprobe.profiles import get_profile
 from cotprobe.records import Question
 from cotprobe.scales import VERBAL_10

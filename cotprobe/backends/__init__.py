@@ -17,16 +17,49 @@ The interfaces are declared in `backends.protocols`; the modules:
 - `local_server`, `recording_server`: servers for tests and benchmarks
 """
 
-from .base import (TINY_MODEL, Completion, NoHiddenStates, PromptTooLong, ScoringUnavailable, ServerError,
-                   TokenizerOps, check_fits, cut_at_stop)
+from .base import (
+    TINY_MODEL,
+    Completion,
+    NoHiddenStates,
+    PromptTooLong,
+    ScoringUnavailable,
+    ServerError,
+    TokenizerOps,
+    check_fits,
+    cut_at_stop,
+)
 from .loader import load_backend
-from .protocols import (Backend, ForkingBackend, HiddenStatesBackend, Rows, SamplingRows, SamplingSession,
-                        Session, conformance)
+from .protocols import (
+    Backend,
+    ForkingBackend,
+    HiddenStatesBackend,
+    Rows,
+    SamplingRows,
+    SamplingSession,
+    Session,
+    conformance,
+)
 from .rows import SequentialRows, fork
 
 __all__ = [
-    "TINY_MODEL", "Completion", "NoHiddenStates", "PromptTooLong", "ScoringUnavailable", "ServerError",
-    "TokenizerOps", "check_fits", "cut_at_stop", "load_backend",
-    "Backend", "ForkingBackend", "HiddenStatesBackend", "Rows", "SamplingRows", "SamplingSession", "Session",
-    "conformance", "SequentialRows", "fork",
+    "TINY_MODEL",
+    "Backend",
+    "Completion",
+    "ForkingBackend",
+    "HiddenStatesBackend",
+    "NoHiddenStates",
+    "PromptTooLong",
+    "Rows",
+    "SamplingRows",
+    "SamplingSession",
+    "ScoringUnavailable",
+    "SequentialRows",
+    "ServerError",
+    "Session",
+    "TokenizerOps",
+    "check_fits",
+    "conformance",
+    "cut_at_stop",
+    "fork",
+    "load_backend",
 ]

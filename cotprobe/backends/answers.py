@@ -11,6 +11,10 @@ from typing import Any
 ECHO_TAIL = 64  # echoed prompt log-probabilities kept: the last positions (where options are scored)
 
 
+class MalformedAnswer(ValueError):
+    """An answer that is not a completions answer."""
+
+
 def _token(tok: Any) -> int | str:
     """A token as servers name it: an id, or "token_id:123" (vLLM return_tokens_as_token_ids), or text."""
     if isinstance(tok, str) and tok.startswith("token_id:") and tok[9:].lstrip("-").isdigit():
@@ -28,9 +32,9 @@ def compact(resp: dict[str, Any], echo: bool = False) -> dict[str, Any]:
     try:
         choice = resp["choices"][0]
     except (KeyError, IndexError, TypeError):
-        raise ValueError("the answer has no choices[0]") from None
+        raise MalformedAnswer("the answer has no choices[0]") from None
     if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), (str, type(None))):
-        raise ValueError(f"choices[0] is not a completion: {str(choice)[:100]!r}")
+        raise MalformedAnswer(f"choices[0] is not a completion: {str(choice)[:100]!r}")
     # an echoed answer's text and top log-probabilities run over the whole prompt: not kept
     out: dict[str, Any] = {"text": "" if echo else choice.get("text") or "", "finish": choice.get("finish_reason")}
     for key in ("stop_reason", "matched_stop"):

@@ -92,13 +92,13 @@ def _props_context(client: CompletionsClient, server: int) -> tuple[int, str] | 
 
 def _local_context(tokenizer: Any) -> tuple[int, str] | None:
     """From the config next to the tokenizer, else the tokenizer's own limit."""
-    config_len = None
-    try:
-        from transformers import AutoConfig
+    from transformers import AutoConfig
 
-        config_len = getattr(AutoConfig.from_pretrained(tokenizer.name_or_path), "max_position_embeddings", None)
+    try:
+        config = AutoConfig.from_pretrained(tokenizer.name_or_path)
     except Exception:  # noqa: BLE001  (no config next to the tokenizer, in any of many ways: fall through)
-        pass
+        config = None
+    config_len = getattr(config, "max_position_embeddings", None)
     if config_len:
         return int(config_len), "config (max_position_embeddings)"
     tok_len = getattr(tokenizer, "model_max_length", None)

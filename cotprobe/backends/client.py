@@ -75,7 +75,7 @@ class CompletionsClient:
             if probing and exc.status is not None:
                 return None  # the feature is missing (a server that is gone still raises)
             raise
-        except ValueError as exc:
+        except ValueError as exc:  # answers.MalformedAnswer, or a value that is not a number
             if probing:
                 return None
             raise ServerError(f"POST {COMPLETIONS} to {self.where}: malformed answer ({exc})") from None

@@ -17,7 +17,7 @@ from .hf_attention import SharedPrefixUnsupported, shared_prefix_refusal
 from .hf_rows import HFRows, pick_hidden, sampler
 from .rows import SequentialRows
 
-__all__ = ["HFBackend", "HFSession", "HFRows"]
+__all__ = ["HFBackend", "HFRows", "HFSession"]
 
 
 class HFBackend(TokenizerOps):
@@ -62,7 +62,7 @@ class HFBackend(TokenizerOps):
                     rows.extend([[self.pad_id], [self.pad_id]])
                 except SharedPrefixUnsupported as exc:
                     reason = f"{kind} uses {exc}"
-                except Exception as exc:  # a model whose layers do not take the shared prefix's inputs
+                except Exception as exc:  # noqa: BLE001  (a model whose layers do not take the shared prefix's inputs)
                     reason = f"{kind} fails a shared-prefix step ({type(exc).__name__}: {str(exc).splitlines()[0]})"
             self._refusal = reason
             if reason is not None:
@@ -104,7 +104,7 @@ class HFBackend(TokenizerOps):
             return Completion(new[:end], text, "stop")
         return Completion(new[:end], text, "eos" if end < len(new) else "length")
 
-    def session(self, ids: list[int]) -> "HFSession":
+    def session(self, ids: list[int]) -> HFSession:
         return HFSession(self, ids)
 
     def fork(self, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None):

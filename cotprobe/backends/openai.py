@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from . import capabilities
-from .base import Completion, ScoringUnavailable, ServerError, TokenizerOps, check_fits, cut_at_stop
+from .base import (
+    Completion,
+    ScoringUnavailable,
+    ServerError,
+    TokenizerOps,
+    check_fits,
+    cut_at_stop,
+)
 from .client import CompletionsClient
 from .dialect import PROMPT_MODES, Dialect
 from .http import split_urls

@@ -8,7 +8,8 @@ every other option -20, so the scored confidence follows the scripted one.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import Completion, TokenizerOps, cut_at_stop
 
@@ -33,7 +34,7 @@ class ScriptedBackend(TokenizerOps):
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:
         return [self._play(ids, max_new_tokens, stop) for ids in prompts]
 
-    def session(self, ids: list[int]) -> "ScriptedSession":
+    def session(self, ids: list[int]) -> ScriptedSession:
         return ScriptedSession(self, ids)
 
 
