@@ -17,7 +17,12 @@ from cotprobe import models
 from cotprobe.backends import PromptTooLong, fork
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.local_server import LocalServer, available_kinds
-from cotprobe.backends.openai import OpenAIBackend, ScoringUnavailable, ServerError, distinguishing_prefixes
+from cotprobe.backends.openai import (
+    OpenAIBackend,
+    ScoringUnavailable,
+    ServerError,
+    distinguishing_prefixes,
+)
 from cotprobe.backends.recording_server import ModelLM, RecordingServer
 from cotprobe.generate import GenerationSettings, generate
 from cotprobe.probe import ForceSettings, forcing_suffix, scored_confidence
@@ -116,7 +121,7 @@ def test_generation_end_to_end_through_the_server(served):
 
 
 def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path):
-    backend, traces, root = served
+    _, traces, root = served
     fresh = make_backend(server, tokenizer, cache_dir=root / "requests")
     with RunDir(tmp_path / "run") as run:
         probes = truncate(fresh, traces[:1], {q.id: q for q in QUESTIONS}, run, PROFILE, VERBAL_10,
@@ -134,7 +139,7 @@ def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path
 
 
 def test_request_cache_answers_a_rerun_with_no_new_request(served, server, tokenizer, tmp_path):
-    backend, traces, root = served
+    _, traces, root = served
     again = make_backend(server, tokenizer, cache_dir=root / "requests")
     # construction: the model list, llama.cpp's /props where not found, and the probes the server
     # refused (refusals are not cached: another server may sit behind the same name later) - the
@@ -245,9 +250,8 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
 
     backend.client.request = counting
     settings = GenerationSettings(budget=BUDGET, batch_size=1, template="compact")
-    with pytest.raises(ServerError, match="resumes"):
-        with RunDir(tmp_path / "run") as run:
-            generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
+    with pytest.raises(ServerError, match="resumes"), RunDir(tmp_path / "run") as run:
+        generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
     written = [json.loads(line)["question_id"] for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
     assert written == ["q1"]  # the first question finished, the second did not
 
