@@ -1,8 +1,9 @@
 """What the servers offer, found with a few tiny requests at start-up (and top-k on first use).
 
-`served_model`: the model entry every server lists; `context_length`: from the servers, else the
-model's config or tokenizer; `prompt_mode`: token-id prompts or text only; `id_fields`: how to get
-the generated token ids back; `topk`: how many top log-probabilities the servers hand out.
+`served_model`: the model entry every server lists; `find_context_length`: from the servers, else
+the model's config or tokenizer; `probe_prompt_mode`: token-id prompts or text only;
+`probe_id_fields`: how to get the generated token ids back; `probe_topk`: how many top
+log-probabilities the servers hand out.
 Refused probes are not cached (another server may sit behind the same name later).
 """
 
@@ -61,7 +62,7 @@ def _entry_for(url: str, info: list[Any], model: str | None) -> dict[str, Any]:
     return next(m for m in info if isinstance(m, dict) and m.get("id") == want)
 
 
-def context_length(client: CompletionsClient, entry: dict[str, Any], given: int | None,
+def find_context_length(client: CompletionsClient, entry: dict[str, Any], given: int | None,
                    tokenizer: Any) -> tuple[int, str]:
     """The model's context length and where it came from: the argument, the model list, llama.cpp's
     /props, the model's config, the tokenizer, or the training context the server reports."""
@@ -107,13 +108,13 @@ def _local_context(tokenizer: Any) -> tuple[int, str] | None:
     return None
 
 
-def prompt_mode(client: CompletionsClient, encode: Callable[[str], list[int]]) -> str:
+def probe_prompt_mode(client: CompletionsClient, encode: Callable[[str], list[int]]) -> str:
     """"tokens" if the servers take token-id prompts, else "text"."""
     ok = client.complete({"prompt": encode("Hello"), "max_tokens": 1, "temperature": 0}, probing=True)
     return "tokens" if ok is not None else "text"
 
 
-def id_fields(client: CompletionsClient, dialect: Dialect, encode: Callable[[str], list[int]],
+def probe_id_fields(client: CompletionsClient, dialect: Dialect, encode: Callable[[str], list[int]],
               spells: Callable[[list[int], str], bool]) -> dict[str, Any] | None:
     """The request fields that make the servers return generated token ids (None: none do).
     spells(ids, text): whether the returned ids decode to the returned text."""
@@ -125,7 +126,7 @@ def id_fields(client: CompletionsClient, dialect: Dialect, encode: Callable[[str
     return None
 
 
-def topk(client: CompletionsClient, dialect: Dialect, encode: Callable[[str], list[int]],
+def probe_topk(client: CompletionsClient, dialect: Dialect, encode: Callable[[str], list[int]],
          most: int) -> tuple[int, bool] | None:
     """(k, n_probs): the most top log-probabilities (up to `most`) the servers hand out, and
     whether they want llama.cpp's "n_probs" for it; None when they give none."""

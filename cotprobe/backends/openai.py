@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import capabilities
 from .base import (
     Completion,
     ScoringUnavailable,
@@ -27,6 +26,13 @@ from .base import (
     TokenizerOps,
     check_fits,
     cut_at_stop,
+)
+from .capabilities import (
+    find_context_length,
+    probe_id_fields,
+    probe_prompt_mode,
+    probe_topk,
+    served_model,
 )
 from .client import CompletionsClient
 from .dialect import PROMPT_MODES, Dialect
@@ -43,6 +49,11 @@ def _load_tokenizer(tokenizer: Any) -> Any:
 
         return AutoTokenizer.from_pretrained(str(tokenizer))
     return tokenizer
+
+
+def _delegated(part: str, name: str, doc: str) -> property:
+    """A read-only attribute that is the same-meaning attribute of one of the backend's parts."""
+    return property(lambda self: getattr(getattr(self, part), name), doc=doc)
 
 
 class OpenAIBackend(TokenizerOps):
@@ -76,47 +87,28 @@ class OpenAIBackend(TokenizerOps):
         self.client = CompletionsClient(urls, concurrency=max(1, int(concurrency or 16 * len(urls))),
                                         timeout=timeout, retries=retries, backoff=backoff, api_key=key,
                                         cache_dir=cache_dir)
-        entry = capabilities.served_model(self.client, model)
+        entry = served_model(self.client, model)
         self.model = self.client.model = entry["id"]
         self.name = name or self.model
-        self.context_length, self.context_source = capabilities.context_length(
+        self.context_length, self.context_source = find_context_length(
             self.client, entry, context_length, self.tokenizer)
         eos = self.tokenizer.eos_token_id
         self.eos_ids = {eos} if eos is not None else set()
-        self.dialect = Dialect(self.decode, prompt_mode or capabilities.prompt_mode(self.client, self.encode),
+        self.dialect = Dialect(self.decode, prompt_mode or probe_prompt_mode(self.client, self.encode),
                                topk=topk)
-        self.dialect.id_fields = capabilities.id_fields(
+        self.dialect.id_fields = probe_id_fields(
             self.client, self.dialect, self.encode, lambda ids, text: self.decode(self._strip_eos(ids)) == text)
         self.ids_source = "server" if self.dialect.id_fields is not None else "re-encoded"
         self._score_mode = score_mode
         self._topk_probed = False
 
     # -- what the client and the servers offer --------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return self.client.where
-
-    @property
-    def cache(self):
-        """The request cache (`cache.RequestCache`)."""
-        return self.client.cache
-
-    @property
-    def cache_hits(self) -> int:
-        return self.client.cache_hits
-
-    @property
-    def requests_sent(self) -> int:
-        """HTTP requests that reached a server and got an answer."""
-        return self.client.requests_sent
-
-    @property
-    def prompt_mode(self) -> str:
-        return self.dialect.prompt_mode
-
-    @property
-    def topk(self) -> int:
-        return self.dialect.topk
+    base_url = _delegated("client", "where", "The server root, or the roots joined by commas.")
+    cache = _delegated("client", "cache", "The request cache (`cache.RequestCache`).")
+    cache_hits = _delegated("client", "cache_hits", "Requests answered from the request cache.")
+    requests_sent = _delegated("client", "requests_sent", "HTTP requests that reached a server and got an answer.")
+    prompt_mode = _delegated("dialect", "prompt_mode", '"tokens" (token-id prompts) or "text".')
+    topk = _delegated("dialect", "topk", "Top log-probabilities asked for in scoring requests.")
 
     def close(self) -> None:
         self.client.close()
@@ -126,7 +118,7 @@ class OpenAIBackend(TokenizerOps):
         """How `score` gets log-probabilities; probed with a few tiny requests on first use."""
         if self._score_mode in (None, "topk") and not self._topk_probed:
             self._topk_probed = True
-            found = capabilities.topk(self.client, self.dialect, self.encode, self.dialect.topk)
+            found = probe_topk(self.client, self.dialect, self.encode, self.dialect.topk)
             if found is not None:
                 self.dialect.topk, self.dialect.n_probs = found
             self._score_mode = "topk" if found is not None else "none"
