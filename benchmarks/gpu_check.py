@@ -34,13 +34,13 @@ from cotprobe import models  # noqa: E402
 from cotprobe.backends import fork  # noqa: E402
 from cotprobe.backends.hf import HFBackend, HFRows  # noqa: E402
 from cotprobe.data import load_dataset  # noqa: E402
-from cotprobe.tracing import build_prompt# noqa: E402
+from cotprobe.tracing import build_prompt  # noqa: E402
 from cotprobe.probe import ForceSettings  # noqa: E402
 from cotprobe.profiles import get_profile  # noqa: E402
 from cotprobe.records import Confidence, Trace  # noqa: E402
 from cotprobe.scales import VERBAL_10  # noqa: E402
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts# noqa: E402
-from cotprobe.steps import segment_trace# noqa: E402
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts  # noqa: E402
+from cotprobe.steps import segment_trace  # noqa: E402
 
 QWEN3_8B = dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                 num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1_000_000.0,

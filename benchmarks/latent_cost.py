@@ -23,8 +23,8 @@ from cotprobe.hidden import DTYPE, model_layers, parse_layers  # noqa: E402
 from cotprobe.probe import ForceSettings  # noqa: E402
 from cotprobe.profiles import get_profile  # noqa: E402
 from cotprobe.scales import VERBAL_10  # noqa: E402
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts# noqa: E402
-from cotprobe.steps import segment_trace# noqa: E402
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts  # noqa: E402
+from cotprobe.steps import segment_trace  # noqa: E402
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cotprobe.segment import split_steps, step_token_spans, token_char_starts  # noqa: E402
-from cotprobe.steps import load_tokenizer# noqa: E402
+from cotprobe.steps import load_tokenizer  # noqa: E402
 
 PARAGRAPHS = [
     "Okay, so I need to find how many ways there are to arrange the letters of the word. "

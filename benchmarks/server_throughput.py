@@ -23,16 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cotprobe import data, models  # noqa: E402
-from cotprobe.backends.local_server import LocalServer  # noqa: E402
-from cotprobe.backends.openai import OpenAIBackend  # noqa: E402
-from cotprobe.tracing import GenerationSettings, generate# noqa: E402
-from cotprobe.probe import ForceSettings  # noqa: E402
-from cotprobe.profiles import get_profile  # noqa: E402
-from cotprobe.scales import VERBAL_10  # noqa: E402
-from cotprobe.store import RunDir  # noqa: E402
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts# noqa: E402
-from cotprobe.steps import segment_trace# noqa: E402
+from cotprobe import data, models
+from cotprobe.backends.local_server import LocalServer
+from cotprobe.backends.openai import OpenAIBackend
+from cotprobe.tracing import GenerationSettings, generate
+from cotprobe.probe import ForceSettings
+from cotprobe.profiles import get_profile
+from cotprobe.scales import VERBAL_10
+from cotprobe.store import RunDir
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
+from cotprobe.steps import segment_trace
 
 MODEL = models.DEFAULT_MODEL
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         for level in levels:
             backend = OpenAIBackend(url, MODEL, setup.tokenizer, concurrency=level, score_mode=setup.score_mode,
                                     prompt_mode=setup.prompt_mode, topk=setup.topk, context_length=context)
-            backend._extra_topk = setup._extra_topk
+            backend.dialect.n_probs = setup.dialect.n_probs
             sent = backend.requests_sent
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=level) as pool:

@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cotprobe import models  # noqa: E402
-from cotprobe.backends.openai import OpenAIBackend  # noqa: E402
-from cotprobe.backends.recording_server import RecordingServer  # noqa: E402
-from cotprobe.tracing import GenerationSettings, generate# noqa: E402
-from cotprobe.profiles import get_profile  # noqa: E402
-from cotprobe.records import Question  # noqa: E402
-from cotprobe.scales import VERBAL_10  # noqa: E402
-from cotprobe.store import RunDir  # noqa: E402
-from cotprobe.cuts import parse_fractions, truncate# noqa: E402
+from cotprobe import models
+from cotprobe.backends.openai import OpenAIBackend
+from cotprobe.backends.recording_server import RecordingServer
+from cotprobe.tracing import GenerationSettings, generate
+from cotprobe.profiles import get_profile
+from cotprobe.records import Question
+from cotprobe.scales import VERBAL_10
+from cotprobe.store import RunDir
+from cotprobe.cuts import parse_fractions, truncate
 
 MODEL = models.DEFAULT_MODEL
 PROFILE = get_profile("plain")

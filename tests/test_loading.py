@@ -36,12 +36,12 @@ def test_loading_options_reach_the_model():
 
 def test_generate_help_documents_loading_and_bad_values_fail_in_one_line(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--help"],
-                               capture_output=True, text=True, timeout=120).stdout
+                               check=False, capture_output=True, text=True, timeout=120).stdout
     for option in ("--dtype", "--device-map", "--attn-implementation"):
         assert option in help_text
     proc = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--model", "tiny-random", "-n", "1",
                            "--device-map", "nowhere", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --device-map 'nowhere': use auto or a device such as cuda, cuda:1, cpu"]
     assert not (tmp_path / "run").exists()

@@ -17,11 +17,17 @@ from cotprobe import models
 from cotprobe.backends import PromptTooLong, fork
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.local_server import LocalServer, available_kinds
-from cotprobe.backends.openai import OpenAIBackend, ScoringUnavailable, ServerError, distinguishing_prefixes
+from cotprobe.backends.openai import (
+    OpenAIBackend,
+    ScoringUnavailable,
+    ServerError,
+    distinguishing_prefixes,
+)
+from cotprobe.backends.recording_server import ModelLM, RecordingServer
 from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.probe import ForceSettings, forcing_suffix, scored_confidence
-from cotprobe.prompts import CONFIDENCE_PREFIX
 from cotprobe.profiles import get_profile
+from cotprobe.prompts import CONFIDENCE_PREFIX
 from cotprobe.records import Question
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
@@ -115,7 +121,7 @@ def test_generation_end_to_end_through_the_server(served):
 
 
 def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path):
-    backend, traces, root = served
+    _, traces, root = served
     fresh = make_backend(server, tokenizer, cache_dir=root / "requests")
     with RunDir(tmp_path / "run") as run:
         probes = truncate(fresh, traces[:1], {q.id: q for q in QUESTIONS}, run, PROFILE, VERBAL_10,
@@ -133,7 +139,7 @@ def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path
 
 
 def test_request_cache_answers_a_rerun_with_no_new_request(served, server, tokenizer, tmp_path):
-    backend, traces, root = served
+    _, traces, root = served
     again = make_backend(server, tokenizer, cache_dir=root / "requests")
     # construction: the model list, llama.cpp's /props where not found, and the probes the server
     # refused (refusals are not cached: another server may sit behind the same name later) - the
@@ -231,7 +237,7 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
     backend = make_backend(first, tokenizer, cache_dir=tmp_path / "requests", retries=1, backoff=0.05)
     traces_file = tmp_path / "run" / "traces.jsonl"
     state = {"n": 0, "first_done_at": None}
-    real = backend._request
+    real = backend.client.request
 
     def counting(method, path, body=None, retries=None, server=None):
         if path == "/v1/completions":
@@ -242,11 +248,10 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
                 first.kill()  # a few requests into the second question
         return real(method, path, body, retries, server)
 
-    backend._request = counting
+    backend.client.request = counting
     settings = GenerationSettings(budget=BUDGET, batch_size=1, template="compact")
-    with pytest.raises(ServerError, match="resumes"):
-        with RunDir(tmp_path / "run") as run:
-            generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
+    with pytest.raises(ServerError, match="resumes"), RunDir(tmp_path / "run") as run:
+        generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
     written = [json.loads(line)["question_id"] for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
     assert written == ["q1"]  # the first question finished, the second did not
 
@@ -266,105 +271,17 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
 # -- the token-prompt and prompt-logprob paths, which the CPU server above does not offer ---------
 #
 # vLLM and SGLang take token-id prompts and return echoed prompt log-probabilities; llama-cpp-python
-# does neither. A small stand-in that speaks vLLM's dialect of /v1/completions over a real HTTP
-# socket, computing with the tiny transformers model, covers those paths of the client, and lets
-# the results be compared exactly with the same model run in-process.
-
-class VLLMDialect:
-    """/v1/models (with max_model_len) and /v1/completions: token or text prompts, greedy, stop
-    strings cut off the text (stop_reason names them), echo, logprobs (legacy format)."""
-
-    def __init__(self, model, tokenizer, name="tiny", context=4096):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.model, self.tokenizer, self.name, self.context = model, tokenizer, name, context
-        self.lock = threading.Lock()
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(200, {"object": "list", "data": [
-                    {"id": outer.name, "object": "model", "max_model_len": outer.context}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.requests += 1
-                    self._send(200, outer.complete(body))
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-    def complete(self, body):
-        import torch
-
-        tok = self.tokenizer
-        prompt = body["prompt"]
-        ids = list(prompt) if isinstance(prompt, list) else tok.encode(prompt, add_special_tokens=False)
-        stops = body.get("stop") or []
-        new, finish, reason = [], "length", None
-        with torch.inference_mode():
-            for _ in range(body.get("max_tokens", 16)):
-                logits = self.model(input_ids=torch.tensor([ids + new])).logits[0, -1]
-                nxt = int(logits.argmax())
-                if nxt == tok.eos_token_id:
-                    finish = "stop"
-                    break
-                new.append(nxt)
-                text = tok.decode(new)
-                hit = next((s for s in stops if s in text), None)
-                if hit:
-                    finish, reason = "stop", hit
-                    break
-            text = tok.decode(new)
-            if reason:
-                text = text[: text.index(reason)]
-            choice = {"index": 0, "text": text, "finish_reason": finish, "stop_reason": reason, "logprobs": None}
-            if body.get("logprobs") is not None:
-                seq = ids + new
-                lps = torch.log_softmax(self.model(input_ids=torch.tensor([seq])).logits[0].float(), dim=-1)
-                first = 0 if body.get("echo") else len(ids)
-                token_lps, tops = [], []
-                for i in range(first, len(seq)):
-                    if i == 0:
-                        token_lps.append(None)
-                        tops.append(None)
-                        continue
-                    token_lps.append(float(lps[i - 1, seq[i]]))
-                    best = torch.topk(lps[i - 1], body["logprobs"])
-                    tops.append({tok.decode([int(j)]): float(v) for v, j in zip(best.values, best.indices)})
-                choice["logprobs"] = {"tokens": [tok.decode([t]) for t in seq[first:]],
-                                      "token_logprobs": token_lps, "top_logprobs": tops}
-            if body.get("echo"):
-                choice["text"] = tok.decode(ids) + choice["text"]
-        return {"object": "text_completion", "model": self.name, "choices": [choice]}
-
+# does neither. The recording server speaks vLLM's dialect of /v1/completions over a real HTTP
+# socket; computing with the tiny transformers model (`ModelLM`), it covers those paths of the
+# client, and lets the results be compared exactly with the same model run in-process.
 
 def test_token_prompts_and_prompt_logprobs_match_the_in_process_model(tiny_parts, tmp_path):
     """Through the vLLM dialect the client takes the exact paths (token prompts, echoed prompt
     log-probabilities) and gets what the same model gives in-process. Texts are compared, not
-    generated token ids: the client re-encodes the text a server returns, and the random tiny
-    model writes byte fragments that do not round-trip (real models' text does)."""
+    generated token ids: the random tiny model writes byte fragments that do not round-trip, so
+    the client re-encodes some of what the server returns (real models' text does round-trip)."""
     model, tokenizer = tiny_parts
-    server = VLLMDialect(model, tokenizer)
+    server = RecordingServer(tokenizer, "tiny", lm=ModelLM(model, tokenizer), context=4096)
     try:
         remote = OpenAIBackend(server.url, "tiny", tokenizer, concurrency=4, cache_dir=tmp_path / "requests",
                                score_mode="prompt")  # on request only: vLLM serves it from no cache
@@ -383,8 +300,8 @@ def test_token_prompts_and_prompt_logprobs_match_the_in_process_model(tiny_parts
         scores = remote_rows.score(options)
         assert scores == [pytest.approx(row, abs=1e-4) for row in local_rows.score(options)]
         assert remote.session(remote_rows.ids[0]).score(options) == pytest.approx(scores[0], abs=1e-6)
-        sent = server.requests
-        assert remote_rows.score(options) == scores and server.requests == sent  # from the request cache
+        sent = len(server.completions())
+        assert remote_rows.score(options) == scores and len(server.completions()) == sent  # from the request cache
         assert [c.text for c in remote_rows.greedy(6, ["\n"])] == [c.text for c in local_rows.greedy(6, ["\n"])]
     finally:
         server.close()

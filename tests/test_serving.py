@@ -13,7 +13,12 @@ import math
 import pytest
 
 from cotprobe.backends import fork
-from cotprobe.backends.openai import OpenAIBackend, ServerError, distinguishing_prefixes, split_urls
+from cotprobe.backends.openai import (
+    OpenAIBackend,
+    ServerError,
+    distinguishing_prefixes,
+    split_urls,
+)
 from cotprobe.backends.recording_server import RecordingServer
 from cotprobe.backends.tiny import tiny_tokenizer
 from cotprobe.tracing import GenerationSettings, generate
@@ -193,7 +198,7 @@ def test_two_servers_one_killed_mid_run_every_item_once(tok, tmp_path):
 
 
 def test_request_cache_is_compact_and_bounded(tok, tmp_path):
-    from cotprobe.backends.http import RequestCache
+    from cotprobe.backends.cache import RequestCache
 
     cache = RequestCache(tmp_path / "c", max_bytes=20_000)
     for i in range(100):
@@ -228,10 +233,10 @@ def test_cli_unreachable_server_is_one_line_on_stderr(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     done = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--backend", "openai", "--base-url", url,
                            "--max-retries", "0", "--timeout", "5", "-n", "1", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cannot use the server") and url[:-3] in lines[0]
     bad = subprocess.run([sys.executable, "-m", "cotprobe.generate", "--backend", "openai", "--base-url", url,
-                          "--timeout", "0", "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+                          "--timeout", "0", "--out", str(tmp_path / "run")], check=False, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--timeout" in bad.stderr and "Traceback" not in bad.stderr

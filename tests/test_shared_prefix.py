@@ -9,8 +9,7 @@ import pytest
 import torch
 import transformers
 
-from cotprobe.backends import SequentialRows, fork
-from cotprobe.backends import hf
+from cotprobe.backends import SequentialRows, fork, hf
 from cotprobe.backends.hf import HFBackend, HFRows
 from cotprobe.backends.tiny import tiny_tokenizer
 

@@ -1,4 +1,8 @@
-"""The Hugging Face transformers backend: batched generation and cache-reusing sessions."""
+"""The Hugging Face transformers backend: batched generation and cache-reusing sessions.
+
+Its rows (`fork`) run over one shared encoding of the longest prefix: `hf_rows`, with the
+attention that makes that possible in `hf_attention`.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,13 @@ import sys
 from typing import Any
 
 import torch
-from transformers import AttentionInterface
 
-from . import TokenizerOps, Completion, check_fits, cut_at_stop
+from .base import Completion, TokenizerOps, check_fits, cut_at_stop
+from .hf_attention import SharedPrefixUnsupported, shared_prefix_refusal
+from .hf_rows import HFRows, pick_hidden, sampler
+from .rows import SequentialRows
+
+__all__ = ["HFBackend", "HFRows", "HFSession"]
 
 
 class HFBackend(TokenizerOps):
@@ -54,7 +62,7 @@ class HFBackend(TokenizerOps):
                     rows.extend([[self.pad_id], [self.pad_id]])
                 except SharedPrefixUnsupported as exc:
                     reason = f"{kind} uses {exc}"
-                except Exception as exc:  # a model whose layers do not take the shared prefix's inputs
+                except Exception as exc:  # noqa: BLE001  (a model whose layers do not take the shared prefix's inputs)
                     reason = f"{kind} fails a shared-prefix step ({type(exc).__name__}: {str(exc).splitlines()[0]})"
             self._refusal = reason
             if reason is not None:
@@ -96,7 +104,7 @@ class HFBackend(TokenizerOps):
             return Completion(new[:end], text, "stop")
         return Completion(new[:end], text, "eos" if end < len(new) else "length")
 
-    def session(self, ids: list[int]) -> "HFSession":
+    def session(self, ids: list[int]) -> HFSession:
         return HFSession(self, ids)
 
     def fork(self, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None):
@@ -107,8 +115,6 @@ class HFBackend(TokenizerOps):
         those layers (0 = embeddings), shape (rows, layers, hidden), from the encoding pass itself
         (naive mode: from one extra pass over the longest prefix)."""
         if not self.shares_rows:
-            from . import SequentialRows
-
             rows = SequentialRows(self, ids, lengths)
             if hidden_layers:
                 rows.hidden = self.hidden_states(ids[:max(lengths)], [n - 1 for n in lengths], hidden_layers)
@@ -210,308 +216,3 @@ class HFSession:
                 totals[k] += float(picked.sum())
                 self._rewind(end)
         return totals
-
-
-def sampler(temperature: float, seed: int, device) -> Any:
-    """pick(logprobs) drawing one token per row from softmax(logprobs / temperature), seeded."""
-    if not temperature > 0:
-        raise ValueError(f"--temperature must be > 0 to sample, got {temperature}")
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    def pick(logprobs: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(logprobs.float() / temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
-
-    return pick
-
-
-SHARED_PREFIX = "cotprobe-shared-prefix"
-# Attention arguments the shared-prefix attention reads or may ignore; any other argument a model
-# passes with a value makes it refuse rather than silently compute something else.
-HARMLESS_ARGUMENTS = {"dropout", "position_ids", "use_cache", "cache_position", "output_attentions", "is_causal"}
-UNSUPPORTED_ARGUMENTS = {"sliding_window": "sliding-window attention", "softcap": "attention logit soft-capping",
-                         "s_aux": "attention sinks", "sinks": "attention sinks"}
-
-
-class SharedPrefixUnsupported(RuntimeError):
-    """A model whose attention the shared-prefix path does not implement (the message says what)."""
-
-
-class SharedPrefix:
-    """What the shared-prefix attention reads besides the new tokens' queries/keys/values.
-
-    layers[l] = (keys, values) of the prefix with batch size 1; own[l] = (keys, values) of the
-    tokens appended to the rows since (batch R, one slot per appended position, masked where a row
-    appended nothing); active = the rows in the current forward pass (None: all); calls counts
-    attention calls (a guard against layers that bypass the registry).
-    """
-
-    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int):
-        self.layers = layers
-        self.rows = rows
-        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
-        self.active: torch.Tensor | None = None
-        self.calls = 0
-
-    def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the active rows' new keys/values; return the active rows' own keys/values so far."""
-        if self.active is not None:  # rows not in this pass get masked filler slots
-            full_k = key.new_zeros((self.rows, *key.shape[1:]))
-            full_v = value.new_zeros((self.rows, *value.shape[1:]))
-            full_k[self.active], full_v[self.active] = key, value
-        else:
-            full_k, full_v = key, value
-        if self.own[layer] is not None:
-            old_k, old_v = self.own[layer]
-            full_k, full_v = torch.cat([old_k, full_k], dim=2), torch.cat([old_v, full_v], dim=2)
-        self.own[layer] = (full_k, full_v)
-        if self.active is None:
-            return full_k, full_v
-        return full_k[self.active], full_v[self.active]
-
-    def crop(self, n: int) -> None:
-        """Forget the last n appended positions."""
-        self.own = [None if kv is None else (kv[0][:, :, :-n], kv[1][:, :, :-n]) for kv in self.own]
-
-
-def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                            shared_prefix=None, **kwargs):
-    """Attention of many rows over one prefix held once, plus each row's own later tokens.
-
-    query/key/value are the new tokens of the rows in this pass (batch A); attention_mask is an
-    additive float (A, 1, Q, P + S) over [prefix | own tokens so far | new tokens]. The prefix is
-    never copied per row: rows are folded into the query dimension for it, so a decoding step
-    reads the prefix once however many rows share it.
-    """
-    for name, given in kwargs.items():
-        if given is not None and name not in HARMLESS_ARGUMENTS:
-            raise SharedPrefixUnsupported(UNSUPPORTED_ARGUMENTS.get(name, f"the attention argument {name!r}"))
-    shared_prefix.calls += 1
-    prefix_k, prefix_v = shared_prefix.layers[module.layer_idx]
-    key, value = shared_prefix.append(module.layer_idx, key, value)
-    rows, heads, q_len, dim = query.shape
-    kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
-    groups = heads // kv_heads
-    scaling = dim ** -0.5 if scaling is None else scaling
-    q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
-    folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
-    scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
-    scores_prefix = scores_prefix.reshape(kv_heads, rows, groups * q_len, n_prefix).transpose(0, 1)
-    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float()
-    scores = scores.view(rows, kv_heads, groups, q_len, -1).mul_(scaling).add_(attention_mask[:, :, None])
-    probs = torch.softmax(scores, dim=-1).to(query.dtype).view(rows, kv_heads, groups * q_len, -1)
-    folded_probs = probs[..., :n_prefix].transpose(0, 1).reshape(kv_heads, rows * groups * q_len, n_prefix)
-    v_dim = prefix_v.shape[-1]
-    out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
-    out = out + probs[..., n_prefix:] @ value
-    return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous(), None
-
-
-AttentionInterface.register(SHARED_PREFIX, shared_prefix_attention)
-
-
-def pick_hidden(hidden_states, positions: list[int], layers: list[int]) -> torch.Tensor:
-    """(positions, layers, hidden) float32 from a model's per-layer hidden states (batch 1)."""
-    index = torch.tensor(positions, device=hidden_states[0].device)
-    return torch.stack([hidden_states[layer][0, index] for layer in layers], dim=1).float().cpu()
-
-
-def shared_prefix_refusal(model: Any) -> str | None:
-    """Why `HFRows` cannot run this model (None when it can): it needs every layer to attend to all
-    earlier positions through transformers' attention registry, with nothing but a scale."""
-    config = model.config
-    kind = getattr(config, "model_type", type(model).__name__)
-    if not getattr(type(model), "_supports_attention_backend", False):
-        return f"{kind} computes attention itself, bypassing transformers' attention registry"
-    types = getattr(config, "layer_types", None)
-    if types is not None and any(t != "full_attention" for t in types):
-        other = sorted({t for t in types if t != "full_attention"})
-        return f"{kind} has {', '.join(other)} layers"
-    if types is None and getattr(config, "sliding_window", None) is not None \
-            and getattr(config, "use_sliding_window", True) is not False:
-        return f"{kind} uses sliding-window attention"
-    if getattr(config, "attn_logit_softcapping", None) is not None:
-        return f"{kind} soft-caps attention logits"
-    if any(name.endswith("sinks") for name, _ in model.named_parameters()):
-        return f"{kind} has attention sinks"
-    return None
-
-
-def shares_prefixes(model: Any) -> bool:
-    """Whether `HFRows` can run this model (see `shared_prefix_refusal`)."""
-    return shared_prefix_refusal(model) is None
-
-
-class HFRows:
-    """Several prefixes of one sequence, decoded together over one shared key/value cache.
-
-    The longest prefix is encoded once and its keys/values are kept once (batch 1); each row
-    attends to the part of it up to its own cut and to the tokens appended to it since, which
-    get the position ids they would have right after that cut. Every row so computes what a
-    fresh run of its own prefix would (up to float rounding), the prefix is encoded once, and
-    the rows decode as one batch whose cost grows with the prefix read once, not once per row.
-    """
-
-    def __init__(self, backend: HFBackend, ids: list[int], lengths: list[int],
-                 hidden_layers: list[int] | None = None):
-        self.backend = backend
-        self.ids = [list(ids[:n]) for n in lengths]
-        base = max(lengths)
-        check_fits(base, 0, backend.context_length, "sequence")
-        device = backend.device
-        index = torch.tensor(lengths, device=device)
-        # Logits only where they are read: the last position of each row's prefix.
-        keep = backend.logits_args(index - 1)
-        with torch.inference_mode():
-            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True,
-                                output_hidden_states=bool(hidden_layers), **keep)
-        # hidden state of each prefix's last token, from this same pass (see HFBackend.fork)
-        self.hidden = pick_hidden(out.hidden_states, [n - 1 for n in lengths], hidden_layers) if hidden_layers else None
-        layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
-        self.prefix = SharedPrefix(layers, len(lengths))
-        self.forwarded_tokens = base
-        self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
-        self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
-        self.position = index.clone()  # next position id of each row
-        logits = out.logits[0] if keep else out.logits[0, index - 1]
-        self.last = torch.log_softmax(logits.float(), dim=-1)  # next-token log-probs of each row
-
-    @torch.inference_mode()
-    def _forward(self, rows: list[list[int]], offsets: list[int] | None = None,
-                 visible: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
-        """Append each row's tokens (rows may differ in length; rows with none sit the pass out);
-        return the log-probs at every new position of every row (last_only: at each row's last).
-
-        By default the new tokens are causal within each row, at consecutive positions; score()
-        passes its own `offsets` (position of each token after the row's last) and `visible`
-        (which new tokens each new token sees) to run several options side by side."""
-        device = self.backend.device
-        taking = [k for k, r in enumerate(rows) if r]
-        active = None if len(taking) == len(rows) else torch.tensor(taking, device=device)
-        width = max(len(r) for r in rows)
-        pad = self.backend.pad_id
-        inputs = torch.tensor([rows[k] + [pad] * (width - len(rows[k])) for k in taking], device=device)
-        real = torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows], device=device)
-        steps = torch.tensor(offsets if offsets is not None else range(width), device=device)
-        positions = self.position[:, None] + steps[None, :]
-        check_fits(int(positions.max()) + 1, 0, self.backend.context_length, "sequence")
-        if visible is None:
-            visible = torch.ones((width, width), dtype=torch.bool, device=device).tril()
-        pick = slice(None) if active is None else active
-        sees = torch.cat([self.prefix_mask[pick, None, :].expand(-1, width, -1),
-                          self.own_mask[pick, None, :].expand(-1, width, -1),
-                          visible[None] & real[pick, None, :]], dim=2)
-        bias = torch.zeros(sees.shape, dtype=torch.float32, device=device).masked_fill_(~sees, -torch.inf)
-        keep = {}
-        if last_only:
-            last = torch.tensor([len(rows[k]) - 1 for k in taking], device=device)[:, None]
-            keep = self.backend.logits_args(last)
-        model = self.backend.model
-        implementation = model.config._attn_implementation
-        model.config._attn_implementation = SHARED_PREFIX
-        calls, self.prefix.active = self.prefix.calls, active
-        try:
-            out = model(input_ids=inputs, attention_mask=bias[:, None], position_ids=positions[pick],
-                        use_cache=False, shared_prefix=self.prefix, **keep)
-        finally:
-            model.config._attn_implementation = implementation
-            self.prefix.active = None
-        layers = len(self.prefix.layers)
-        if self.prefix.calls - calls != layers:
-            raise SharedPrefixUnsupported(
-                f"attention outside transformers' registry ({self.prefix.calls - calls} of {layers} "
-                "layers used the shared prefix)")
-        self.own_mask = torch.cat([self.own_mask, real], dim=1)
-        self.forwarded_tokens += int(real.sum())
-        logits = out.logits
-        if last_only and not keep:
-            logits = logits[torch.arange(len(taking), device=device)[:, None], last]
-        return torch.log_softmax(logits.float(), dim=-1)
-
-    def _advance(self, rows: list[list[int]]) -> None:
-        logprobs = self._forward(rows, last_only=True)
-        lengths = torch.tensor([len(r) for r in rows], device=self.backend.device)
-        self.position = self.position + lengths
-        self.last[lengths > 0] = logprobs[:, -1]
-
-    def extend(self, rows: list[list[int]]) -> None:
-        for ids, new in zip(self.ids, rows, strict=True):
-            ids.extend(new)
-        if any(rows):
-            self._advance(rows)
-
-    def sample(self, max_new_tokens: int, stop: list[str], temperature: float, seed: int) -> list[Completion]:
-        """Like greedy, but every row draws its tokens at `temperature` (seeded)."""
-        return self.greedy(max_new_tokens, stop, pick=sampler(temperature, seed, self.backend.device))
-
-    @torch.inference_mode()
-    def rewind(self, counts: list[int]) -> None:
-        """Take back the last counts[k] tokens of each row: they stay in the cache but no later
-        token sees them, and the row's next tokens take their positions. A rewound row must be
-        extended before it is decoded or scored."""
-        for k, n in enumerate(counts):
-            if n <= 0:
-                continue
-            own = torch.nonzero(self.own_mask[k]).flatten()
-            self.own_mask[k, own[-n:]] = False
-            self.position[k] -= n
-            del self.ids[k][-n:]
-            self.last[k] = torch.nan
-
-    @torch.inference_mode()
-    def greedy(self, max_new_tokens: int, stop: list[str], nonblank: bool = False, pick=None) -> list[Completion]:
-        """Greedy continuation of every row until its stop string, end of sequence or the limit.
-        With nonblank, neither ends a row while its text is still blank. `pick(logprobs)` may
-        choose the tokens instead of the argmax (see `sample`)."""
-        pick = pick or (lambda logprobs: logprobs.argmax(dim=-1))
-        new: list[list[int]] = [[] for _ in self.ids]
-        texts = [""] * len(self.ids)
-        finish: list[str | None] = [None] * len(self.ids)
-        for _ in range(max_new_tokens):
-            logprobs = self.last.clone()
-            if nonblank:
-                blank = [k for k, text in enumerate(texts) if not text.strip()]
-                logprobs[torch.tensor(blank, dtype=torch.long)[:, None], list(self.backend.eos_ids)] = -torch.inf
-            step: list[list[int]] = []
-            for k, token in enumerate(pick(logprobs).tolist()):
-                if finish[k] is None and token in self.backend.eos_ids:
-                    finish[k] = "eos"
-                if finish[k] is not None:
-                    step.append([])
-                    continue
-                new[k].append(token)
-                step.append([token])
-                texts[k] = self.backend.decode(new[k])
-                if cut_at_stop(texts[k], stop, nonblank)[1]:
-                    finish[k] = "stop"
-            self.extend(step)
-            if all(f is not None for f in finish):
-                break
-        return [Completion(tokens, cut_at_stop(text, stop, nonblank)[0], finish[k] or "length")
-                for k, (tokens, text) in enumerate(zip(new, texts))]
-
-    def score(self, options: list[list[int]]) -> list[list[float]]:
-        """Total log-probability of each option after each row: totals[row][option].
-
-        All options run in one forward pass, side by side after each row: every option's tokens
-        see the row and the option's own earlier tokens, at the positions they would have."""
-        device = self.backend.device
-        totals = self.last[:, torch.tensor([o[0] for o in options], device=device)].double()  # (rows, options)
-        spans, offsets = [], []
-        for option in options:
-            spans.append((len(offsets), len(option) - 1))
-            offsets += range(len(option) - 1)
-        if not offsets:
-            return totals.tolist()
-        width = len(offsets)
-        visible = torch.zeros((width, width), dtype=torch.bool, device=device)
-        for begin, n in spans:
-            visible[begin:begin + n, begin:begin + n] = torch.ones((n, n), dtype=torch.bool).tril()
-        tokens = [tok for option in options for tok in option[:-1]]
-        logprobs = self._forward([tokens] * len(self.ids), offsets, visible)
-        targets = torch.tensor([tok for option in options for tok in option[1:]], device=device)
-        owner = torch.tensor([j for j, option in enumerate(options) for _ in option[1:]], device=device)
-        totals.index_add_(1, owner, logprobs[:, torch.arange(width, device=device), targets].double())
-        self.prefix.crop(width)  # the options' positions go again
-        self.own_mask = self.own_mask[:, :-width]
-        return totals.tolist()

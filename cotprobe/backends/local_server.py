@@ -84,10 +84,8 @@ class LocalServer:
                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
 
-    def start(self) -> "LocalServer":
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+    def start(self) -> LocalServer:
+        self.proc = self._spawn()
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -101,6 +99,15 @@ class LocalServer:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.kind} did not answer on {self.url} within {self.ready_timeout:.0f} s")
+
+    def _spawn(self) -> subprocess.Popen:
+        """The server process, its output appended to the log (the child keeps the file open)."""
+        if self.log is None:
+            return subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(self.log, "ab") as out:
+            return subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
 
     def kill(self) -> None:
         """Stop at once (SIGKILL), as a crash would."""
@@ -117,7 +124,7 @@ class LocalServer:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -15,6 +15,8 @@ recent context, over a real tokenizer's vocabulary) answers requests the way vLL
   which requests asking for prompt log-probabilities (echo + logprobs, prompt_logprobs) do not
   read: vLLM computes those prompts in full (vLLM PRs #17251, #23399).
 
+`ModelLM` puts a transformers model in the synthetic model's place, so that what the client
+computes through the server can be compared exactly with the same model run in-process.
 `forward=URL` sends each request on to a real server (llama.cpp) instead and records it the same
 way, so that the same figures can be taken of it. `RecordingServer.kill()` stops answering as a
 crashed process would (open connections are dropped).
@@ -90,8 +92,8 @@ class SyntheticLM:
     shares `mass` of the probability with softmax weights drawn from a hash of the context; the
     rest of the vocabulary (end-of-sequence included) shares the remainder evenly."""
 
-    WORDS = [" the", " answer", " is", " so", " Wait", " think", " Paris", " France", " capital", " 5", " yes",
-             ",", ".", "\n", " Let", " me", " check", " Hmm", " maybe", " not", " sure", " Almost", " Highly"]
+    WORDS = (" the", " answer", " is", " so", " Wait", " think", " Paris", " France", " capital", " 5", " yes",
+             ",", ".", "\n", " Let", " me", " check", " Hmm", " maybe", " not", " sure", " Almost", " Highly")
 
     def __init__(self, tokenizer, labels: list[str] = (), window: int = 6, mass: float = 0.97, seed: int = 0):
         self.tokenizer, self.window, self.seed = tokenizer, window, seed
@@ -128,10 +130,44 @@ class SyntheticLM:
         return got + [(t, self.rest) for t in self.others[: max(0, k - len(got))]]
 
 
+class ModelLM:
+    """Next-token log-probabilities of a transformers causal LM over the whole context, with the
+    interface of `SyntheticLM`: the server then answers as that model run in-process would (tests
+    compare the client's results with the model's exactly). The end-of-sequence token ends a
+    completion (finish_reason "stop", stop_reason None, as in vLLM)."""
+
+    window = 1 << 30  # the whole context
+
+    def __init__(self, model: Any, tokenizer: Any):
+        self.model, self.tokenizer = model, tokenizer
+        self._memo: dict[tuple, tuple[list[tuple[int, float]], dict[int, float]]] = {}
+
+    def _lookup(self, context: list[int]) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        key = tuple(context)
+        if key not in self._memo:
+            import torch
+
+            with torch.inference_mode():
+                logits = self.model(input_ids=torch.tensor([context])).logits[0, -1].float()
+            values = torch.log_softmax(logits, dim=-1).tolist()
+            ranked = sorted(enumerate(values), key=lambda x: -x[1])
+            self._memo[key] = (ranked, dict(ranked))
+        return self._memo[key]
+
+    def dist(self, context: list[int]) -> list[tuple[int, float]]:
+        return self._lookup(context)[0]
+
+    def logprob(self, context: list[int], token: int) -> float:
+        return self._lookup(context)[1][token]
+
+    def top(self, context: list[int], k: int) -> list[tuple[int, float]]:
+        return self.dist(context)[:k]
+
+
 class RecordingServer:
     """A threaded HTTP server on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, tokenizer, model: str = "synthetic", *, lm: SyntheticLM | None = None, labels=(),
+    def __init__(self, tokenizer, model: str = "synthetic", *, lm: SyntheticLM | ModelLM | None = None, labels=(),
                  context: int = 32768, max_logprobs: int = 20, logprobs: bool = True,
                  delays: list[float] | None = None, forward: str | None = None):
         self.tokenizer, self.name, self.context, self.max_logprobs = tokenizer, model, context, max_logprobs
@@ -211,7 +247,7 @@ class RecordingServer:
 
     close = kill
 
-    def __enter__(self) -> "RecordingServer":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -269,16 +305,18 @@ class RecordingServer:
                             "prompt_tokens_details": {"cached_tokens": rec.cached_tokens}}
         return 200, payload, rec
 
-    def _synthetic(self, body: dict, prompt: list[int], k: int | None, echo: bool, max_tokens: int) -> dict:
+    def _greedy(self, prompt: list[int], max_tokens: int, stops: list[str], min_tokens: int
+                ) -> tuple[list[int], str, str, str | None]:
+        """(new token ids, text, finish_reason, stop_reason) of a greedy completion: text cut off
+        before the first stop string, which stop_reason names; end-of-sequence (never before
+        min_tokens) is not part of the ids or the text."""
         tok, lm = self.tokenizer, self.lm
-        stops = body.get("stop") or []
-        stops = [stops] if isinstance(stops, str) else list(stops)
-        min_tokens = int(body.get("min_tokens") or 0)
         new: list[int] = []
-        finish, reason = "length", None
         tail = prompt[-lm.window:]
         for _ in range(max_tokens):
-            nxt = lm.dist(tail)[0][0]  # the eos token is never among the candidates
+            nxt = next(t for t, _ in lm.dist(tail) if t != tok.eos_token_id or len(new) >= min_tokens)
+            if nxt == tok.eos_token_id:  # (SyntheticLM never has it among its candidates)
+                return new, tok.decode(new, skip_special_tokens=True), "stop", None
             new.append(nxt)
             tail = (tail + [nxt])[-lm.window:]
             # stop strings: looked for in the last tokens' text, then in the whole text once found
@@ -286,10 +324,14 @@ class RecordingServer:
                 text = tok.decode(new, skip_special_tokens=True)
                 hit = min(((text.find(s), s) for s in stops if s and s in text), default=None)
                 if hit:
-                    finish, reason, text = "stop", hit[1], text[: hit[0]]
-                    break
-        else:
-            text = tok.decode(new, skip_special_tokens=True)
+                    return new, text[: hit[0]], "stop", hit[1]
+        return new, tok.decode(new, skip_special_tokens=True), "length", None
+
+    def _synthetic(self, body: dict, prompt: list[int], k: int | None, echo: bool, max_tokens: int) -> dict:
+        tok, lm = self.tokenizer, self.lm
+        stops = body.get("stop") or []
+        stops = [stops] if isinstance(stops, str) else list(stops)
+        new, text, finish, reason = self._greedy(prompt, max_tokens, stops, int(body.get("min_tokens") or 0))
         choice: dict[str, Any] = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
                                   "stop_reason": reason, "_ids": new}
         as_ids = bool(body.get("return_tokens_as_token_ids"))

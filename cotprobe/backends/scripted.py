@@ -8,9 +8,10 @@ every other option -20, so the scored confidence follows the scripted one.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from . import TokenizerOps, Completion, cut_at_stop
+from .base import Completion, TokenizerOps, cut_at_stop
 
 
 class ScriptedBackend(TokenizerOps):
@@ -20,7 +21,6 @@ class ScriptedBackend(TokenizerOps):
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = context_length
-        self.reuse_cache = True
 
     def _play(self, context: list[int], max_new_tokens: int, stop: list[str]) -> Completion:
         ids = self.encode(self.respond(self.decode(context)))
@@ -34,7 +34,7 @@ class ScriptedBackend(TokenizerOps):
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:
         return [self._play(ids, max_new_tokens, stop) for ids in prompts]
 
-    def session(self, ids: list[int]) -> "ScriptedSession":
+    def session(self, ids: list[int]) -> ScriptedSession:
         return ScriptedSession(self, ids)
 
 

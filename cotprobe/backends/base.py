@@ -1,0 +1,80 @@
+"""Names every backend module shares: errors, the completion record, tokenizer operations, stops.
+
+A leaf module (it imports no other part of cotprobe), so that the backends and the package's
+`__init__` can all import it without import cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+TINY_MODEL = "tiny-random"  # a few-layer random-weight model built in-process (tests, smoke checks)
+
+
+class PromptTooLong(ValueError):
+    """A prompt (plus what must be generated) that does not fit the model's context."""
+
+
+class ScoringUnavailable(RuntimeError):
+    """The backend returns no log-probabilities: scored confidence cannot be computed.
+
+    Forcing then records the sampled (written) confidence only (see `probe.force_answers`)."""
+
+
+class NoHiddenStates(ValueError):
+    """A backend that cannot give hidden states (a server returns tokens only)."""
+
+
+class ServerError(RuntimeError):
+    """The server could not be reached, or refused a request, after all retries.
+
+    status: the HTTP status of the last answer, None when none came (refused, reset, timed out)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    text: str
+    finish: str  # "stop" (a stop string), "eos" (end-of-sequence token) or "length" (token limit)
+
+
+class TokenizerOps:
+    """encode / decode / chat_prompt through `self.tokenizer` (a Hugging Face tokenizer)."""
+
+    tokenizer: Any
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+        )
+
+
+def check_fits(n_prompt: int, n_new: int, context: int, what: str = "prompt") -> None:
+    if n_prompt + n_new > context:
+        raise PromptTooLong(
+            f"{what} of {n_prompt} tokens plus {n_new} tokens to generate exceeds the model's context "
+            f"of {context} tokens; lower the budget or shorten the input (cotprobe never truncates it)"
+        )
+
+
+def cut_at_stop(text: str, stops: list[str], nonblank: bool = False) -> tuple[str, bool]:
+    """Text up to (and including) the earliest stop string, and whether one occurred. With
+    nonblank, stop strings count only after the first non-blank character (a forced answer's
+    leading newlines do not end it empty)."""
+    start = len(text) - len(text.lstrip()) if nonblank else 0
+    hits = [(pos, s) for s in stops if s and (pos := text.find(s, start)) >= 0]
+    if not hits:
+        return text, False
+    pos, stop = min(hits)
+    return text[: pos + len(stop)], True

@@ -1,0 +1,118 @@
+"""Attention of many rows over one shared prefix, registered with transformers (see `hf_rows`).
+
+`shared_prefix_attention` is the kernel; `SharedPrefix` what it reads besides the new tokens;
+`shared_prefix_refusal` says from a model's configuration why its attention is not this one
+(sliding windows, soft-capping, sinks, attention outside the registry).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+
+SHARED_PREFIX = "cotprobe-shared-prefix"
+# Attention arguments the shared-prefix attention reads or may ignore; any other argument a model
+# passes with a value makes it refuse rather than silently compute something else.
+HARMLESS_ARGUMENTS = {"dropout", "position_ids", "use_cache", "cache_position", "output_attentions", "is_causal"}
+UNSUPPORTED_ARGUMENTS = {"sliding_window": "sliding-window attention", "softcap": "attention logit soft-capping",
+                         "s_aux": "attention sinks", "sinks": "attention sinks"}
+
+
+class SharedPrefixUnsupported(RuntimeError):
+    """A model whose attention the shared-prefix path does not implement (the message says what)."""
+
+
+class SharedPrefix:
+    """What the shared-prefix attention reads besides the new tokens' queries/keys/values.
+
+    layers[l] = (keys, values) of the prefix with batch size 1; own[l] = (keys, values) of the
+    tokens appended to the rows since (batch R, one slot per appended position, masked where a row
+    appended nothing); active = the rows in the current forward pass (None: all); calls counts
+    attention calls (a guard against layers that bypass the registry).
+    """
+
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int):
+        self.layers = layers
+        self.rows = rows
+        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
+        self.active: torch.Tensor | None = None
+        self.calls = 0
+
+    def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the active rows' new keys/values; return the active rows' own keys/values so far."""
+        if self.active is not None:  # rows not in this pass get masked filler slots
+            full_k = key.new_zeros((self.rows, *key.shape[1:]))
+            full_v = value.new_zeros((self.rows, *value.shape[1:]))
+            full_k[self.active], full_v[self.active] = key, value
+        else:
+            full_k, full_v = key, value
+        if self.own[layer] is not None:
+            old_k, old_v = self.own[layer]
+            full_k, full_v = torch.cat([old_k, full_k], dim=2), torch.cat([old_v, full_v], dim=2)
+        self.own[layer] = (full_k, full_v)
+        if self.active is None:
+            return full_k, full_v
+        return full_k[self.active], full_v[self.active]
+
+    def crop(self, n: int) -> None:
+        """Forget the last n appended positions."""
+        self.own = [None if kv is None else (kv[0][:, :, :-n], kv[1][:, :, :-n]) for kv in self.own]
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                            shared_prefix=None, **kwargs):
+    """Attention of many rows over one prefix held once, plus each row's own later tokens.
+
+    query/key/value are the new tokens of the rows in this pass (batch A); attention_mask is an
+    additive float (A, 1, Q, P + S) over [prefix | own tokens so far | new tokens]. The prefix is
+    never copied per row: rows are folded into the query dimension for it, so a decoding step
+    reads the prefix once however many rows share it.
+    """
+    for name, given in kwargs.items():
+        if given is not None and name not in HARMLESS_ARGUMENTS:
+            raise SharedPrefixUnsupported(UNSUPPORTED_ARGUMENTS.get(name, f"the attention argument {name!r}"))
+    shared_prefix.calls += 1
+    prefix_k, prefix_v = shared_prefix.layers[module.layer_idx]
+    key, value = shared_prefix.append(module.layer_idx, key, value)
+    rows, heads, q_len, dim = query.shape
+    kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
+    groups = heads // kv_heads
+    scaling = dim ** -0.5 if scaling is None else scaling
+    q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
+    folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
+    scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
+    scores_prefix = scores_prefix.reshape(kv_heads, rows, groups * q_len, n_prefix).transpose(0, 1)
+    scores = torch.cat([scores_prefix, q @ key.transpose(2, 3)], dim=-1).float()
+    scores = scores.view(rows, kv_heads, groups, q_len, -1).mul_(scaling).add_(attention_mask[:, :, None])
+    probs = torch.softmax(scores, dim=-1).to(query.dtype).view(rows, kv_heads, groups * q_len, -1)
+    folded_probs = probs[..., :n_prefix].transpose(0, 1).reshape(kv_heads, rows * groups * q_len, n_prefix)
+    v_dim = prefix_v.shape[-1]
+    out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
+    out = out + probs[..., n_prefix:] @ value
+    return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(SHARED_PREFIX, shared_prefix_attention)
+
+
+def shared_prefix_refusal(model: Any) -> str | None:
+    """Why `HFRows` cannot run this model (None when it can): it needs every layer to attend to all
+    earlier positions through transformers' attention registry, with nothing but a scale."""
+    config = model.config
+    kind = getattr(config, "model_type", type(model).__name__)
+    if not getattr(type(model), "_supports_attention_backend", False):
+        return f"{kind} computes attention itself, bypassing transformers' attention registry"
+    types = getattr(config, "layer_types", None)
+    if types is not None and any(t != "full_attention" for t in types):
+        other = sorted({t for t in types if t != "full_attention"})
+        return f"{kind} has {', '.join(other)} layers"
+    if types is None and getattr(config, "sliding_window", None) is not None \
+            and getattr(config, "use_sliding_window", True) is not False:
+        return f"{kind} uses sliding-window attention"
+    if getattr(config, "attn_logit_softcapping", None) is not None:
+        return f"{kind} soft-caps attention logits"
+    if any(name.endswith("sinks") for name, _ in model.named_parameters()):
+        return f"{kind} has attention sinks"
+    return None
