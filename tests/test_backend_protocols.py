@@ -9,22 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from cotprobe.backends import (
-    TINY_MODEL,
-    Backend,
-    ForkingBackend,
-    HiddenStatesBackend,
-    Rows,
-    SamplingRows,
-    SamplingSession,
-    SequentialRows,
-    Session,
-    conformance,
-    fork,
-    load_backend,
-)
+from cotprobe.backends import TINY_MODEL, SequentialRows, fork, load_backend, protocols
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.openai import OpenAIBackend
+from cotprobe.backends.protocols import conformance
 from cotprobe.backends.recording_server import RecordingServer
 from cotprobe.backends.scripted import ScriptedBackend
 
@@ -36,35 +24,35 @@ def conforms(obj, *protocols) -> None:
 
 
 def check_backend(backend, *extra) -> None:
-    conforms(backend, Backend, *extra)
+    conforms(backend, protocols.Backend, *extra)
     ids = backend.encode("Let me think. Wait, maybe it is Paris.")
-    conforms(backend.session(ids), Session)
-    conforms(fork(backend, ids, [2, len(ids)]), Rows)
+    conforms(backend.session(ids), protocols.Session)
+    conforms(fork(backend, ids, [2, len(ids)]), protocols.Rows)
 
 
 def test_hf_backend_its_sessions_and_rows(tiny_parts):
     backend = HFBackend(*tiny_parts, name="tiny")
-    check_backend(backend, ForkingBackend, HiddenStatesBackend)
+    check_backend(backend, protocols.ForkingBackend, protocols.HiddenStatesBackend)
     ids = backend.encode("Let me think.")
-    conforms(backend.session(ids), SamplingSession)
-    conforms(backend.fork(ids, [1, len(ids)]), SamplingRows)
+    conforms(backend.session(ids), protocols.SamplingSession)
+    conforms(backend.fork(ids, [1, len(ids)]), protocols.SamplingRows)
     naive = HFBackend(*tiny_parts, name="tiny", reuse_cache=False)
     rows = fork(naive, ids, [1, len(ids)])
     assert isinstance(rows, SequentialRows)
-    conforms(rows, SamplingRows)
+    conforms(rows, protocols.SamplingRows)
 
 
 def test_tiny_backend_loaded_by_name():
-    check_backend(load_backend(TINY_MODEL), ForkingBackend, HiddenStatesBackend)
+    check_backend(load_backend(TINY_MODEL), protocols.ForkingBackend, protocols.HiddenStatesBackend)
 
 
 def test_scripted_backend_gets_sequential_rows(tiny_parts):
     backend = ScriptedBackend(lambda context: "Paris", tiny_parts[1])
     check_backend(backend)
-    assert not isinstance(backend, ForkingBackend)
+    assert not isinstance(backend, protocols.ForkingBackend)
     ids = backend.encode("Question")
-    conforms(backend.session(ids), SamplingSession)
-    conforms(fork(backend, ids, [1]), SamplingRows)
+    conforms(backend.session(ids), protocols.SamplingSession)
+    conforms(fork(backend, ids, [1]), protocols.SamplingRows)
 
 
 def test_openai_backend_its_sessions_and_rows(tiny_parts):
@@ -72,8 +60,8 @@ def test_openai_backend_its_sessions_and_rows(tiny_parts):
     with RecordingServer(tokenizer, "synthetic") as server:
         backend = OpenAIBackend(server.url, "synthetic", tokenizer)
         try:
-            check_backend(backend, ForkingBackend)
-            assert not isinstance(backend, HiddenStatesBackend)  # a server returns tokens only
+            check_backend(backend, protocols.ForkingBackend)
+            assert not isinstance(backend, protocols.HiddenStatesBackend)  # a server returns tokens only
         finally:
             backend.close()
 
@@ -97,7 +85,7 @@ class Lacking:
         return []
 
 
-@pytest.mark.parametrize("protocol", [Backend, ForkingBackend])
+@pytest.mark.parametrize("protocol", [protocols.Backend, protocols.ForkingBackend])
 def test_conformance_names_what_is_missing(protocol):
     problems = conformance(Lacking(), protocol)
     assert "Lacking has no session" in problems
