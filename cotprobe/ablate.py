@@ -53,7 +53,7 @@ from .scales import Scale
 from .steps import tagger_name, tags_for
 from .store import RunDir, open_existing
 from .summary import condition_metrics, print_condition_summary, update_metrics
-from .tracing import traces_for
+from .tracing import remember_shared_prompt, traces_for
 
 
 def probe_variants(backend, trace: Trace, question: Question, variants: list[Variant], profile: Profile,
@@ -120,6 +120,7 @@ def ablate(backend, traces: list[Trace], questions: dict[str, Question], run: Ru
     if any(c in REWRITE_CONDITIONS for c in conditions) and rewriting is None:
         raise ValueError("rewrite conditions need a rewriting backend")
     run.repair_records(Probe)
+    remember_shared_prompt(backend, [t.prompt for t in traces])
     done: dict[tuple[str, str], Probe] = {(p.question_id, p.condition): p
                                           for p in run.probes() if p.condition != "cut"}
     tags_by_q: dict[str, list[Tag]] = {}

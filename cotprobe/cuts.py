@@ -20,6 +20,7 @@ from .resample import resample_cuts
 from .scales import Scale
 from .steps import ensure_steps
 from .store import RunDir
+from .tracing import remember_shared_prompt
 
 CUT_MODES = ("step", "token", "every-step")
 
@@ -135,6 +136,7 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
     run.repair_records(Probe, Resample)
     resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.resamples()}
     steps_by_q = ensure_steps(run, traces, backend)  # whole step lists only (see store.steps_complete)
+    remember_shared_prompt(backend, [t.prompt for t in traces])
     done: dict[str, list[Probe]] = {}
     for p in run.probes():
         if p.condition == "cut":

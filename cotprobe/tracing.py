@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from .backends import PromptTooLong
+from .backends import PrefixRemembering, PromptTooLong
 from .grade import grade
 from .probe import ForceSettings, force_cuts, forcing_suffix
 from .profiles import Profile, for_style
@@ -143,10 +143,12 @@ def generate(backend, questions: list[Question], run: RunDir, profile: Profile, 
     done = {t.question_id: t for t in run.traces()}
     todo = [q for q in questions if q.id not in done]
     stop = [profile.think_end] if profile.reasoning else list(ANSWER_MARKERS)
+    prompt_of = {q.id: build_prompt(backend, profile, scale, settings.style, q, settings.template) for q in todo}
+    remember_shared_prompt(backend, list(prompt_of.values()))
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="generate", unit="q") as bar:
         for start in range(0, len(todo), settings.batch_size):
             batch = todo[start:start + settings.batch_size]
-            prompts = [build_prompt(backend, profile, scale, settings.style, q, settings.template) for q in batch]
+            prompts = [prompt_of[q.id] for q in batch]
             completions = backend.generate([backend.encode(p) for p in prompts], settings.budget, stop)
             for question, prompt, completion in zip(batch, prompts, completions):
                 trace = trace_question(backend, question, prompt, completion, profile, scale, settings, stop)
@@ -154,6 +156,23 @@ def generate(backend, questions: list[Question], run: RunDir, profile: Profile, 
                 done[question.id] = trace
                 bar.update()
     return [done[q.id] for q in questions]
+
+
+MIN_SHARED_TOKENS = 64  # a shared prompt start shorter than this is not worth remembering
+
+
+def remember_shared_prompt(backend, prompts: list[str]) -> None:
+    """Let a backend that can (`PrefixRemembering`: the HF backend) keep the encoding of what
+    every prompt starts with (system prompt, instructions, few-shot exemplars), so that each
+    prompt's encoding, its forcing and its cut sweep run only its own tokens."""
+    if len(prompts) < 2 or not isinstance(backend, PrefixRemembering):
+        return
+    first, *others = [backend.encode(p) for p in prompts]
+    n = len(first)
+    for ids in others:
+        n = next((i for i, (a, b) in enumerate(zip(first[:n], ids)) if a != b), min(n, len(ids)))
+    if n >= MIN_SHARED_TOKENS:
+        backend.remember_prefix(first[:n])
 
 
 def traces_for(run: RunDir, reuse: bool, backend, questions: list[Question], profile: Profile,

@@ -14,7 +14,7 @@ import torch
 
 from .base import Completion, TokenizerOps, check_fits, cut_at_stop
 from .hf_attention import SharedPrefixUnsupported, shared_prefix_refusal
-from .hf_rows import HFRows, pick_hidden, sampler
+from .hf_rows import HFRows, PrefixMemory, pick_hidden, sampler
 from .rows import SequentialRows
 
 __all__ = ["HFBackend", "HFRows", "HFSession"]
@@ -43,6 +43,31 @@ class HFBackend(TokenizerOps):
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.keeps_logits = "logits_to_keep" in params
         self._refusal: str | None | bool = False  # False: not checked yet
+        self._memory: PrefixMemory | None = None  # see remember_prefix
+
+    @torch.inference_mode()
+    def remember_prefix(self, ids: list[int]) -> None:
+        """Keep the keys/values of `ids`, the part every prompt of a run starts with (system
+        prompt, instructions, few-shot exemplars): rows over a sequence that starts with it
+        (`fork`, and `generate` when every prompt does) read it from here instead of encoding it
+        again. Results agree with encoding it afresh up to float rounding. One prefix at a time;
+        [] forgets it. Naive mode (reuse_cache=False) remembers nothing."""
+        if not ids or not self.shares_rows:
+            self._memory = None
+            return
+        if self._memory is not None and self._memory.ids == tuple(ids):
+            return
+        check_fits(len(ids), 0, self.context_length, "sequence")
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, **self.logits_args(1))
+        self._memory = PrefixMemory(tuple(ids), [(layer.keys, layer.values) for layer in out[self.cache_arg].layers],
+                                    torch.log_softmax(out.logits[0, -1].float(), dim=-1))
+
+    def known_prefix(self, ids: list[int], limit: int) -> PrefixMemory | None:
+        """The remembered prefix if `ids` starts with it and it is at most `limit` tokens long."""
+        memory = self._memory
+        if memory is None or len(memory.ids) > limit or tuple(ids[:len(memory.ids)]) != memory.ids:
+            return None
+        return memory
 
     def logits_args(self, keep: int | torch.Tensor) -> dict:
         """Keyword arguments computing logits only at `keep` (the last n positions, or these indices)."""
@@ -77,9 +102,15 @@ class HFBackend(TokenizerOps):
 
     @torch.inference_mode()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, stop: list[str]) -> list[Completion]:
-        """Greedy decoding of a batch of token-id prompts (left padded), each cut at its first stop."""
+        """Greedy decoding of a batch of token-id prompts (left padded), each cut at its first stop.
+        When every prompt starts with the remembered prefix, the rows decode over it (`HFRows`)."""
         for ids in prompts:
             check_fits(len(ids), max_new_tokens, self.context_length)
+        known = self._memory
+        if known is not None and all(self.known_prefix(ids, len(ids)) for ids in prompts):
+            rows = HFRows(self, list(known.ids), [len(known.ids)] * len(prompts))
+            rows.extend([ids[len(known.ids):] for ids in prompts])
+            return rows.greedy(max_new_tokens, stop)
         width = max(len(ids) for ids in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)

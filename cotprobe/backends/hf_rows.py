@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from .base import Completion, check_fits, cut_at_stop
 from .hf_attention import SHARED_PREFIX, SharedPrefix, SharedPrefixUnsupported
@@ -29,6 +31,22 @@ def pick_hidden(hidden_states, positions: list[int], layers: list[int]) -> torch
     return torch.stack([hidden_states[layer][0, index] for layer in layers], dim=1).float().cpu()
 
 
+@dataclass(frozen=True)
+class PrefixMemory:
+    """The keys/values of a token prefix kept by the backend, and the log-probs after it."""
+
+    ids: tuple[int, ...]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), batch 1
+    last: torch.Tensor  # next-token log-probs after the prefix
+
+    def cache(self, config: Any) -> DynamicCache:
+        """A fresh model cache holding the prefix (the model appends to it; the memory stays)."""
+        cache = DynamicCache(config=config)
+        for i, (keys, values) in enumerate(self.layers):
+            cache.update(keys, values, i)
+        return cache
+
+
 class HFRows:
     """Several prefixes of one sequence, decoded together over one shared key/value cache.
 
@@ -48,21 +66,32 @@ class HFRows:
         check_fits(base, 0, backend.context_length, "sequence")
         device = backend.device
         index = torch.tensor(lengths, device=device)
-        # Logits only where they are read: the last position of each row's prefix.
-        keep = backend.logits_args(index - 1)
-        with torch.inference_mode():
-            out = backend.model(input_ids=torch.tensor([ids[:base]], device=device), use_cache=True,
-                                output_hidden_states=bool(hidden_layers), **keep)
-        # hidden state of each prefix's last token, from this same pass (see HFBackend.fork)
-        self.hidden = pick_hidden(out.hidden_states, [n - 1 for n in lengths], hidden_layers) if hidden_layers else None
-        layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
+        # The part of the sequence the backend remembers (`HFBackend.remember_prefix`) is not
+        # encoded again; hidden states are only taken after it.
+        known = backend.known_prefix(ids, min(lengths) - bool(hidden_layers))
+        start = len(known.ids) if known else 0
+        self.last = known.last.expand(len(lengths), -1).clone() if known else None
+        layers = known.layers if known else []
+        self.hidden = None
+        if base > start:
+            after = index - 1 - start  # each row's last position among the encoded tokens (< 0: remembered)
+            keep = backend.logits_args(after.clamp(min=0))  # logits only where they are read
+            cache = {backend.cache_arg: known.cache(backend.model.config)} if known else {}
+            with torch.inference_mode():
+                out = backend.model(input_ids=torch.tensor([ids[start:base]], device=device), use_cache=True,
+                                    output_hidden_states=bool(hidden_layers), **cache, **keep)
+            if hidden_layers:  # each prefix's last token, from this same pass (see HFBackend.fork)
+                self.hidden = pick_hidden(out.hidden_states, after.tolist(), hidden_layers)
+            layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
+            logits = out.logits[0] if keep else out.logits[0, after.clamp(min=0)]
+            encoded = torch.log_softmax(logits.float(), dim=-1)
+            self.last = encoded if self.last is None else torch.where((after >= 0)[:, None], encoded, self.last)
         self.prefix = SharedPrefix(layers, len(lengths))
-        self.forwarded_tokens = base
+        self.forwarded_tokens = base - start
         self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
         self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
         self.position = index.clone()  # next position id of each row
-        logits = out.logits[0] if keep else out.logits[0, index - 1]
-        self.last = torch.log_softmax(logits.float(), dim=-1)  # next-token log-probs of each row
+        # self.last: next-token log-probs of each row
 
     @torch.inference_mode()
     def _forward(self, rows: list[list[int]], offsets: list[int] | None = None,

@@ -97,6 +97,13 @@ class HiddenStatesBackend(ForkingBackend, Protocol):
         """(positions, layers, hidden) hidden states of ids at those positions and layers."""
 
 
+@runtime_checkable
+class PrefixRemembering(Protocol):
+    def remember_prefix(self, ids: list[int]) -> None:
+        """Keep the encoding of `ids`, which the coming prompts start with (the HF backend; a
+        server caches prompt prefixes itself)."""
+
+
 def conformance(obj: Any, protocol: type) -> list[str]:
     """What `obj` lacks to satisfy `protocol`: missing members, and methods that do not take a
     parameter the Protocol's method names (an empty list when it conforms)."""
