@@ -40,11 +40,12 @@ from string import Template
 from typing import Any
 
 from . import store
+from .cli import non_negative_int
 from .colours import behaviour_colours, in_order
 from .metrics import COMPARED, METRICS
 from .records import Probe, Step, Tag, Trace
 from .resources import data_path
-from .store import open_existing, read_manifest, read_records
+from .store import open_existing, read_manifest
 from .summary import read_metrics
 
 PAGE_SIZE = 50
@@ -380,20 +381,19 @@ def build_report(run_dir: str | Path, max_traces: int | None = None) -> str:
     """The complete HTML text of the report of one run directory."""
     run_dir = open_existing(run_dir)
     manifest = read_manifest(run_dir)
-    traces = read_records(run_dir / "traces.jsonl", Trace)
+    run = store.RunDir(run_dir)  # read only: no lock
+    traces = run.traces()
     n_all = len(traces)
     if max_traces is not None:
         traces = traces[:max_traces]
-    steps = read_records(run_dir / "steps.jsonl", Step)
-    tags = read_records(run_dir / "tags.jsonl", Tag)
-    probes = read_records(run_dir / "probes.jsonl", Probe)
+    steps, tags, probes = run.steps(), run.tags(), run.probes()
     rows = trace_data(traces, steps, tags, probes)
     behaviours = in_order(sorted({t.behaviour for t in tags}))
-    gen = ((manifest.get("stages") or {}).get("generate") or {}).get("settings") or {}
+    gen = store.stage_settings(manifest, "generate")
     data = {
         "traces": rows,
         "n_all": n_all,
-        "has": {"steps": bool(steps), "tags": (run_dir / "tags.jsonl").exists(), "probes": bool(probes)},
+        "has": {"steps": bool(steps), "tags": (run_dir / store.RECORD_FILES[Tag]).exists(), "probes": bool(probes)},
         "behaviours": behaviour_colours(behaviours),
         "present": behaviours,
         "labels": _scale_labels(manifest),
@@ -404,8 +404,8 @@ def build_report(run_dir: str | Path, max_traces: int | None = None) -> str:
         "title": f"cotprobe report: {gen.get('model', run_dir.name)} on {gen.get('dataset', '?')}",
         "shown": f"{len(rows)} of {n_all}" if len(rows) < n_all else f"{n_all}",
         "accuracy": f"{sum(t.correct for t in graded) / len(graded):.1%}" if graded else "—",
-        "files": ", ".join(f"{name}{'' if (run_dir / name).exists() else ' (absent)'}"
-                           for name in ("steps.jsonl", "tags.jsonl", "probes.jsonl", "metrics.json")),
+        "files": ", ".join(f"{name}{'' if (run_dir / name).exists() else ' (absent)'}" for name in
+                           [store.RECORD_FILES[Step], store.RECORD_FILES[Tag], store.RECORD_FILES[Probe], store.METRICS]),
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         "css": Html(_asset("style.css")), "js": Html(_asset("script.js")),
         "manifest": manifest_html(manifest, run_dir), "metrics": metrics_html(read_metrics(run_dir)),
@@ -439,11 +439,9 @@ def main(argv: list[str] | None = None) -> int:
                     "of a run directory; it opens from disk with no server or network.")
     parser.add_argument("run_dir", help="run directory (holds manifest.json and traces.jsonl)")
     parser.add_argument("--out", help="output file (default RUN_DIR/report.html)")
-    parser.add_argument("--max-traces", type=int, default=None,
+    parser.add_argument("--max-traces", type=non_negative_int, default=None,
                         help="embed only the first N traces (default: all)")
     args = parser.parse_args(argv)
-    if args.max_traces is not None and args.max_traces < 0:
-        raise ValueError("--max-traces must be >= 0")
     out = write_report(args.run_dir, args.out, args.max_traces)
     print(f"report: {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
