@@ -405,7 +405,7 @@ def build_report(run_dir: str | Path, max_traces: int | None = None) -> str:
         "shown": f"{len(rows)} of {n_all}" if len(rows) < n_all else f"{n_all}",
         "accuracy": f"{sum(t.correct for t in graded) / len(graded):.1%}" if graded else "—",
         "files": ", ".join(f"{name}{'' if (run_dir / name).exists() else ' (absent)'}" for name in
-                           [store.RECORD_FILES[Step], store.RECORD_FILES[Tag], store.RECORD_FILES[Probe], store.METRICS]),
+                           [store.RECORD_FILES[Step], store.RECORD_FILES[Tag], store.RECORD_FILES[Probe], store.METRICS_FILE]),
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         "css": Html(_asset("style.css")), "js": Html(_asset("script.js")),
         "manifest": manifest_html(manifest, run_dir), "metrics": metrics_html(read_metrics(run_dir)),

@@ -55,7 +55,7 @@ RECORD_FILES: dict[type, str] = {
     LatentPrediction: "latent.jsonl",
 }
 MANIFEST = "manifest.json"
-METRICS = "metrics.json"
+METRICS_FILE = "metrics.json"
 QUESTIONS = "questions.jsonl"  # the questions of an ingested run (cotprobe.ingest)
 
 _HELD: dict[Path, list] = {}  # run directories this process holds the lock of: [file, depth]
@@ -158,7 +158,7 @@ class RunDir:
     def _remove_if_empty(self) -> None:
         """A directory this session created and wrote no record into is removed again."""
         names = {p.name for p in self.path.iterdir()}
-        if names <= {".lock", "manifest.json", "manifest.json.tmp"}:
+        if names <= {".lock", MANIFEST, MANIFEST + ".tmp"}:
             for name in names:
                 (self.path / name).unlink()
             self.path.rmdir()
@@ -169,9 +169,9 @@ class RunDir:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Atomically write manifest.json (sibling file, then rename)."""
-        tmp = self.path / "manifest.json.tmp"
+        tmp = self.path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2, default=_jsonable, ensure_ascii=False) + "\n")
-        tmp.replace(self.path / "manifest.json")
+        tmp.replace(self.path / MANIFEST)
 
     def start_stage(self, stage: str, settings: dict[str, Any]) -> None:
         """Record a stage's settings in the manifest, or refuse to resume under different ones."""
@@ -330,7 +330,7 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     """manifest.json of a run directory ({} if absent), checked: an object whose 'stages' is an
     object of stages, each an object with object 'settings'. Anything else is a RunDirError
     naming the file."""
-    path = Path(run_dir) / "manifest.json"
+    path = Path(run_dir) / MANIFEST
     if not path.exists():
         return {}
     try:
@@ -354,7 +354,7 @@ def stage_settings(manifest: dict[str, Any], stage: str) -> dict[str, Any]:
 def open_existing(path: str | Path) -> Path:
     """A run directory that must exist and hold a readable manifest (for stages that read a run)."""
     path = Path(path)
-    if not (path / "manifest.json").exists():
+    if not (path / MANIFEST).exists():
         raise RunDirError(f"{path}: not a cotprobe run directory (no manifest.json)")
     read_manifest(path)
     return path

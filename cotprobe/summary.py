@@ -23,7 +23,7 @@ import numpy as np
 from . import metrics
 from .metrics import COMPARED, METRICS
 from .records import SOURCES, Confidence, Probe, Trace
-from .store import RunDir
+from .store import METRICS_FILE, RunDir
 
 HEADLINE = "sampled"  # the paper reads the confidence the model wrote
 BESIDE = "expected"  # and the scored distribution is shown beside it
@@ -230,7 +230,7 @@ def print_traces(result: dict[str, Any], run_dir: str | Path) -> None:
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     """run_dir/metrics.json ({} if absent). It is derived from the records, so an unreadable
     one is not an error: it is set aside (noted on stderr) and rebuilt section by section."""
-    path = Path(run_dir) / "metrics.json"
+    path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return {}
     try:
@@ -250,7 +250,7 @@ def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None
     with RunDir(run_dir):
         current = read_metrics(run_dir)
         current[key] = value
-        write_json(Path(run_dir) / "metrics.json", current)
+        write_json(Path(run_dir) / METRICS_FILE, current)
 
 
 def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..cli import run_dir_parser, run_main
 from ..records import SOURCES
-from ..store import RunDir, open_existing
+from ..store import METRICS_FILE, RunDir, open_existing
 from ..summary import (
     BESIDE,
     HEADLINE,
@@ -57,7 +57,7 @@ def recompute(argv: list[str] | None = None) -> int:
             tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
             if "edits" in old.get("ablate", {}):
                 tables["ablate"]["edits"] = old["ablate"]["edits"]
-        write_json(run_dir / "metrics.json", tables)
+        write_json(run_dir / METRICS_FILE, tables)
     if not traces and not probes:
         print(f"{run_dir}: no traces or probes yet; metrics.json holds no tables")
     if traces:
