@@ -87,18 +87,24 @@ def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: st
 
 
 def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
-               scale: Scale, force: ForceSettings, max_rows: int = 16) -> list[Probe]:
+               scale: Scale, force: ForceSettings, max_rows: int = 16, hidden_layers: list[int] | None = None,
+               states: dict[int, object] | None = None) -> list[Probe]:
     """Probe one trace at every cut: distinct cut points run as rows of one batch over the
     trace's shared encoding (at most max_rows at a time, to bound cache memory), each closed
     the same way (`cotprobe.probe.force_cuts`). A backend that runs rows one at a time gets one cut
-    per fork, so it never holds more than one cut's cache. (Hidden states for `cotprobe.latent` are
-    taken by `store_hidden`.)"""
+    per fork, so it never holds more than one cut's cache. hidden_layers: also fill `states` with
+    token index -> the hidden states at the cut (for `cotprobe.latent`), from the same pass."""
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
     points = sorted({c.token_index for c in cuts}, reverse=True)
     max_rows = max_rows if getattr(backend, "shares_rows", False) else 1  # one cut's cache at a time
+    if not getattr(backend, "shares_rows", False):
+        hidden_layers = None  # one cut per fork: `store_hidden` takes them all in one pass instead
+    at: dict[int, object] = {}
     forced = force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + t for t in points], profile, scale,
-                        force, max_rows)
+                        force, max_rows, hidden_layers, at)
+    if hidden_layers:
+        states.update({c - len(prompt_ids): state for c, state in at.items()})
     made = dict(zip(points, forced))
     probes = []
     for cut in cuts:
@@ -131,8 +137,8 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
              resample: ResampleSettings | None = None) -> list[Probe]:
     """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming.
 
-    hidden_store (a `cotprobe.hidden.HiddenStore`): also store every cut's hidden states (see
-    `store_hidden`). resample: also sample continuations at the cuts (resamples.jsonl)."""
+    hidden_store (a `cotprobe.hidden.HiddenStore`): also store every cut's hidden states, taken
+    in the pass that encodes the cuts (`store_hidden`). resample: also sample continuations at the cuts (resamples.jsonl)."""
     run.repair_records(Probe, Resample)
     resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.resamples()}
     steps_by_q = ensure_steps(run, traces, backend)  # whole step lists only (see store.steps_complete)
@@ -149,7 +155,9 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
         question = questions[trace.question_id]
         hidden: dict[int, object] = {}
         if todo:
-            for probe in probe_cuts(backend, trace, question, todo, profile, scale, force):
+            layers = hidden_store.layers if hidden_store is not None else None
+            for probe in probe_cuts(backend, trace, question, todo, profile, scale, force, hidden_layers=layers,
+                                    states=hidden):
                 run.add(probe)
                 done.setdefault(trace.question_id, []).append(probe)
         if hidden_store is not None:

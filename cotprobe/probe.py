@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from .backends import ScoringUnavailable, fork
 from .profiles import Profile
@@ -203,17 +204,24 @@ def answer_and_confidence(rows, backend, scale: Scale, settings: ForceSettings =
 
 
 def force_cuts(backend, ids: list[int], floor: int, cuts: list[int], profile: Profile, scale: Scale,
-               settings: ForceSettings = ForceSettings(), max_rows: int = 16) -> list[tuple[str, Confidence]]:
+               settings: ForceSettings = ForceSettings(), max_rows: int = 16, hidden_layers: list[int] | None = None,
+               states: dict[int, Any] | None = None) -> list[tuple[str, Confidence]]:
     """Force an answer and a confidence after ids[:c] for every cut c (floor: where the prompt
     ends). Every cut gets the same closing (`close_at`); the cuts run as rows of one fork of ids
-    (at most max_rows at a time, to bound cache memory). One (answer, Confidence) per cut."""
+    (at most max_rows at a time, to bound cache memory). One (answer, Confidence) per cut.
+
+    hidden_layers: also fill `states` with c -> the hidden states (layers, hidden) of the cut's
+    last token ids[c - 1], from the pass that encodes the cuts (no pass of their own)."""
     closing = closing_for(backend, profile, scale, settings)
     made: dict[int, tuple[str, Confidence]] = {}
     points = sorted(set(cuts), reverse=True)
     for start in range(0, len(points), max_rows):
         chunk = points[start:start + max_rows]
         plans = [close_at(backend, ids[:c], floor, closing) for c in chunk]
-        rows = fork(backend, ids, [keep for keep, _ in plans])
+        hidden = {"hidden_layers": hidden_layers, "hidden_positions": [c - 1 for c in chunk]} if hidden_layers else {}
+        rows = fork(backend, ids, [keep for keep, _ in plans], **hidden)
+        if hidden_layers:
+            states.update(zip(chunk, rows.hidden.numpy()))
         rows.extend([new for _, new in plans])
         made.update(zip(chunk, answer_and_confidence(rows, backend, scale, settings)))
     return [made[c] for c in cuts]

@@ -142,3 +142,30 @@ def test_store_refuses_other_layers_on_resume(tmp_path):
         assert len(hs.HiddenStore(run, [1, 2], 4).records) == 2
         with pytest.raises(Exception, match="different settings"):
             hs.HiddenStore(run, [1], 4)
+
+
+def test_the_sweep_takes_the_cuts_hidden_states_from_its_own_pass(tiny, questions, tmp_path, monkeypatch):
+    """No pass of its own: the states come from the encoding of the cuts, and equal what a pass
+    over the trace gives (fp32, to rounding)."""
+    from cotprobe.cuts import parse_fractions, truncate
+    from cotprobe.profiles import get_profile
+    from cotprobe.scales import VERBAL_10
+    from cotprobe.tracing import GenerationSettings, generate
+
+    profile = get_profile("plain")
+    with RunDir(tmp_path / "run") as run:
+        traces = generate(tiny, questions, run, profile, VERBAL_10, GenerationSettings(budget=24))
+        store = hs.HiddenStore(run, [1, 2], hs.model_layers(tiny)[1])
+        passes = []
+        real = HFBackend.hidden_states
+        monkeypatch.setattr(HFBackend, "hidden_states", lambda self, *a: passes.append(a) or real(self, *a))
+        truncate(tiny, traces, {q.id: q for q in questions}, run, profile, VERBAL_10, parse_fractions("0:1:0.25"),
+                 "token", hidden_store=store)
+    assert passes == []  # the end of the thought is the 1.0 cut: every state came from the sweep
+    records, array, _ = hs.load(tmp_path / "run")
+    assert len(records) == 5 * len(traces)
+    for trace in traces:
+        prompt = tiny.encode(trace.prompt)
+        mine = [(r.token_index, a) for r, a in zip(records, array) if r.question_id == trace.question_id]
+        fresh = real(tiny, prompt + trace.cot_token_ids, [len(prompt) + t - 1 for t, _ in mine], [1, 2]).numpy()
+        assert np.allclose(np.array([a for _, a in mine], dtype=np.float32), fresh, atol=1e-2)  # float16 storage

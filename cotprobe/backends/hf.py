@@ -138,19 +138,22 @@ class HFBackend(TokenizerOps):
     def session(self, ids: list[int]) -> HFSession:
         return HFSession(self, ids)
 
-    def fork(self, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None):
+    def fork(self, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None,
+             hidden_positions: list[int] | None = None):
         """Rows for the prefixes ids[:n], n in lengths: one shared encoding of the longest prefix,
         then all rows decode as one batch (naive mode: every row re-encodes its own prefix).
 
-        With hidden_layers, `rows.hidden` holds the hidden state of each prefix's last token at
-        those layers (0 = embeddings), shape (rows, layers, hidden), from the encoding pass itself
-        (naive mode: from one extra pass over the longest prefix)."""
+        With hidden_layers, `rows.hidden` holds the hidden states at those layers (0 = embeddings)
+        of each prefix's last token, or of `hidden_positions` of ids (the encoding then reaches
+        them), shape (positions, layers, hidden), from the encoding pass itself (naive mode: from
+        one extra pass)."""
         if not self.shares_rows:
             rows = SequentialRows(self, ids, lengths)
             if hidden_layers:
-                rows.hidden = self.hidden_states(ids[:max(lengths)], [n - 1 for n in lengths], hidden_layers)
+                positions = hidden_positions if hidden_positions is not None else [n - 1 for n in lengths]
+                rows.hidden = self.hidden_states(ids[:max(positions) + 1], positions, hidden_layers)
             return rows
-        return HFRows(self, ids, lengths, hidden_layers)
+        return HFRows(self, ids, lengths, hidden_layers, hidden_positions)
 
     @torch.inference_mode()
     def hidden_states(self, ids: list[int], positions: list[int], layers: list[int]) -> torch.Tensor:

@@ -59,16 +59,18 @@ class HFRows:
     """
 
     def __init__(self, backend: Any, ids: list[int], lengths: list[int],
-                 hidden_layers: list[int] | None = None):
+                 hidden_layers: list[int] | None = None, hidden_positions: list[int] | None = None):
         self.backend = backend
         self.ids = [list(ids[:n]) for n in lengths]
-        base = max(lengths)
+        # hidden states: at each row's last token, or at the positions asked (encoded up to them)
+        positions = hidden_positions if hidden_positions is not None else [n - 1 for n in lengths]
+        base = max(lengths + ([max(positions) + 1] if hidden_layers else []))
         check_fits(base, 0, backend.context_length, "sequence")
         device = backend.device
         index = torch.tensor(lengths, device=device)
         # The part of the sequence the backend remembers (`HFBackend.remember_prefix`) is not
         # encoded again; hidden states are only taken after it.
-        known = backend.known_prefix(ids, min(lengths) - bool(hidden_layers))
+        known = backend.known_prefix(ids, min(lengths + (positions if hidden_layers else [])))
         start = len(known.ids) if known else 0
         self.last = known.last.expand(len(lengths), -1).clone() if known else None
         layers = known.layers if known else []
@@ -80,8 +82,8 @@ class HFRows:
             with torch.inference_mode():
                 out = backend.model(input_ids=torch.tensor([ids[start:base]], device=device), use_cache=True,
                                     output_hidden_states=bool(hidden_layers), **cache, **keep)
-            if hidden_layers:  # each prefix's last token, from this same pass (see HFBackend.fork)
-                self.hidden = pick_hidden(out.hidden_states, after.tolist(), hidden_layers)
+            if hidden_layers:  # from this same pass (see HFBackend.fork)
+                self.hidden = pick_hidden(out.hidden_states, [p - start for p in positions], hidden_layers)
             layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
             logits = out.logits[0] if keep else out.logits[0, after.clamp(min=0)]
             encoded = torch.log_softmax(logits.float(), dim=-1)

@@ -39,13 +39,15 @@ class SequentialRows:
             session.rewind(n)
 
 
-def fork(backend: Backend, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None) -> Rows:
+def fork(backend: Backend, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None,
+         hidden_positions: list[int] | None = None) -> Rows:
     """Rows holding ids[:n] for each n in lengths, batched where the backend can. With
-    hidden_layers (HF backend only), `rows.hidden` holds each prefix's last hidden states."""
+    hidden_layers (HF backend only), `rows.hidden` holds the hidden states of each prefix's last
+    token, or of `hidden_positions` of ids (see `HFBackend.fork`)."""
     if hidden_layers and not hasattr(backend, "hidden_states"):
         raise NoHiddenStates(
             f"the {type(backend).__name__} backend has no hidden states (a server returns tokens only); "
             "latent confidence needs the model run here: --backend hf")
     if hasattr(backend, "fork"):
-        return backend.fork(ids, lengths, hidden_layers) if hidden_layers else backend.fork(ids, lengths)
+        return backend.fork(ids, lengths, hidden_layers, hidden_positions) if hidden_layers else backend.fork(ids, lengths)
     return SequentialRows(backend, ids, lengths)
