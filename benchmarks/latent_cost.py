@@ -4,7 +4,7 @@
                                      [--repeats 3]
 
 For CoTs of each length (the truncate_cost text cut to that many tokens), times the 11-cut sweep
-as cotprobe runs it (`truncate.probe_cuts`) without and with hidden states at the given layers
+as cotprobe runs it (`cuts.probe_cuts`) without and with hidden states at the given layers
 (taken from the pass that encodes the trace), the best of --repeats runs each, alternating, and
 prints the ratio (target <= 1.1) and the bytes stored per 1,000 cuts (float16, layers x hidden).
 """
@@ -48,7 +48,7 @@ def main() -> None:
         cuts = plan_cuts(segment_trace(backend, trace), n, parse_fractions("0:1:0.1"), "step")
         plain, with_hidden = [], []
         for _ in range(args.repeats):
-            for times, extra in ((plain, {}), (with_hidden, {"hidden_layers": layers, "hidden": {}})):
+            for times, extra in ((plain, {}), (with_hidden, {"hidden_layers": layers, "states": {}})):
                 start = time.perf_counter()
                 probe_cuts(backend, trace, question, cuts, profile, VERBAL_10, force, **extra)
                 times.append(time.perf_counter() - start)
