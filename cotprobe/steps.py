@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .backends import TokenizerOps
+from . import models
+from .backends import TINY_MODEL, TokenizerOps
 from .judge import JudgePrompt, describe, judge_key, judge_steps, judgement_tags
 from .records import Judgement, Step, Tag, Trace
 from .resources import data_path
@@ -35,15 +36,11 @@ class TokenizerBackend(TokenizerOps):
 
 def load_tokenizer(model: str, cache_dir: str | None = None) -> TokenizerBackend:
     """The tokenizer of a model name (tiny-random, embedded, folder or hub id), without its weights."""
-    from .backends import TINY_MODEL
-
     if model == TINY_MODEL:
-        from .backends.tiny import tiny_tokenizer
+        from .backends.tiny import tiny_tokenizer  # builds a model-free tokenizer (transformers)
 
         return TokenizerBackend(tiny_tokenizer(), model)
     from transformers import AutoTokenizer
-
-    from . import models
 
     where = models.resolve(model, cache_dir)
     try:

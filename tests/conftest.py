@@ -75,15 +75,24 @@ def respond(context: str) -> str:
 
 
 @pytest.fixture()
-def scripted_run(tiny_parts, questions, tmp_path):
-    """A run directory of three scripted traces (think-prefill profile), segmented and tagged."""
+def scripted_traces(tiny_parts, questions, tmp_path):
+    """A run directory of three scripted traces (think-prefill profile), recorded as made by
+    tiny-random (so commands load its tokenizer): (backend, path, traces, questions by id)."""
     backend = ScriptedBackend(respond, tiny_parts[1], name="tiny-random")
     path = tmp_path / "run"
     with RunDir(path) as run:
         run.start_stage("generate", {"model": "tiny-random"})
         traces = generate(backend, questions, run, PROFILE, VERBAL_10, GenerationSettings(budget=400))
+    return backend, path, traces, {q.id: q for q in questions}
+
+
+@pytest.fixture()
+def scripted_run(scripted_traces):
+    """The scripted traces, segmented and tagged: (backend, path, traces, tagged, questions by id)."""
+    backend, path, traces, by_id = scripted_traces
+    with RunDir(path) as run:
         tagged = tag_run(run, backend=backend)
-    return backend, path, traces, tagged, {q.id: q for q in questions}
+    return backend, path, traces, tagged, by_id
 
 
 # Comparing two numerical implementations (shared-prefix vs naive attention, batched vs one at a

@@ -1,10 +1,8 @@
 import json
 
 import pytest
-from conftest import PROFILE, respond
+from conftest import PROFILE
 
-from cotprobe.backends.scripted import ScriptedBackend
-from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.records import Confidence, Probe, Step, Tag, read_jsonl
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
@@ -15,14 +13,9 @@ from cotprobe.cuts import truncate
 
 
 @pytest.fixture()
-def run_dir(tiny_parts, questions, tmp_path):
+def run_dir(scripted_traces):
     """Three scripted traces recorded as made by tiny-random (so the CLI loads its tokenizer)."""
-    backend = ScriptedBackend(respond, tiny_parts[1], name="tiny-random")
-    path = tmp_path / "run"
-    with RunDir(path) as run:
-        run.start_stage("generate", {"model": "tiny-random"})
-        traces = generate(backend, questions, run, PROFILE, VERBAL_10, GenerationSettings(budget=400))
-    return backend, path, traces, {q.id: q for q in questions}
+    return scripted_traces
 
 
 def test_tag_segments_tags_counts_and_rewrites_atomically(run_dir, capsys):
