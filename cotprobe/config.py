@@ -202,10 +202,3 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-retries", type=non_negative_int, default=None, metavar="N",
                        help="further tries of a request after a connection error, timeout, 429 or 5xx, on "
                             "another server where there are several (default 3); finished requests are cached")
-
-
-def server_options(args: argparse.Namespace) -> dict:
-    """The server options of a command that has no RunConfig (tag's judge)."""
-    return RunConfig(timeout=getattr(args, "timeout", None), concurrency=getattr(args, "concurrency", None),
-                     max_retries=getattr(args, "max_retries", None),
-                     batch_size=getattr(args, "batch_size", 8)).server_options()

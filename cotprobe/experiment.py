@@ -37,7 +37,6 @@ def default_profile(model: str, profile: str | None) -> Profile:
 class Experiment:
     """What a stage needs to make or probe the traces of one configuration."""
 
-    config: RunConfig
     backend: Any
     questions: list[Question]
     profile: Profile
@@ -115,4 +114,4 @@ def setup(config: RunConfig, run_dir: str | Path, new_traces: bool = True) -> Ex
     recorded["grader"], judge = setup_grader(config, run_dir)
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
-    return Experiment(config, backend, questions, profile, scale, settings, recorded, judge)
+    return Experiment(backend, questions, profile, scale, settings, recorded, judge)

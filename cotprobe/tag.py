@@ -17,7 +17,7 @@ import sys
 from .backends import load_backend
 from .behaviours import behaviour_section, print_behaviours, trajectories
 from .cli import positive_int, run_dir_parser
-from .config import add_server_arguments, server_options
+from .config import RunConfig, add_server_arguments
 from .judge import load_judge_prompt
 from .models import add_loading_arguments, loading_from
 from .plots import plot_behaviour_frequency, plot_trajectories
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.judge:
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge, kind=args.judge_backend, cache_root=args.cache_dir,
-                               base_url=args.judge_base_url, **server_options(args), loading=loading_from(args))
+                               base_url=args.judge_base_url, **RunConfig.from_args(args).server_options(), loading=loading_from(args))
         judge = Judge(backend, args.judge, args.judge_backend, prompt, args.judge_batch_size)
     with RunDir(out) as run:
         tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir, judge=judge)
