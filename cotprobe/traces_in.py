@@ -28,7 +28,6 @@ thought, the response is the answer text). Errors name the file, line and field.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 from .data import DatasetError
 from .data.readers import jsonl_objects
 from .data.user_files import row_to_question
+from .jsonfile import JSONFileError, read_json
 from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
 from .records import Question
 
@@ -240,14 +240,14 @@ def read_thought_anchors(path: Path, tags=DEFAULT_TAGS) -> Iterator[ExternalTrac
     for file in files:
         where = str(file)
         problem_file = file.parent / "problem.json"
-        try:
-            base = json.loads(file.read_text(encoding="utf-8"))
-            problem = json.loads(problem_file.read_text(encoding="utf-8")) if problem_file.exists() else None
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if problem is None:
+        if not problem_file.exists():
             raise TraceFormatError(f"{problem_file}: missing (the problem and its gt_answer)")
-        if not isinstance(base, dict) or "solution" not in base:
+        try:
+            base = read_json(file, "a thought-anchors solution with 'solution'")
+            problem = read_json(problem_file, "a thought-anchors problem with 'problem' and 'gt_answer'")
+        except JSONFileError as exc:
+            raise TraceFormatError(str(exc)) from None
+        if "solution" not in base:
             raise TraceFormatError(f"{where}: missing field 'solution'")
         rel = file.parent.relative_to(root).as_posix() if file.parent != root else file.parent.name
         row = {"id": rel, "question": problem.get("problem"), "answer": problem.get("gt_answer"),

@@ -117,6 +117,18 @@ def test_thought_anchors_folder(tmp_path):
     assert traces[0].thought == "5! is 5 * 4! = 120." and parse_answer(traces[0].after)[0] == "120"
 
 
+def test_thought_anchors_bad_json_names_the_file_and_line(tmp_path):
+    folder = tmp_path / "ta" / "problem_0"
+    folder.mkdir(parents=True)
+    (folder / "problem.json").write_text(json.dumps({"problem": "Compute 3!.", "gt_answer": "6"}))
+    (folder / "base_solution.json").write_text('{"solution": "3! = 6.</think> 6",\n "answer": }')
+    with pytest.raises(TraceFormatError, match=r"base_solution.json line 2: not valid JSON"):
+        read_traces(tmp_path / "ta")
+    (folder / "base_solution.json").write_text('["not", "an object"]')
+    with pytest.raises(TraceFormatError, match=r"base_solution.json: expected a JSON object"):
+        read_traces(tmp_path / "ta")
+
+
 def test_reasoningflow_rows(tmp_path):
     path = _write_jsonl(tmp_path / "data_raw.jsonl", [{"question_id": 7, "question": "What is 3 * 4?",
                                                          "correct_answer": "12", "response": "<think>3 * 4 = 12."
