@@ -25,7 +25,7 @@ from cotprobe.backends.openai import (
 )
 from cotprobe.backends.recording_server import ModelLM, RecordingServer
 from cotprobe.tracing import GenerationSettings, generate
-from cotprobe.probe import ForceSettings, forcing_suffix, scored_confidence
+from cotprobe.probe import ForceSettings, closing_for, forcing_suffix, scored_confidence
 from cotprobe.profiles import get_profile
 from cotprobe.prompts import CONFIDENCE_PREFIX
 from cotprobe.records import Question
@@ -39,9 +39,9 @@ MODEL = models.DEFAULT_MODEL
 CONTEXT = 8192  # the embedded model's max_position_embeddings; the server is started with it
 BUDGET = 32
 PROFILE = get_profile("plain")
-# The compact template forces the answer in the same turn: with the paper's restating turn, llama.cpp
-# returned no top log-probabilities for some option prefixes (known issue, see issue 13 notes).
-SETTINGS = GenerationSettings(budget=BUDGET, batch_size=2, template="compact")
+# The default (paper) template: the CoT, then the second user turn asking to restate the answer and
+# the confidence, through the server's own requests.
+SETTINGS = GenerationSettings(budget=BUDGET, batch_size=2)
 # Total variation between the scored label distributions of the server and the local model for the
 # same CoT and answer. A server without echoed prompt log-probabilities (llama-cpp-python) is scored
 # through its top-k alternatives, which bound the labels outside them from above: not exact, so the
@@ -193,7 +193,8 @@ def test_server_agrees_with_the_local_hf_backend(served, embedded, one_torch_thr
     for trace in traces:
         prompt = hf.encode(trace.prompt)
         cot = trace.cot_token_ids
-        context = prompt + cot + hf.encode(forcing_suffix(PROFILE, trace.cot))
+        closing = closing_for(hf, PROFILE, VERBAL_10, SETTINGS.force)  # the restating turn, as generation had it
+        context = prompt + cot + hf.encode(forcing_suffix(PROFILE, trace.cot, closing))
         # the server's forced answer as it wrote it (from the request cache: generation asked the same)
         rows = fork(backend, prompt + cot, [len(prompt + cot)])
         rows.extend([context[len(prompt + cot):]])
@@ -249,7 +250,7 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
         return real(method, path, body, retries, server)
 
     backend.client.request = counting
-    settings = GenerationSettings(budget=BUDGET, batch_size=1, template="compact")
+    settings = GenerationSettings(budget=BUDGET, batch_size=1)
     with pytest.raises(ServerError, match="resumes"), RunDir(tmp_path / "run") as run:
         generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
     written = [json.loads(line)["question_id"] for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
