@@ -69,6 +69,8 @@ def gap_against_sessions(backend, ids, lengths, suffix, options):
     rows.extend(own)
     rows.extend([[suffix[-1]] if k != 1 else [] for k in range(len(lengths))])  # row 1 sits this one out
     own = [o + [suffix[-1]] if k != 1 else o for k, o in enumerate(own)]
+    rows.extend([suffix[:2] if k != 0 else [] for k in range(len(lengths))])  # several tokens, row 0 out
+    own = [o + suffix[:2] if k != 0 else o for k, o in enumerate(own)]
     shared_scores = rows.score(options)
     gap = 0.0
     for k, n in enumerate(lengths):

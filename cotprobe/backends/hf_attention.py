@@ -27,15 +27,17 @@ class SharedPrefixUnsupported(RuntimeError):
 class SharedPrefix:
     """What the shared-prefix attention reads besides the new tokens' queries/keys/values.
 
-    layers[l] = (keys, values) of the prefix with batch size 1; own[l] = (keys, values) of the
-    tokens appended to the rows since (batch R, one slot per appended position, masked where a row
-    appended nothing); active = the rows in the current forward pass (None: all); calls counts
-    attention calls (a guard against layers that bypass the registry).
+    layers[l] = (keys, values) of the prefix with batch size 1; lengths[r] = how much of the
+    prefix row r sees; own[l] = (keys, values) of the tokens appended to the rows since (batch R,
+    one slot per appended position, masked where a row appended nothing); active = the rows in the
+    current forward pass (None: all); calls counts attention calls (a guard against layers that
+    bypass the registry).
     """
 
-    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int):
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], lengths: list[int]):
         self.layers = layers
-        self.rows = rows
+        self.lengths = list(lengths)
+        self.rows = len(lengths)
         self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
         self.active: torch.Tensor | None = None
         self.calls = 0
@@ -68,7 +70,9 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     query/key/value are the new tokens of the rows in this pass (batch A); attention_mask is an
     additive float (A, 1, Q, P + S) over [prefix | own tokens so far | new tokens]. The prefix is
     never copied per row: rows are folded into the query dimension for it, so a decoding step
-    reads the prefix once however many rows share it.
+    reads the prefix once however many rows share it. Passes of several tokens per row (closing
+    a cut, a restating turn, scoring options) go row by row through the fused attention over
+    only the part of the prefix the row sees (`_attention_by_row`).
     """
     for name, given in kwargs.items():
         if given is not None and name not in HARMLESS_ARGUMENTS:
@@ -80,6 +84,8 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
     groups = heads // kv_heads
     scaling = dim ** -0.5 if scaling is None else scaling
+    if q_len > 1:
+        return _attention_by_row(shared_prefix, prefix_k, prefix_v, query, key, value, attention_mask, scaling), None
     q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
     folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
     scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
@@ -92,6 +98,25 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
     out = out + probs[..., n_prefix:] @ value
     return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous(), None
+
+
+def _attention_by_row(shared_prefix: SharedPrefix, prefix_k, prefix_v, query, key, value, attention_mask,
+                      scaling) -> torch.Tensor:
+    """Several new tokens per row: each row's queries over its own part of the prefix and its own
+    tokens, through torch's fused attention. The folded product above would score every row
+    against the whole prefix (about half of it masked for cuts spread over the thought) and hold
+    the scores in float32; here nothing masked is computed and no score matrix is kept."""
+    n_prefix = prefix_k.shape[2]
+    rows = range(shared_prefix.rows) if shared_prefix.active is None else shared_prefix.active.tolist()
+    outs = []
+    for a, r in enumerate(rows):
+        n = shared_prefix.lengths[r]
+        k = torch.cat([prefix_k[:, :, :n], key[a:a + 1]], dim=2)
+        v = torch.cat([prefix_v[:, :, :n], value[a:a + 1]], dim=2)
+        mask = torch.cat([attention_mask[a:a + 1, :, :, :n], attention_mask[a:a + 1, :, :, n_prefix:]], dim=-1)
+        outs.append(torch.nn.functional.scaled_dot_product_attention(
+            query[a:a + 1], k, v, attn_mask=mask.to(query.dtype), scale=scaling, enable_gqa=True))
+    return torch.cat(outs).transpose(1, 2).contiguous()
 
 
 AttentionInterface.register(SHARED_PREFIX, shared_prefix_attention)

@@ -88,7 +88,7 @@ class HFRows:
             logits = out.logits[0] if keep else out.logits[0, after.clamp(min=0)]
             encoded = torch.log_softmax(logits.float(), dim=-1)
             self.last = encoded if self.last is None else torch.where((after >= 0)[:, None], encoded, self.last)
-        self.prefix = SharedPrefix(layers, len(lengths))
+        self.prefix = SharedPrefix(layers, lengths)
         self.forwarded_tokens = base - start
         self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
         self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
