@@ -1,6 +1,7 @@
 """Cost of an 11-cut truncation sweep with cache reuse against naive re-encoding.
 
     python benchmarks/truncate_cost.py [--model smollm2-135m-instruct] [--lengths 256,1024,2048]
+        [--template paper|compact] [--threads N]
 
 For CoTs of each length (a reasoning-style text cut to exactly that many tokens), times
   full     one forward pass over prompt + whole CoT,
@@ -8,10 +9,13 @@ For CoTs of each length (a reasoning-style text cut to exactly that many tokens)
   reuse    the sweep as cotprobe runs it (encode once, crop the cache per cut),
   naive    the sweep re-encoding prompt + prefix at every cut,
 and prints reuse / (full + forced) (target <= 1.5), reuse / full and naive / reuse (target >= 4 at
-2048). Then, per CoT length, the cost of one decoding step of 11 cut rows through the shared
-prefix against one step of an ordinary batched key/value cache (the prefix copied per row, the
-model's own attention), measured in the same run. --threads sets torch's CPU threads (default:
-torch's own choice, printed).
+2048). --template says how the answer is forced: paper (the default protocol: the prompt template's
+second user turn asks a non-reasoning model to restate answer and confidence) or compact (the
+answer line right after the CoT, in the same turn). Then, per CoT length, the cost of one decoding
+step of 11 cut rows through the shared prefix against one step with no prefix at all (the
+weights' cost, the floor of any decoding step) and one step of an ordinary batched key/value cache
+(the prefix copied per row, the model's own attention), measured in the same run. --threads sets
+torch's CPU threads (default: torch's own choice, printed).
 """
 
 import argparse
@@ -19,17 +23,17 @@ import time
 
 import torch
 
-from cotprobe.backends import load_backend
+from cotprobe.backends import fork, load_backend
 from cotprobe.backends.hf import HFBackend
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
 from cotprobe.data import load_dataset
-from cotprobe.tracing import build_prompt
-from cotprobe.backends import fork
 from cotprobe.probe import ForceSettings, force_answers
 from cotprobe.profiles import get_profile
+from cotprobe.prompts import get_template
 from cotprobe.records import Confidence, Trace
 from cotprobe.scales import VERBAL_10
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
 from cotprobe.steps import segment_trace
+from cotprobe.tracing import build_prompt
 
 PARAGRAPH = (
     "Okay, so I need to figure out which river flows through this city. Let me think. "
@@ -61,16 +65,19 @@ def main() -> None:
     parser.add_argument("--lengths", default="256,1024,2048")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--steps", type=int, default=8, help="decoding steps timed per path (default 8)")
+    parser.add_argument("--template", choices=("paper", "compact"), default="paper",
+                        help="how the answer is forced (default paper: the restating turn, as cotprobe runs by default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     reuse = load_backend(args.model)
     naive = HFBackend(reuse.model, reuse.tokenizer, name=reuse.name, reuse_cache=False)
-    profile, force = get_profile("plain"), ForceSettings()
+    profile, force = get_profile("plain"), ForceSettings(restate=get_template(args.template).restate)
     fractions = parse_fractions("0:1:0.1")
     fork(reuse, reuse.encode(PARAGRAPH), [8])  # warm-up: the first forward pass pays one-off costs
     steps = []
-    print(f"model {args.model}; 11 cuts at step boundaries; times in seconds; torch threads {torch.get_num_threads()}")
+    print(f"model {args.model}; 11 cuts at step boundaries; --template {args.template}; times in seconds; "
+          f"torch threads {torch.get_num_threads()}")
     print(f"{'tokens':>6} {'full':>7} {'forced':>7} {'reuse':>7} {'naive':>7}  reuse/(full+forced)  reuse/full  naive/reuse")
     for n in (int(x) for x in args.lengths.split(",")):
         trace, question = make_trace(reuse, n)
@@ -88,22 +95,27 @@ def main() -> None:
         print(f"{n:>6} {full:7.2f} {forced:7.2f} {t_reuse:7.2f} {t_naive:7.2f}  "
               f"{t_reuse / (full + forced):19.2f}  {t_reuse / full:10.2f}  {t_naive / t_reuse:11.2f}")
         steps.append((n, *step_costs(reuse, ids, [len(prompt_ids) + c.token_index for c in cuts], args.steps)))
-    print("one decoding step of the 11 cut rows, milliseconds:")
-    print(f"{'tokens':>6} {'shared':>8} {'ordinary':>9}  shared/ordinary")
-    for n, shared, ordinary in steps:
-        print(f"{n:>6} {shared:8.1f} {ordinary:9.1f}  {shared / ordinary:15.2f}")
+    print("one decoding step of the 11 cut rows, milliseconds (no prefix: the weights' cost alone):")
+    print(f"{'tokens':>6} {'shared':>8} {'no prefix':>10} {'ordinary':>9}  shared/no prefix  shared/ordinary")
+    for n, shared, bare, ordinary in steps:
+        print(f"{n:>6} {shared:8.1f} {bare:10.1f} {ordinary:9.1f}  {shared / bare:16.2f}  {shared / ordinary:15.2f}")
 
 
-def step_costs(backend, ids: list[int], lengths: list[int], n_steps: int) -> tuple[float, float]:
-    """Milliseconds per one-token step for all rows: through the shared prefix (HFRows), and with an
-    ordinary batched cache of the longest prefix repeated per row (the model's own attention)."""
-    rows = fork(backend, ids, lengths)
+def step_costs(backend, ids: list[int], lengths: list[int], n_steps: int) -> tuple[float, float, float]:
+    """Milliseconds per one-token step for all rows: through the shared prefix (HFRows), with no
+    prefix (rows of one token each: what the weights cost), and with an ordinary batched cache of
+    the longest prefix repeated per row (the model's own attention)."""
     token = [[backend.pad_id]] * len(lengths)
-    rows.extend(token)  # warm-up
-    start = time.perf_counter()
-    for _ in range(n_steps):
-        rows.extend(token)
-    shared = (time.perf_counter() - start) / n_steps * 1000
+
+    def per_step(rows) -> float:
+        rows.extend(token)  # warm-up
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            rows.extend(token)
+        return (time.perf_counter() - start) / n_steps * 1000
+
+    shared = per_step(fork(backend, ids, lengths))
+    bare = per_step(fork(backend, ids[:1], [1] * len(lengths)))
     model = backend.model
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([ids[:max(lengths)]], device=backend.device), use_cache=True,
@@ -116,7 +128,7 @@ def step_costs(backend, ids: list[int], lengths: list[int], n_steps: int) -> tup
         for _ in range(n_steps):
             cache = model(input_ids=step, use_cache=True, **{backend.cache_arg: cache})[backend.cache_arg]
         ordinary = (time.perf_counter() - start) / n_steps * 1000
-    return shared, ordinary
+    return shared, bare, ordinary
 
 
 if __name__ == "__main__":
