@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Cut each chain of thought at increasing fractions, force an answer and a confidence at "
             "every cut, and measure calibration against CoT progress. With no arguments at all: the default "
-            "experiment on the embedded model (" + ", ".join(f"--{k.replace('limit', 'n')} {v}" for k, v in
+            "experiment on the embedded model (" + ", ".join(f"--{k.replace('limit', 'n').replace('_', '-')} {v}" for k, v in
                                                               DEFAULT_EXPERIMENT.items()) +
             "; a few minutes on a CPU); with any argument, the defaults below."
         ),

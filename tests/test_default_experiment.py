@@ -49,7 +49,7 @@ def scripted(tokenizer, thought):
 def realised_levels(tokenizer, thought, tmp_path, n=8):
     parser = build_parser()
     args = parser.parse_args(default_experiment(parser, []))
-    assert (args.dataset, args.style, args.limit, args.budget) == tuple(DEFAULT_EXPERIMENT.values())
+    assert (args.dataset, args.style, args.limit, args.budget, args.batch_size) == tuple(DEFAULT_EXPERIMENT.values())
     backend = scripted(tokenizer, thought)
     profile = for_style(default_profile(args.model, args.profile), args.style)
     questions = [Question(id=f"q{i}", question=f"Question {i}: what is the capital of France?", answer="Paris")
