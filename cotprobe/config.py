@@ -28,9 +28,9 @@ from .store import open_existing, read_manifest, stage_settings
 # one-sentence CoT under the plain cot prompt, so cuts collapse onto its two ends; the paper's
 # in-context slow thinking (§4.3: three hesitant, self-correcting exemplars, thought in think
 # tags) makes it write a thought of many steps. 30 questions and a 192-token budget keep it under
-# 10 minutes on two cores (8 measured; the exemplars, the same in every prompt, are encoded once:
-# `tracing.remember_shared_prompt`). Any argument given: the options' own defaults (the paper's cot prompt).
-# the 30 questions generate as one batch: on a 2-core CPU about 2.5x faster than batches of 8
+# 10 minutes on two cores (6 measured; the exemplars, the same in every prompt, are encoded once:
+# `tracing.remember_shared_prompt`, and the 30 questions generate as one batch: 2 min 18 s against
+# 4 min 18 s in batches of 8). Any argument given: the options' own defaults (the paper's cot prompt).
 DEFAULT_EXPERIMENT = {"dataset": "trivia", "style": "slow-think", "limit": 30, "budget": 192, "batch_size": 32}
 DEFAULT_EXPERIMENT_N = DEFAULT_EXPERIMENT["limit"]  # questions of the default experiment
 
