@@ -26,6 +26,7 @@ import pandas as pd
 import seaborn as sns
 
 from cotprobe import plots
+from cotprobe.metrics.sections import ConditionSection, diff
 
 from .common import (
     CONDITION_ORDER,
@@ -34,8 +35,10 @@ from .common import (
     METRICS,
     MissingInputs,
     Run,
+    diff_columns,
     error_bars,
     load_runs,
+    metric_columns,
     note,
     order_by,
     parser,
@@ -46,23 +49,18 @@ from .common import (
 NAME = "ablation"
 
 
-def condition_rows(run: Run, result: dict[str, Any]) -> list[dict[str, Any]]:
+def condition_rows(run: Run, result: ConditionSection) -> list[dict[str, Any]]:
     ref = result["reference"]
     rows = []
     for cond, table in result["conditions"].items():
         row: dict[str, Any] = {"run": run.label, "path": str(run.path), "source": result["source"],
                                "condition": cond, "reference": ref, "n": table.get("n", 0),
                                "n_total": table["n_total"], "n_unparsed": table["n_unparsed"],
-                               "n_failed": table.get("n_failed", 0)}
-        for name in (*METRICS, "mean_confidence"):
-            for suffix in ("", "_low", "_high"):
-                row[name + suffix] = table.get(name + suffix, np.nan)
-        diff = table.get(f"diff_vs_{ref}") or {}
-        row["n_paired"] = diff.get("n", 0)
+                               "n_failed": table.get("n_failed", 0), **metric_columns(table)}
+        paired = diff(table, ref) or {"n": 0}
+        row["n_paired"] = paired["n"]
         for name in METRICS:
-            d = diff.get(name) or {}
-            row[f"d_{name}"], row[f"d_{name}_low"], row[f"d_{name}_high"], row[f"d_{name}_p"] = (
-                d.get("estimate", np.nan), d.get("low", np.nan), d.get("high", np.nan), d.get("p_value", np.nan))
+            row.update(diff_columns(name, paired.get(name)))
         rows.append(row)
     return rows
 

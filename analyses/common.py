@@ -1,18 +1,19 @@
 """What every analysis script shares: loading run directories, labels, tables, the command line.
 
 A *run* is one run directory made by cotprobe (one model, profile and prompt style on one
-dataset). Its label comes from the manifest (``stages.generate.settings``): model, profile,
-style and dataset. Numbers come from `cotprobe.summary` / `cotprobe.metrics`; nothing here
-computes a metric of its own.
+dataset), read through `cotprobe.store` (its manifest and records). Its label comes from the
+manifest (``stages.generate.settings``): model, profile, style and dataset. Numbers come from
+`cotprobe.summary` / `cotprobe.metrics` as the sections typed in `cotprobe.metrics.sections`;
+nothing here computes a metric of its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ import pandas as pd
 
 from cotprobe import metrics, summary
 from cotprobe.conditions import CONDITIONS
-from cotprobe.metrics import CALIBRATION, COMPARED, metric_fns
+from cotprobe.metrics import CALIBRATION, COMPARED, Resampling, metric_fns
 from cotprobe.metrics import METRICS as FACTS
+from cotprobe.metrics.sections import (ConditionSection, CutSection, DiffFit, TableRow, has_interval,
+                                       interval, interval_fields)
 from cotprobe.profiles import style_base
-from cotprobe.records import Probe, Trace, read_jsonl
-from cotprobe.store import open_existing
+from cotprobe.records import Probe, Trace
+from cotprobe.store import RECORD_FILES, RunDir, open_existing, read_manifest, stage_settings
 
 
 class MissingInputs(ValueError):
@@ -62,8 +65,8 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = open_existing(path)
-        self.manifest = json.loads((self.path / "manifest.json").read_text())
-        gen = ((self.manifest.get("stages") or {}).get("generate") or {}).get("settings") or {}
+        self.manifest = read_manifest(self.path)
+        gen = stage_settings(self.manifest, "generate")
         profile = gen.get("profile")
         self.model = str(gen.get("model", "?"))
         self.profile = str(profile.get("name", "?")) if isinstance(profile, dict) else str(profile or "?")
@@ -78,7 +81,7 @@ class Run:
         self.fields = {"model": short_model(self.model), "profile": self.profile, "style": self.style,
                        "dataset": short_dataset(self.dataset)}
         self.label = " · ".join(self.fields.values())
-        self._tables: dict[tuple, dict[str, Any]] = {}
+        self._tables: dict[tuple, Any] = {}
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, {self.label!r})"
@@ -91,13 +94,11 @@ class Run:
 
     @cached_property
     def traces(self) -> list[Trace]:
-        path = self.path / "traces.jsonl"
-        return read_jsonl(path, Trace) if path.exists() else []
+        return RunDir(self.path).traces()  # read only: no lock
 
     @cached_property
     def probes(self) -> list[Probe]:
-        path = self.path / "probes.jsonl"
-        return read_jsonl(path, Probe) if path.exists() else []
+        return RunDir(self.path).probes()
 
     def trace_items(self, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(question ids, confidence, correct as 0/1) of the graded traces with a confidence."""
@@ -109,7 +110,7 @@ class Run:
         q, c, k = zip(*rows)
         return np.array(q, dtype=object), np.array(c, dtype=float), np.array(k, dtype=float)
 
-    def trace_table(self, source: str, n_resamples: int) -> dict[str, Any]:
+    def trace_table(self, source: str, n_resamples: int) -> TableRow:
         """`cotprobe.summary.table` over the final answers (one per question), computed once."""
         key = ("traces", source, n_resamples)
         if key not in self._tables:
@@ -117,13 +118,13 @@ class Run:
             self._tables[key] = summary.table(items, source, n_resamples)
         return self._tables[key]
 
-    def cut_table(self, source: str, n_resamples: int) -> dict[str, Any]:
+    def cut_table(self, source: str, n_resamples: int) -> CutSection:
         key = ("cuts", source, n_resamples)
         if key not in self._tables:
             self._tables[key] = summary.cut_metrics(self.probes, source, n_resamples)
         return self._tables[key]
 
-    def condition_table(self, source: str, n_resamples: int, reference: str = "full") -> dict[str, Any]:
+    def condition_table(self, source: str, n_resamples: int, reference: str = "full") -> ConditionSection:
         key = ("conditions", source, n_resamples, reference)
         if key not in self._tables:
             self._tables[key] = summary.condition_metrics(self.probes, reference, source, n_resamples)
@@ -160,9 +161,9 @@ def with_traces(runs: Sequence[Run], what: str) -> list[Run]:
         if run.traces:
             keep.append(run)
         else:
-            note(f"{run.path} has no traces.jsonl records; left out of {what}")
+            note(f"{run.path} has no {RECORD_FILES[Trace]} records; left out of {what}")
     if not keep:
-        raise MissingInputs(f"{what} needs traces.jsonl in at least one run (none of the given runs has traces)")
+        raise MissingInputs(f"{what} needs {RECORD_FILES[Trace]} in at least one run (none of the given runs has traces)")
     return keep
 
 
@@ -205,16 +206,15 @@ def paired(a: Run, b: Run, source: str, n_resamples: int) -> dict[str, Any]:
         for name, fn in metric_fns().items():
             row[f"{name}_a"] = float(fn(ca[sa], ka[sa]))
             row[f"{name}_b"] = float(fn(cb[sb], kb[sb]))
-            d = metrics.paired_bootstrap_diff(fn, ca[sa], ka[sa], cb[sb], kb[sb], n_resamples=n_resamples)
-            row[f"d_{name}"], row[f"d_{name}_low"], row[f"d_{name}_high"], row[f"d_{name}_p"] = (
-                d.estimate, d.low, d.high, d.p_value)
+            d = metrics.paired_bootstrap_diff(fn, ca[sa], ka[sa], cb[sb], kb[sb], Resampling(n_resamples))
+            row.update(diff_columns(name, asdict(d)))
 
     def better(sign: int, significant: bool) -> bool:
         ok = True
         for name in CALIBRATION:
             want = -sign if LOWER_IS_BETTER[name] else sign  # sign=+1: A better means d<0 for ECE
-            est = row[f"d_{name}"] if not significant else (
-                row[f"d_{name}_high"] if want < 0 else row[f"d_{name}_low"])
+            d = interval(row, diff_column(name))
+            est = d.estimate if not significant else (d.high if want < 0 else d.low)
             ok &= bool(np.isfinite(est) and est * want > 0)
         return ok
 
@@ -225,12 +225,37 @@ def paired(a: Run, b: Run, source: str, n_resamples: int) -> dict[str, Any]:
     return row
 
 
-def ci_text(row: dict[str, Any], key: str, digits: int = 3, signed: bool = False) -> str:
-    value = row.get(key)
+def metric_columns(row: Mapping[str, Any], names: Sequence[str] = (*METRICS, "mean_confidence")) -> dict[str, float]:
+    """The named metrics of a metrics.json row with their intervals, as table columns `name`,
+    `name_low`, `name_high` (NaN where the row has none)."""
+    nan = float("nan")
+    out: dict[str, float] = {}
+    for name in names:
+        value, low, high = interval(row, name) if has_interval(row, name) else (nan, nan, nan)
+        out.update(interval_fields(name, value, (nan if low is None else low, nan if high is None else high)))
+    return out
+
+
+def diff_column(name: str) -> str:
+    """The table column of a difference in metric `name` (its interval beside it, see `diff_columns`)."""
+    return f"d_{name}"
+
+
+def diff_columns(name: str, d: DiffFit | None) -> dict[str, float]:
+    """A difference in metric `name` as table columns d_name, d_name_low, d_name_high and d_name_p
+    (NaN where absent)."""
+    nan = float("nan")
+    d = d or {"estimate": nan, "low": nan, "high": nan, "p_value": nan}
+    key = diff_column(name)
+    return {**interval_fields(key, d["estimate"], (d["low"], d["high"])), f"{key}_p": d["p_value"]}
+
+
+def ci_text(row: Mapping[str, Any], key: str, digits: int = 3, signed: bool = False) -> str:
+    """A value of a table row with its interval, as text ("n/a" when the value is missing or NaN)."""
+    value, low, high = interval(row, key) if has_interval(row, key) else (None, None, None)
     if value is None or not np.isfinite(value):
         return "n/a"
     fmt = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
-    low, high = row.get(key + "_low"), row.get(key + "_high")
     if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
         return fmt.format(value)
     return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"

@@ -29,6 +29,7 @@ import pandas as pd
 import seaborn as sns
 
 from cotprobe import plots
+from cotprobe.metrics.sections import has_interval
 
 from .common import (
     METRIC_LABELS,
@@ -39,6 +40,7 @@ from .common import (
     ci_text,
     error_bars,
     load_runs,
+    metric_columns,
     paired,
     parser,
     run_cli,
@@ -71,11 +73,8 @@ def run_rows(runs: Sequence[Run], source: str, n_resamples: int) -> pd.DataFrame
                                "profile": run.profile, "reasoning_profile": run.reasoning,
                                "style": run.style, "dataset": run.dataset, "source": source,
                                "n": table.get("n", 0), "n_total": table["n_total"],
-                               "n_unparsed": table["n_unparsed"]}
-        for name in (*METRICS, "mean_confidence"):
-            for suffix in ("", "_low", "_high"):
-                row[name + suffix] = table.get(name + suffix, np.nan)
-        row["note"] = table.get("note", "" if "accuracy" in table else "no graded answers with a confidence")
+                               "n_unparsed": table["n_unparsed"], **metric_columns(table)}
+        row["note"] = table.get("note", "" if has_interval(table, "accuracy") else "no graded answers with a confidence")
         rows.append(row)
     return pd.DataFrame(rows)
 

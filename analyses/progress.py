@@ -20,12 +20,13 @@ from typing import Any
 import pandas as pd
 
 from cotprobe import plots
+from cotprobe.metrics.sections import CutSection, has_interval
 
 from .common import (
-    METRICS,
     MissingInputs,
     Run,
     load_runs,
+    metric_columns,
     note,
     parser,
     run_cli,
@@ -47,20 +48,14 @@ def runs_with_cuts(runs: Sequence[Run], what: str) -> list[Run]:
     return keep
 
 
-def level_rows(run: Run, result: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for level in result["levels"]:
-        row = {"run": run.label, "path": str(run.path), "source": result["source"], "level": level["level"],
-               "fraction_realised": level["fraction_realised"], "n": level.get("n", 0),
-               "n_total": level["n_total"], "n_unparsed": level["n_unparsed"]}
-        for name in (*METRICS, "mean_confidence"):
-            for suffix in ("", "_low", "_high"):
-                row[name + suffix] = level.get(name + suffix, float("nan"))
-        rows.append(row)
-    return rows
+def level_rows(run: Run, result: CutSection) -> list[dict[str, Any]]:
+    return [{"run": run.label, "path": str(run.path), "source": result["source"], "level": level["level"],
+             "fraction_realised": level["fraction_realised"], "n": level.get("n", 0),
+             "n_total": level["n_total"], "n_unparsed": level["n_unparsed"], **metric_columns(level)}
+            for level in result["levels"]]
 
 
-def trend_rows(run: Run, result: dict[str, Any]) -> list[dict[str, Any]]:
+def trend_rows(run: Run, result: CutSection) -> list[dict[str, Any]]:
     rows = []
     for name, trend in result["trends"].items():
         c, o = trend["clustered"] or {}, trend["ols_per_level"] or {}
@@ -77,7 +72,7 @@ def main(run_dirs: Sequence[str | Path | Run], out_dir: str | Path = "figures", 
     runs = runs_with_cuts(load_runs(run_dirs), "the CoT-progress figure")
     results = {run.label: run.cut_table(source, n_resamples) for run in runs}
     levels = [row for run in runs for row in level_rows(run, results[run.label])]
-    usable = [run for run in runs if any("accuracy" in lv for lv in results[run.label]["levels"])]
+    usable = [run for run in runs if any(has_interval(lv, "accuracy") for lv in results[run.label]["levels"])]
     if not usable:
         raise MissingInputs(f"no truncation probe has a graded answer with a {source} confidence")
     write_csv(pd.DataFrame(levels), out / f"{NAME}.csv")

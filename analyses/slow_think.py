@@ -36,6 +36,7 @@ from .common import (
     Run,
     error_bars,
     load_runs,
+    metric_columns,
     order_by,
     paired,
     parser,
@@ -65,10 +66,8 @@ def rows(groups: dict[tuple[str, str, str], list[Run]], source: str, n_resamples
             table = run.trace_table(source, n_resamples)
             row: dict[str, Any] = {"setting": setting, "run": run.label, "path": str(run.path), "model": model,
                                    "profile": profile, "dataset": dataset, "style": run.style, "source": source,
-                                   "n": table.get("n", 0), "n_unparsed": table["n_unparsed"]}
-            for name in (*METRICS, "mean_confidence"):
-                for suffix in ("", "_low", "_high"):
-                    row[name + suffix] = table.get(name + suffix, np.nan)
+                                   "n": table.get("n", 0), "n_unparsed": table["n_unparsed"],
+                                   **metric_columns(table)}
             if direct and run.style != "direct":
                 diff = paired(run, direct[0], source, n_resamples)
                 row["n_paired_vs_direct"] = diff["n_shared"]

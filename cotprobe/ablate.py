@@ -252,9 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "max_tokens": args.rewrite_max_tokens, "decoding": "greedy"})
         probes, edits = ablate(ex.backend, traces, {q.id: q for q in ex.questions}, run, ex.profile, ex.scale,
                                conditions, steps, tags, ex.settings.force, args.deletion_seed, rewriting)
-    result = condition_metrics(probes, source=args.source)
-    result["edits"] = edits
-    update_metrics(out, "ablate", result)
+    result = condition_metrics(probes, source=args.source, edits=edits)
+    update_metrics(out, {"ablate": result})
     print_condition_summary(result, out)
     print_edits(edits)
     failed = [p for p in probes if p.error]

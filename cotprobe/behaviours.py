@@ -15,11 +15,16 @@ behaviour at all; intervals are 95% percentile bootstraps that resample whole tr
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import metrics
+from .metrics import Resampling
+from .metrics.sections import (BehaviourSection, ChangeGroup, ChangeRelation, Frequency, PerTrace, has_interval,
+                               interval, interval_fields)
 from .records import Probe, Step, Tag, Trace
 from .steps import Tagged, group_by_question, tagger_name
 from .summary import confidence_value
@@ -32,8 +37,7 @@ CHANGE_DEFINITION = (
 )
 
 
-
-def _per_trace_summary(values: list[int]) -> dict[str, float]:
+def _per_trace_summary(values: list[int]) -> PerTrace:
     v = np.asarray(values, dtype=float)
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
             "median": float(np.median(v)), "max": float(v.max())}
@@ -46,7 +50,7 @@ def frequency(traces: list[Trace], steps: dict[str, list[Step]], tags: list[Tag]
     names = list(next(iter(counts.values())).keys()) if counts else list(BEHAVIOURS)
     tagged_steps = {(t.question_id, t.step_index, t.behaviour) for t in tags}
     n_steps = sum(len(steps.get(q, [])) for q in qids)
-    per = {}
+    per: dict[str, Frequency] = {}
     for b in names:
         n_with = sum(1 for q in qids if counts[q][b] > 0)
         s = sum(1 for (_, _, bb) in tagged_steps if bb == b)
@@ -91,81 +95,51 @@ def step_changes(steps: dict[str, list[Step]], tags: list[Tag], probes: list[Pro
     return rows
 
 
-def _cluster_stats(groups: list[tuple[np.ndarray, np.ndarray]], n_clusters: int, n_resamples: int,
-                   seed: int) -> np.ndarray:
-    """Bootstrap replicates of the mean of each group, resampling clusters jointly.
-
-    groups: (cluster code per row, value per row). Returns an array (n_resamples, n_groups);
-    NaN where a resample holds no row of a group.
-    """
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_clusters, (n_resamples, n_clusters))
-    weight = np.zeros((n_resamples, n_clusters))
-    np.add.at(weight, (np.repeat(np.arange(n_resamples), n_clusters), draws.ravel()), 1.0)
-    out = np.full((n_resamples, len(groups)), np.nan)
-    for g, (codes, values) in enumerate(groups):
-        sums = np.bincount(codes, weights=values, minlength=n_clusters)
-        counts = np.bincount(codes, minlength=n_clusters).astype(float)
-        num, den = weight @ sums, weight @ counts
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, g] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-    return out
-
-
-def _interval(reps: np.ndarray) -> tuple[float, float]:
-    ok = reps[np.isfinite(reps)]
-    if ok.size == 0 or 2 * ok.size < reps.size:
-        return float("nan"), float("nan")
-    low, high = np.quantile(ok, [0.025, 0.975])
-    return float(low), float(high)
-
-
-def _p(reps: np.ndarray) -> float:
-    ok = reps[np.isfinite(reps)]
-    if ok.size == 0 or 2 * ok.size < reps.size:
-        return float("nan")
-    return float(min(1.0, 2 * min(np.mean(ok <= 0), np.mean(ok >= 0))))
+CHANGES = {"change": ("mean_change", "diff_change_vs_none"),  # what is averaged -> its keys in a group
+           "abs_change": ("mean_abs_change", "diff_abs_change_vs_none")}
 
 
 def change_relation(rows: list[dict[str, Any]], behaviours: list[str], n_resamples: int = 1000,
-                    seed: int = 0) -> dict[str, Any]:
-    """Mean (and mean absolute) confidence change of steps with each behaviour vs steps with none."""
-    qids = sorted({r["question_id"] for r in rows})
-    code = {q: i for i, q in enumerate(qids)}
-    def select(keep) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chosen = [r for r in rows if keep(r)]
-        return (np.array([code[r["question_id"]] for r in chosen], dtype=int),
-                np.array([r["change"] for r in chosen], dtype=float),
-                np.array([abs(r["change"]) for r in chosen], dtype=float))
-    groups = {"none": select(lambda r: not r["behaviours"])}
+                    seed: int = 0) -> ChangeRelation:
+    """Mean (and mean absolute) confidence change of steps with each behaviour vs steps with none.
+
+    Intervals and the p-value of each difference to "none" resample whole traces
+    (`metrics.bootstrap_stat`, `metrics.bootstrap_diff`); a group's mean is NaN in a resample
+    holding none of its steps."""
+    qids = np.array([r["question_id"] for r in rows])
+    values = {"change": np.array([r["change"] for r in rows], dtype=float)}
+    values["abs_change"] = np.abs(values["change"])
+    masks = {"none": np.array([not r["behaviours"] for r in rows], dtype=bool)}
     for b in behaviours:
-        groups[b] = select(lambda r, b=b: b in r["behaviours"])
-    out: dict[str, Any] = {"definition": CHANGE_DEFINITION, "n_steps": len(rows), "n_traces": len(qids),
-                           "groups": {}}
+        masks[b] = np.array([b in r["behaviours"] for r in rows], dtype=bool)
+    out: ChangeRelation = {"definition": CHANGE_DEFINITION, "n_steps": len(rows),
+                           "n_traces": int(np.unique(qids).size), "groups": {}}
     if not rows:
         return out
-    names = list(groups)
-    for kind, col in (("change", 1), ("abs_change", 2)):
-        reps = _cluster_stats([(groups[n][0], groups[n][col]) for n in names], len(qids), n_resamples, seed)
-        for j, name in enumerate(names):
-            codes, values = groups[name][0], groups[name][col]
-            entry = out["groups"].setdefault(name, {"n_steps": int(values.size),
-                                                    "n_traces": int(np.unique(codes).size)})
-            if values.size == 0:
-                continue
-            mean = float(values.mean())
-            low, high = _interval(reps[:, j])
-            entry[f"mean_{kind}"], entry[f"mean_{kind}_low"], entry[f"mean_{kind}_high"] = mean, low, high
-            if name != "none" and groups["none"][1].size:
-                diff = reps[:, j] - reps[:, 0]
-                d_low, d_high = _interval(diff)
-                entry[f"diff_{kind}_vs_none"] = {"estimate": mean - float(groups["none"][col].mean()),
-                                                 "low": d_low, "high": d_high, "p_value": _p(diff)}
+    resampling = Resampling(n_resamples, seed=seed)
+
+    def mean_of(v: np.ndarray, mask: np.ndarray):
+        return lambda i: float(v[i][mask[i]].mean()) if mask[i].any() else float("nan")
+
+    for name, mask in masks.items():
+        group: ChangeGroup = {"n_steps": int(mask.sum()), "n_traces": int(np.unique(qids[mask]).size)}
+        out["groups"][name] = group
+        if not mask.any():
+            continue
+        for kind, (mean_key, diff_key) in CHANGES.items():
+            v = values[kind]
+            group.update(interval_fields(mean_key, float(v[mask].mean()), metrics.bootstrap_stat(
+                mean_of(v, mask), len(rows), qids, resampling.n_resamples, resampling.level, resampling.seed)))
+            if name != "none" and masks["none"].any():
+                mine, none = mean_of(v, mask), mean_of(v, masks["none"])
+                group[diff_key] = asdict(metrics.bootstrap_diff(lambda i: mine(i) - none(i), len(rows), qids,
+                                                                resampling))
     return out
 
 
 def behaviour_section(tagged: Tagged, probes: list[Probe], source: str = "expected",
-                      n_resamples: int = 1000) -> dict[str, Any]:
+                      n_resamples: int = 1000) -> BehaviourSection:
+    """The "behaviours" section: who tagged, the frequencies and the confidence change."""
     freq = frequency(tagged.traces, tagged.steps, tagged.tags)
     rows = step_changes(tagged.steps, tagged.tags, probes, source)
     relation = change_relation(rows, list(freq["per_behaviour"]), n_resamples)
@@ -178,11 +152,12 @@ def behaviour_section(tagged: Tagged, probes: list[Probe], source: str = "expect
     return {"tagger": tagger_name(settings), **who, **freq, "confidence_change": relation}
 
 
-def _cell(row: dict[str, Any], key: str) -> str:
-    return f"{row[key]:+.3f} [{row[key + '_low']:+.3f}, {row[key + '_high']:+.3f}]"
+def _cell(row: ChangeGroup, key: str) -> str:
+    value, low, high = interval(row, key)
+    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def print_behaviours(section: dict[str, Any], run_dir: str | Path) -> None:
+def print_behaviours(section: BehaviourSection, run_dir: str | Path) -> None:
     print(f"\n{run_dir}: behaviours ({section['tagger']}) in {section['n_traces']} traces, "
           f"{section['n_steps']} steps ({section['steps_without_behaviour']} steps without any)")
     if "unparsed" in section:
@@ -201,7 +176,7 @@ def print_behaviours(section: dict[str, Any], run_dir: str | Path) -> None:
           f"{rel['n_traces']} traces with both neighbouring cuts probed; 95% CI, traces resampled)")
     print(f"{'steps with':<14} {'n':>5}  {'mean change':<26} {'diff vs none':<26} {'mean |change|':<26}")
     for name, g in rel["groups"].items():
-        if "mean_change" not in g:
+        if not has_interval(g, "mean_change"):
             print(f"{name:<14} {g['n_steps']:>5}  -")
             continue
         d = g.get("diff_change_vs_none")

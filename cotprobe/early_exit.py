@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = ["verbal", "scored"] + (["latent"] if latent else [])
     cuts = views(probes, latent)
     result = early_exit_metrics(cuts, sources, args.resamples)
-    update_metrics(run_dir, "early_exit", result)
+    update_metrics(run_dir, {"early_exit": result})
     print_early_exit(result, run_dir)
     if not latent:
         print("(no latent.jsonl: run python -m cotprobe.latent first to replay latent-confidence policies)")

@@ -14,7 +14,7 @@ import sys
 from .config import RunConfig, add_run_arguments
 from .experiment import setup
 from .store import RunDir
-from .summary import print_trace_summary
+from .summary import print_traces, trace_metrics, update_metrics
 from .tracing import generate
 
 
@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     with RunDir(args.out) as run:
         run.start_stage("generate", ex.recorded)
         traces = generate(ex.backend, ex.questions, run, ex.profile, ex.scale, ex.settings)
-    print_trace_summary(traces, args.out)
+    result = trace_metrics(traces)
+    update_metrics(args.out, {"traces": result})
+    print_traces(result, args.out)
     ex.print_verdicts()
     return 0
 

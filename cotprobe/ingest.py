@@ -35,7 +35,7 @@ from .scales import SCALES, get_scale
 from .experiment import default_profile
 from .steps import load_tokenizer
 from .store import QUESTIONS, RunDir
-from .summary import print_trace_summary
+from .summary import print_traces, trace_metrics, update_metrics
 from .tracing import build_prompt
 from .traces_in import DEFAULT_TAGS, FORMATS, ExternalTrace, TraceFormatError, parse_answer, read_traces
 
@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ended = Counter(t.thinking_ended for t in traces)
     print(f"{out}: ingested {len(traces)} traces ({', '.join(f'{k}: {v}' for k, v in sorted(ended.items()))}); "
           f"token ids from {args.tokenizer}")
-    print_trace_summary(traces, out)
+    result = trace_metrics(traces)
+    update_metrics(out, {"traces": result})
+    print_traces(result, out)
     return 0
 
 

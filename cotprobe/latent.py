@@ -28,7 +28,8 @@ from tqdm import tqdm
 from . import hidden as hs
 from .backends import load_backend
 from .cli import run_dir_parser
-from .linprobe import ProbeSettings, cross_validate, latent_metrics, print_latent_summary
+from .linprobe import ProbeSettings, best_layer, cross_validate, latent_metrics, print_latent_summary
+from .metrics.sections import LatentSection, PrefixSection
 from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
 from .records import SOURCES, LatentPrediction, Probe, Trace
 from .resample import prefix_metrics
@@ -95,15 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     for i, layer in enumerate(tqdm(layers, desc="latent probes", unit="layer")):
         X = np.asarray(array[rows, i], dtype=np.float32)
         per_layer[layer], folds = cross_validate(X, y, groups, settings)
-    result = latent_metrics(probes, per_layer, args.source, settings, args.resamples)
-    best = result["best_layer"]
-    reader.rewrite(LatentPrediction, [
-        LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index, best, float(c), int(f))
-        for p, c, f in zip(probes, per_layer[best], folds)])
-    figures = plot_latent(run_dir, probes, per_layer, result, args)
-    update_metrics(run_dir, "latent", result)
+    best = best_layer(per_layer, probes)
+    prefix = prefix_against(run_dir, probes, per_layer[best], args)
+    result = latent_metrics(probes, per_layer, args.source, settings, args.resamples, prefix)
+    with RunDir(run_dir) as run:
+        run.rewrite(LatentPrediction, [
+            LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index, best, float(c), int(f))
+            for p, c, f in zip(probes, per_layer[best], folds)])
+        update_metrics(run_dir, {"latent": result})
     print_latent_summary(result, run_dir)
-    for figure in figures:
+    for figure in plot_latent(run_dir, result):
         print(f"figure: {figure}")
     return 0
 
@@ -149,17 +151,22 @@ def extract(backend, traces: dict[str, Trace], missing: dict[tuple, str | None],
         store.append(qid, condition, points, states.numpy())
 
 
-def plot_latent(run_dir: Path, probes, per_layer, result, args) -> list[Path]:
+def prefix_against(run_dir: Path, probes: list[Probe], latent: np.ndarray, args) -> PrefixSection | None:
+    """The verbal and the latent confidence (of the chosen layer) against P(correct | prefix), when
+    the run has resampled its cuts (truncate --resample); None otherwise."""
+    resamples = RunDir(run_dir).resamples()  # read only: no lock
+    if not resamples or args.source_stage != "truncate":
+        return None
+    by_cut = {(p.question_id, round(p.fraction_requested, 6)): float(c) for p, c in zip(probes, latent)}
+    return prefix_metrics(probes, resamples, {f"verbal:{args.source}": args.source, "latent": by_cut}, args.resamples)
+
+
+def plot_latent(run_dir: Path, result: LatentSection) -> list[Path]:
+    """Draw the latent section's figures; return their paths."""
     figures = [plot_latent_vs_verbal(result, run_dir / "figures" / "latent_vs_verbal"),
                plot_latent_layers(result, run_dir / "figures" / "latent_layers")]
-    resamples = RunDir(run_dir).resamples()
-    if resamples and args.source_stage == "truncate":
-        best = per_layer[result["best_layer"]]
-        latent = {(p.question_id, round(p.fraction_requested, 6)): float(c) for p, c in zip(probes, best)}
-        sources = {f"verbal:{args.source}": args.source, "latent": latent}
-        prefix = prefix_metrics(probes, resamples, sources, args.resamples)
-        result["prefix"] = prefix
-        figures.append(plot_prefix_accuracy(prefix, run_dir / "figures" / "latent_prefix_accuracy"))
+    if "prefix" in result:
+        figures.append(plot_prefix_accuracy(result["prefix"], run_dir / "figures" / "latent_prefix_accuracy"))
     return figures
 
 

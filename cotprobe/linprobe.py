@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import metrics
+from .metrics.sections import DiffInterval, LatentSection, PrefixSection, Summary
+
 
 def grouped_folds(groups, n_folds: int, seed: int = 0) -> np.ndarray:
     """Fold number of every row: groups are shuffled (seeded) and dealt to folds so that the
@@ -104,15 +107,22 @@ def _levels(probes) -> list:
     return [cut_level(p, binned) if p.condition == "cut" else p.condition for p in probes]
 
 
-def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expected",
-                   settings: ProbeSettings = ProbeSettings(), n_resamples: int = 1000) -> dict:
-    """Latent (per layer) and verbal confidence of the same probes: pooled and per level.
+def best_layer(per_layer: dict[int, np.ndarray], probes) -> int:
+    """The layer whose out-of-fold P(correct) has the lowest Brier score over all the probes;
+    picking it among the layers on the same folds flatters it slightly (the per-layer table of
+    `latent_metrics` shows them all)."""
+    y = np.array([float(p.correct) for p in probes])
+    return int(min(per_layer, key=lambda layer: metrics.brier(per_layer[layer], y)))
 
-    The best layer is the one with the lowest pooled out-of-fold Brier score; picking it among
-    the layers on the same folds flatters it slightly (the per-layer table shows them all)."""
+
+def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expected",
+                   settings: ProbeSettings = ProbeSettings(), n_resamples: int = 1000,
+                   prefix: PrefixSection | None = None) -> LatentSection:
+    """The "latent" section: latent (per layer) and verbal confidence of the same probes, pooled
+    and per level, for the `best_layer`; with `prefix` (`resample.prefix_metrics` of that layer's
+    confidence, when the run has resamples) kept in the section as given."""
     import warnings
 
-    from . import metrics
     from .summary import confidence_value
 
     y = np.array([float(p.correct) for p in probes])
@@ -123,7 +133,7 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
     order = sorted(set(levels), key=lambda v: (isinstance(v, str), v))
     lv = np.array(levels, dtype=object)
 
-    def summary(conf, mask):
+    def summary(conf, mask) -> Summary:
         mask = mask & ~np.isnan(conf)
         if not mask.any():
             return {"n": 0}
@@ -142,7 +152,7 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
         row = {"layer": int(layer), **summary(conf, everything)}
         row["auroc_per_level"] = {str(v): auroc(conf, lv == v) for v in order}
         layers.append(row)
-    best = min(layers, key=lambda r: r["brier"])["layer"]
+    best = best_layer(per_layer, probes)
     latent = per_layer[best]
     per_level = []
     for v in order:
@@ -150,7 +160,7 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
         per_level.append({"level": v, "fraction_realised": float(np.mean([p.fraction_realised for p, k in zip(probes, m) if k])),
                           "latent": summary(latent, m), "verbal": summary(verbal, m)})
     both = ~np.isnan(verbal)
-    diffs = {}
+    diffs: dict[str, DiffInterval] = {}
     for name, fn in metrics.metric_fns(("auroc", "brier", "ece")).items():
         c1, c2, yy, qq = latent[both], verbal[both], y[both], q[both]
         with warnings.catch_warnings():
@@ -159,7 +169,7 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
             low, high = metrics.bootstrap_stat(lambda i: fn(c1[i], yy[i]) - fn(c2[i], yy[i]), int(both.sum()), qq,
                                                n_resamples)
         diffs[name] = {"estimate": float(estimate), "low": low, "high": high}
-    return {
+    section: LatentSection = {
         "source": source, "n_probes": len(probes), "n_questions": int(np.unique(q).size),
         "probe": {"model": "logistic regression on standardised hidden states, L2", "C": settings.C,
                   "folds": settings.folds, "inner_folds": settings.inner_folds, "grouped_by": "question",
@@ -169,9 +179,12 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
         "pooled": {"latent": summary(latent, everything), "verbal": summary(verbal, everything)},
         "latent_minus_verbal": diffs,
     }
+    if prefix is not None:
+        section["prefix"] = prefix
+    return section
 
 
-def print_latent_summary(result: dict, run_dir) -> None:
+def print_latent_summary(result: LatentSection, run_dir) -> None:
     from .summary import HEADER, format_row
 
     def row_of(summary):

@@ -24,6 +24,8 @@ from matplotlib.ticker import MaxNLocator
 
 from .colours import behaviour_colours, in_order
 from .metrics import COMPARED, METRICS
+from .metrics.sections import (BehaviourSection, ConditionRow, ConditionSection, CutSection, EarlyExitSection,
+                               LatentSection, PrefixSection, has_interval, interval)
 
 PROGRESS_PANELS = ("ece", "brier", "auroc", "accuracy")
 LATENT_PANELS = ("auroc", "ece", "brier")
@@ -76,22 +78,22 @@ def _cot_axes(axes, xlabel: str = COT_AXIS, xlim: tuple[float, float] | None = (
 
 
 def _band(ax, rows, x, key, color, label, marker="o"):
-    """A line of rows[key] with its 95% band rows[key_low]..rows[key_high]."""
-    ax.plot(x, [r[key] for r in rows], marker=marker, ms=4, color=color, label=label)
-    ax.fill_between(x, [r[key + "_low"] for r in rows], [r[key + "_high"] for r in rows],
-                    color=color, alpha=0.2, linewidth=0)
+    """A line of the rows' value `key` with its 95% band."""
+    values, lows, highs = zip(*(interval(r, key) for r in rows)) if rows else ((), (), ())
+    ax.plot(x, values, marker=marker, ms=4, color=color, label=label)
+    ax.fill_between(x, lows, highs, color=color, alpha=0.2, linewidth=0)
 
 
 # ----------------------------------------------------------------------------- figures
 
 
-def draw_progress(results: dict[str, dict[str, Any]], axes=None) -> Figure:
+def draw_progress(results: dict[str, CutSection], axes=None) -> Figure:
     """Calibration against CoT progress: one panel per metric, one line + 95% band per run
     (results: run label -> `summary.cut_metrics` output)."""
     fig, axes, new = _panels(axes, 1, len(PROGRESS_PANELS), (4.2, 3.8), sharex=True)
     colors = sns.color_palette("colorblind", len(results))
     for color, (label, result) in zip(colors, results.items()):
-        rows = [r for r in result["levels"] if "accuracy" in r]
+        rows = [r for r in result["levels"] if has_interval(r, "accuracy")]
         x = [r["fraction_realised"] for r in rows]
         for ax, key in zip(axes, PROGRESS_PANELS):
             trend = result["trends"].get(key, {}).get("clustered")
@@ -103,7 +105,7 @@ def draw_progress(results: dict[str, dict[str, Any]], axes=None) -> Figure:
     return _finish(fig, new, f"Calibration along the chain of thought (confidence: {source})")
 
 
-def draw_behaviour_frequency(section: dict[str, Any], axes=None) -> Figure:
+def draw_behaviour_frequency(section: BehaviourSection, axes=None) -> Figure:
     """Histogram per behaviour of how many times it occurs in a trace (the "behaviours" section
     of metrics.json, as written by `python -m cotprobe.tag`)."""
     per_trace = section["per_trace"]
@@ -125,11 +127,10 @@ def draw_behaviour_frequency(section: dict[str, Any], axes=None) -> Figure:
     return _finish(fig, new, f"How often each behaviour occurs per trace ({n} traces, tagger {section.get('tagger', '?')})")
 
 
-def _condition_bars(ax, row: dict[str, Any], pos, width: float, colour, label: str) -> None:
+def _condition_bars(ax, row: ConditionRow, pos, width: float, colour, label: str) -> None:
     """One condition's bars over the compared metrics, with 95% intervals ("n/a" where undefined)."""
-    values = np.array([row.get(m, np.nan) for m in COMPARED], dtype=float)
-    low = np.array([row.get(m + "_low", np.nan) for m in COMPARED], dtype=float)
-    high = np.array([row.get(m + "_high", np.nan) for m in COMPARED], dtype=float)
+    cells = np.array([interval(row, m) for m in COMPARED], dtype=float)
+    values, low, high = cells[:, 0], cells[:, 1], cells[:, 2]
     err = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
     err = np.where(np.isfinite(err), err, 0)
     ax.bar(pos, np.nan_to_num(values), width * 0.92, yerr=err, capsize=2.5, color=colour, label=label,
@@ -139,10 +140,10 @@ def _condition_bars(ax, row: dict[str, Any], pos, width: float, colour, label: s
             ax.text(p, 0.01, "n/a", ha="center", va="bottom", rotation=90, fontsize=8)
 
 
-def draw_conditions(result: dict[str, Any], ax=None, title: str = "") -> Figure:
+def draw_conditions(result: ConditionSection, ax=None, title: str = "") -> Figure:
     """Calibration per ablation condition: grouped bars (one group per metric, one bar per
     condition) with 95% bootstrap intervals (`summary.condition_metrics` output)."""
-    conds = [c for c, row in result["conditions"].items() if "accuracy" in row]
+    conds = [c for c, row in result["conditions"].items() if has_interval(row, "accuracy")]
     width_in = 2.0 + 1.9 * len(COMPARED) * max(len(conds), 3) / 5
     fig, (ax,), new = _panels(ax, 1, 1, (width_in, 4.4))
     colours = sns.color_palette("colorblind", max(len(conds), 1))
@@ -207,7 +208,7 @@ def draw_trajectories(traces: list[dict[str, Any]], axes=None, source: str = "ex
     return fig
 
 
-def draw_prefix_accuracy(result: dict[str, Any], axes=None) -> Figure:
+def draw_prefix_accuracy(result: PrefixSection, axes=None) -> Figure:
     """Confidence against P(correct | prefix) along the CoT: mean prefix accuracy and mean
     confidence per cut (left), Brier against the prefix accuracy and against the outcome (right)."""
     fig, (left, right), new = _panels(axes, 1, 2, (5, 3.8), sharex=True)
@@ -230,7 +231,7 @@ def draw_prefix_accuracy(result: dict[str, Any], axes=None) -> Figure:
     return _finish(fig, new, f"Confidence against the prefix accuracy ({result['k']} sampled continuations per cut)")
 
 
-def draw_latent_vs_verbal(result: dict[str, Any], axes=None) -> Figure:
+def draw_latent_vs_verbal(result: LatentSection, axes=None) -> Figure:
     """Latent (linear probe) against verbal confidence of the same probes, per cut level (or
     ablation condition): AUROC, ECE, Brier with 95% bands."""
     fig, axes, new = _panels(axes, 1, len(LATENT_PANELS), (4.2, 3.8), sharex=True)
@@ -255,7 +256,7 @@ def draw_latent_vs_verbal(result: dict[str, Any], axes=None) -> Figure:
                              f"{result['probe']['folds']}-fold CV grouped by question)")
 
 
-def draw_latent_layers(result: dict[str, Any], axes=None) -> Figure:
+def draw_latent_layers(result: LatentSection, axes=None) -> Figure:
     """Probe quality per layer: pooled AUROC and Brier with 95% bands, and AUROC per layer at the
     first, middle and last cut level."""
     fig, (left, right), new = _panels(axes, 1, 2, (5, 3.8), sharex=True)
@@ -279,7 +280,7 @@ def draw_latent_layers(result: dict[str, Any], axes=None) -> Figure:
     return _finish(fig, new, f"Layer sweep of the latent-confidence probe (best: layer {result['best_layer']})")
 
 
-def draw_early_exit(result: dict[str, Any], ax=None) -> Figure:
+def draw_early_exit(result: EarlyExitSection, ax=None) -> Figure:
     """Thinking tokens used (share of the full thought) against accuracy for every replayed
     stopping policy, one colour per family, the Pareto frontier and the full-thought point."""
     fig, (ax,), new = _panels(ax, 1, 1, (6.4, 4.6))
@@ -288,9 +289,9 @@ def draw_early_exit(result: dict[str, Any], ax=None) -> Figure:
     colors = dict(zip(families, sns.color_palette("colorblind", len(families))))
     for family in families:
         mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["token_share"])
-        ax.errorbar([r["token_share"] for r in mine], [r["accuracy"] for r in mine],
-                    yerr=[[r["accuracy"] - r["accuracy_low"] for r in mine],
-                          [r["accuracy_high"] - r["accuracy"] for r in mine]],
+        accuracy = [interval(r, "accuracy") for r in mine]
+        ax.errorbar([r["token_share"] for r in mine], [a.estimate for a in accuracy],
+                    yerr=[[a.estimate - a.low for a in accuracy], [a.high - a.estimate for a in accuracy]],
                     marker="o", ms=4, lw=0.8, elinewidth=0.5, capsize=0, alpha=0.85, color=colors[family],
                     label=family)
     names = set(result["pareto"])
@@ -311,15 +312,15 @@ def draw_early_exit(result: dict[str, Any], ax=None) -> Figure:
 # ------------------------------------------------------------- draw and save, for the stages
 
 
-def plot_progress(results: dict[str, dict[str, Any]], stem: str | Path) -> Path:
+def plot_progress(results: dict[str, CutSection], stem: str | Path) -> Path:
     return save(draw_progress(results), stem)
 
 
-def plot_behaviour_frequency(section: dict[str, Any], stem: str | Path) -> Path:
+def plot_behaviour_frequency(section: BehaviourSection, stem: str | Path) -> Path:
     return save(draw_behaviour_frequency(section), stem)
 
 
-def plot_conditions(result: dict[str, Any], stem: str | Path, title: str = "") -> Path:
+def plot_conditions(result: ConditionSection, stem: str | Path, title: str = "") -> Path:
     return save(draw_conditions(result, title=title), stem)
 
 
@@ -328,17 +329,17 @@ def plot_trajectories(traces: list[dict[str, Any]], stem: str | Path, source: st
     return save(draw_trajectories(traces, source=source, columns=columns), stem)
 
 
-def plot_prefix_accuracy(result: dict[str, Any], stem: str | Path) -> Path:
+def plot_prefix_accuracy(result: PrefixSection, stem: str | Path) -> Path:
     return save(draw_prefix_accuracy(result), stem)
 
 
-def plot_latent_vs_verbal(result: dict[str, Any], stem: str | Path) -> Path:
+def plot_latent_vs_verbal(result: LatentSection, stem: str | Path) -> Path:
     return save(draw_latent_vs_verbal(result), stem)
 
 
-def plot_latent_layers(result: dict[str, Any], stem: str | Path) -> Path:
+def plot_latent_layers(result: LatentSection, stem: str | Path) -> Path:
     return save(draw_latent_layers(result), stem)
 
 
-def plot_early_exit(result: dict[str, Any], stem: str | Path) -> Path:
+def plot_early_exit(result: EarlyExitSection, stem: str | Path) -> Path:
     return save(draw_early_exit(result), stem)

@@ -18,7 +18,8 @@ text nodes.
 
 steps.jsonl, tags.jsonl, probes.jsonl and metrics.json are optional; traces.jsonl and
 manifest.json are not. Records are read by `cotprobe.store.read_records` (the rule every stage
-shares), metrics.json by `cotprobe.summary.read_metrics` (an unreadable one is shown as absent).
+shares), metrics.json (typed in `cotprobe.metrics.sections`) by `cotprobe.summary.read_metrics`
+(an unreadable one is shown as absent).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from . import store
 from .cli import non_negative_int
 from .colours import behaviour_colours, in_order
 from .metrics import COMPARED, METRICS
+from .metrics.sections import (ConditionSection, CutSection, Metrics, PairedDiff, TableRow, TraceSection, Trajectories,
+                               Trend, diff, has_interval, interval)
 from .records import Probe, Step, Tag, Trace
 from .resources import data_path
 from .store import open_existing, read_manifest
@@ -215,13 +218,13 @@ def fmt(x: Any, digits: int = 3) -> str:
 # ------------------------------------------------------------------------------ metric tables
 
 
-def ci_cell(row: dict[str, Any], key: str) -> Html:
-    if key not in row:
+def ci_cell(row: TableRow, key: str) -> Html:
+    if not has_interval(row, key):
         return fill("absent")
-    low, high = row.get(key + "_low"), row.get(key + "_high")
+    value, low, high = interval(row, key)
     if low is None or high is None:
-        return fill("num", text=fmt(row[key]))
-    return fill("num_ci", value=fmt(row[key]), low=fmt(low), high=fmt(high))
+        return fill("num", text=fmt(value))
+    return fill("num_ci", value=fmt(value), low=fmt(low), high=fmt(high))
 
 
 def _metric_header(first: list[str], extra: Iterable[str] = ()) -> Html:
@@ -229,21 +232,21 @@ def _metric_header(first: list[str], extra: Iterable[str] = ()) -> Html:
     return fill("thead", cells=join(fill("th", text=c) for c in cols))
 
 
-def _metric_cells(row: dict[str, Any]) -> Html:
+def _metric_cells(row: TableRow) -> Html:
     cells = [fill("num", text=fmt(row.get("n", row.get("n_total")))), fill("num", text=fmt(row.get("n_unparsed")))]
-    if "accuracy" not in row:
+    if not has_interval(row, "accuracy"):
         return join(cells + [fill("no_parsed", span=len(COLUMNS))])
     return join(cells + [ci_cell(row, key) for key in COLUMNS] + [fill("muted", text=row.get("note", ""))])
 
 
-def traces_section(sec: dict[str, Any]) -> Html:
+def traces_section(sec: TraceSection) -> Html:
     rows = join(fill("row", name=src, cells=_metric_cells(row)) for src, row in (sec.get("sources") or {}).items())
     ended = ", ".join(f"{k}: {fmt(v)}" for k, v in (sec.get("thinking_ended") or {}).items())
     return fill("traces_section", n=fmt(sec.get("n")), ended=ended or "—",
                 table=fill("metrics_table", head=_metric_header(["source"]), rows=rows))
 
 
-def _trends(trends: dict[str, Any]) -> Html:
+def _trends(trends: dict[str, Trend]) -> Html:
     rows = []
     for name, t in trends.items():
         c, o = t.get("clustered") or {}, t.get("ols_per_level")
@@ -253,14 +256,14 @@ def _trends(trends: dict[str, Any]) -> Html:
     return fill("trends", rows=join(rows)) if rows else NOTHING
 
 
-def _trajectories(traj: dict[str, Any]) -> Html:
+def _trajectories(traj: Trajectories) -> Html:
     if not traj.get("n"):
         return NOTHING
     return fill("trajectories", n=fmt(traj["n"]), change=fmt(traj.get("mean_change")),
                 jump=fmt(traj.get("mean_abs_largest_jump")), flips=fmt(traj.get("mean_direction_changes"), 2))
 
 
-def cuts_section(sec: dict[str, Any], title: str) -> Html:
+def cuts_section(sec: CutSection, title: str) -> Html:
     rows = join(fill("cut_row", level=fmt(r.get("level"), 2), realised=fmt(r.get("fraction_realised"), 2),
                      cells=_metric_cells(r)) for r in sec.get("levels", []))
     return fill("cuts_section", title=title, source=sec.get("source", "?"),
@@ -268,40 +271,41 @@ def cuts_section(sec: dict[str, Any], title: str) -> Html:
                 trends=_trends(sec.get("trends") or {}), trajectories=_trajectories(sec.get("trajectories") or {}))
 
 
-def _diff_cells(diff: dict[str, Any]) -> Html:
+def _diff_cells(paired: PairedDiff) -> Html:
     cells = []
     for key in COMPARED:
-        d = diff.get(key)
+        d = paired.get(key)
         cells.append(fill("diff", estimate=fmt(d.get("estimate")), low=fmt(d.get("low")), high=fmt(d.get("high")),
                           p=fmt(d.get("p_value"))) if isinstance(d, dict) else fill("no_diff"))
     return join(cells)
 
 
-def conditions_section(sec: dict[str, Any], title: str) -> Html:
+def conditions_section(sec: ConditionSection, title: str) -> Html:
     ref = str(sec.get("reference", "full"))
     rows = []
     for cond, r in (sec.get("conditions") or {}).items():
-        diff = r.get("diff_vs_" + ref) or {}
+        paired = diff(r, ref) or {}
         rows.append(fill("condition_row", name=cond, cells=_metric_cells(r), failed=fmt(r.get("n_failed")),
-                         paired=fmt(diff.get("n")), diffs=_diff_cells(diff)))
+                         paired=fmt(paired.get("n")), diffs=_diff_cells(paired)))
     head = _metric_header(["condition"], ["failed", "paired n", *(f"Δ {METRICS[k].label} vs {ref}" for k in COMPARED)])
     return fill("conditions_section", title=title, source=sec.get("source", "?"), reference=ref,
                 table=fill("metrics_table", head=head, rows=join(rows)))
 
 
-def metrics_html(metrics: dict[str, Any]) -> Html:
+def metrics_html(metrics: Metrics) -> Html:
+    """The sections of metrics.json: the traces, truncate and ablate sections as tables, the others as JSON."""
     if not metrics:
         return fill("no_metrics")
     parts = [] if "traces" in metrics else [fill("no_trace_section")]
     for key, sec in metrics.items():
         if not isinstance(sec, dict):
             continue
-        if "sources" in sec:
+        if key == "traces":
             parts.append(traces_section(sec))
-        elif "levels" in sec:
-            parts.append(cuts_section(sec, "Calibration against CoT progress" + ("" if key == "truncate" else f" ({key})")))
-        elif "conditions" in sec:
-            parts.append(conditions_section(sec, "Ablations" + ("" if key == "ablate" else f" ({key})")))
+        elif key == "truncate":
+            parts.append(cuts_section(sec, "Calibration against CoT progress"))
+        elif key == "ablate":
+            parts.append(conditions_section(sec, "Ablations"))
         else:
             parts.append(fill("other_section", name=key, json=json.dumps(sec, indent=1, default=str)))
     return join(parts, "\n")

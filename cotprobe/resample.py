@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from .backends import fork
 from .grade import grade
 from .metrics import binomial_ci
+from .metrics.sections import PrefixSection
 from .probe import ForceSettings, force_answers
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX
@@ -99,7 +100,7 @@ def resample_cuts(backend, trace: Trace, question: Question, cuts: Sequence, pro
 # ------------------------------------------------------------------ metrics against P(correct | prefix)
 
 
-def prefix_metrics(probes, resamples: list[Resample], sources: dict, n_resamples: int = 1000) -> dict:
+def prefix_metrics(probes, resamples: list[Resample], sources: dict, n_resamples: int = 1000) -> PrefixSection:
     """Confidence at each cut against the prefix accuracy of that cut (and against the outcome).
 
     sources: name -> a confidence source of `cotprobe.summary` ("expected", "scored", "sampled")
@@ -110,12 +111,13 @@ def prefix_metrics(probes, resamples: list[Resample], sources: dict, n_resamples
     import numpy as np
 
     from . import metrics
+    from .metrics.sections import PrefixRow, interval_fields
     from .summary import confidence_value
 
     by_key = {(r.question_id, round(r.fraction_requested, 6)): r for r in resamples if r.p_correct is not None}
     cut_probes = [p for p in probes if p.condition == "cut" and p.correct is not None
                   and (p.question_id, round(p.fraction_requested, 6)) in by_key]
-    out: dict = {"n_pairs": len(cut_probes), "k": max((r.n_graded for r in resamples), default=0),
+    out: PrefixSection = {"n_pairs": len(cut_probes), "k": max((r.n_graded for r in resamples), default=0),
                  "temperature": resamples[0].temperature if resamples else None, "sources": {}}
     stats = {"brier_prefix": lambda c, t, y: metrics.brier_target(c, t),
              "ece_prefix": lambda c, t, y: metrics.ece_target(c, t),
@@ -125,12 +127,11 @@ def prefix_metrics(probes, resamples: list[Resample], sources: dict, n_resamples
              "prefix_accuracy": lambda c, t, y: float(np.mean(t)),
              "outcome_accuracy": lambda c, t, y: float(np.mean(y))}
 
-    def table(c, t, y, q):
+    def table(c, t, y, q) -> PrefixRow:
         row = {"n": int(c.size)}
         for name, fn in stats.items():
-            row[name] = float(fn(c, t, y))
-            row[name + "_low"], row[name + "_high"] = metrics.bootstrap_stat(
-                lambda i: fn(c[i], t[i], y[i]), c.size, q, n_resamples)
+            row.update(interval_fields(name, float(fn(c, t, y)), metrics.bootstrap_stat(
+                lambda i: fn(c[i], t[i], y[i]), c.size, q, n_resamples)))
         return row
 
     for name, source in sources.items():

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import metrics
+from .metrics.sections import EarlyExitSection, MatchedAccuracy, PolicyRow, has_interval, interval, interval_fields
+
 SOURCES = ("verbal", "scored", "latent")
 CONFIDENCE_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.5, 0.96, 0.05))
 STABLE_RUNS = (2, 3, 4, 5)
@@ -110,12 +113,10 @@ def replay(cuts_by_q: dict[str, list[CutView]], policy: Policy) -> list[tuple[st
     return [(q, cuts[stop_index(cuts, policy)], cuts[-1]) for q, cuts in sorted(cuts_by_q.items())]
 
 
-def evaluate(cuts_by_q: dict[str, list[CutView]], policy: Policy, n_resamples: int = 1000, seed: int = 0) -> dict:
+def evaluate(cuts_by_q: dict[str, list[CutView]], policy: Policy, n_resamples: int = 1000, seed: int = 0) -> PolicyRow:
     """Tokens used, accuracy and calibration (scored confidence at the stopping cut) of one
     policy, with 95% bootstrap intervals over questions, and the paired accuracy difference to
     the full thought."""
-    from . import metrics
-
     stops = replay(cuts_by_q, policy)
     used = np.array([s.token_index for _, s, _ in stops], dtype=float)
     full = np.array([last.token_index for _, _, last in stops], dtype=float)
@@ -127,27 +128,25 @@ def evaluate(cuts_by_q: dict[str, list[CutView]], policy: Policy, n_resamples: i
     def share(i):
         return float(used[i].sum() / full[i].sum()) if full[i].sum() else 1.0
 
-    row = {"policy": policy.name, "family": policy.family, "kind": policy.kind, "parameter": policy.parameter,
-           "source": policy.source, "n": n,
-           "mean_tokens": float(used.mean()), "mean_full_tokens": float(full.mean()), "token_share": share(np.arange(n)),
-           "accuracy": float(ok.mean()), "accuracy_full": float(ok_full.mean()),
-           "stopped_early": float(np.mean(used < full))}
-    row["token_share_low"], row["token_share_high"] = metrics.bootstrap_stat(share, n, None, n_resamples, seed=seed)
-    row["mean_tokens_low"], row["mean_tokens_high"] = metrics.bootstrap_stat(lambda i: float(used[i].mean()), n,
-                                                                             None, n_resamples, seed=seed)
-    row["accuracy_low"], row["accuracy_high"] = metrics.bootstrap_stat(lambda i: float(ok[i].mean()), n, None,
-                                                                       n_resamples, seed=seed)
-    diff = lambda i: float(ok[i].mean() - ok_full[i].mean())  # noqa: E731
-    row["accuracy_diff"] = diff(np.arange(n))
-    row["accuracy_diff_low"], row["accuracy_diff_high"] = metrics.bootstrap_stat(diff, n, None, n_resamples, seed=seed)
+    def with_interval(name: str, stat) -> dict[str, float]:
+        return interval_fields(name, stat(np.arange(n)), metrics.bootstrap_stat(stat, n, None, n_resamples, seed=seed))
+
+    row: PolicyRow = {"policy": policy.name, "family": policy.family, "kind": policy.kind,
+                      "parameter": policy.parameter, "source": policy.source, "n": n,
+                      **with_interval("mean_tokens", lambda i: float(used[i].mean())),
+                      "mean_full_tokens": float(full.mean()), **with_interval("token_share", share),
+                      **with_interval("accuracy", lambda i: float(ok[i].mean())),
+                      "accuracy_full": float(ok_full.mean()), "stopped_early": float(np.mean(used < full)),
+                      **with_interval("accuracy_diff", lambda i: float(ok[i].mean() - ok_full[i].mean()))}
     if not np.isnan(conf).any():
-        row["ece"], row["brier"] = metrics.ece(conf, ok), metrics.brier(conf, ok)
-        row["brier_low"], row["brier_high"] = metrics.bootstrap_ci(metrics.brier, conf, ok, None, n_resamples, seed=seed)
-        row["ece_low"], row["ece_high"] = metrics.bootstrap_ci(metrics.ece, conf, ok, None, n_resamples, seed=seed)
+        for name in ("ece", "brier"):
+            fn = metrics.METRICS[name].fn
+            row.update(interval_fields(name, fn(conf, ok), metrics.bootstrap_ci(fn, conf, ok, None, n_resamples,
+                                                                                 seed=seed)))
     return row
 
 
-def pareto(rows: list[dict]) -> list[dict]:
+def pareto(rows: list[PolicyRow]) -> list[PolicyRow]:
     """Rows on the frontier: no other row uses no more tokens with higher accuracy (or fewer
     tokens at no lower accuracy); ordered by tokens."""
     front = []
@@ -157,7 +156,7 @@ def pareto(rows: list[dict]) -> list[dict]:
     return front
 
 
-def matched_accuracy(rows: list[dict]) -> list[dict]:
+def matched_accuracy(rows: list[PolicyRow]) -> list[MatchedAccuracy]:
     """DEER-style: per policy family, the setting with the fewest tokens whose accuracy is at
     least the full thought's (point estimates), and its token reduction."""
     out = []
@@ -168,13 +167,14 @@ def matched_accuracy(rows: list[dict]) -> list[dict]:
                     "token_reduction": 1 - best["token_share"] if best else None,
                     "accuracy": best["accuracy"] if best else None,
                     "accuracy_full": rows[0]["accuracy_full"],
-                    "accuracy_diff": best["accuracy_diff"] if best else None,
-                    "accuracy_diff_low": best["accuracy_diff_low"] if best else None,
-                    "accuracy_diff_high": best["accuracy_diff_high"] if best else None})
+                    **dict(zip(("accuracy_diff", "accuracy_diff_low", "accuracy_diff_high"),
+                               interval(best, "accuracy_diff") if best else (None, None, None)))})
     return out
 
 
-def early_exit_metrics(cuts_by_q: dict[str, list[CutView]], sources: list[str], n_resamples: int = 1000) -> dict:
+def early_exit_metrics(cuts_by_q: dict[str, list[CutView]], sources: list[str],
+                       n_resamples: int = 1000) -> EarlyExitSection:
+    """The "early_exit" section: every policy replayed, the Pareto frontier, matched accuracy."""
     rows = [evaluate(cuts_by_q, p, n_resamples) for p in policies(sources)]
     full = next(r for r in rows if r["kind"] == "fraction" and r["parameter"] == 1.0)
     return {"n_questions": len(cuts_by_q), "mean_cuts": float(np.mean([len(c) for c in cuts_by_q.values()])),
@@ -184,20 +184,23 @@ def early_exit_metrics(cuts_by_q: dict[str, list[CutView]], sources: list[str], 
                          "cuts before it are not counted"}
 
 
-def print_early_exit(result: dict, run_dir) -> None:
+def print_early_exit(result: EarlyExitSection, run_dir) -> None:
     print(f"\n{run_dir}: early exit replayed on {result['n_questions']} traces "
           f"({result['mean_cuts']:.1f} distinct cuts per trace); full thought: accuracy "
           f"{result['full']['accuracy']:.3f}, {result['full']['mean_tokens']:.1f} tokens")
     print(f"{'policy':<24} {'tokens':>7} {'share [95% CI]':<22} {'accuracy [95% CI]':<22} "
           f"{'vs full [95% CI]':<24} {'Brier':>6}")
     front = set(result["pareto"])
+
+    def cell(row, name: str, sign: str = "") -> str:
+        value, low, high = interval(row, name)
+        return f"{value:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
+
     for r in result["policies"]:
         mark = "*" if r["policy"] in front else " "
-        brier = f"{r['brier']:.3f}" if "brier" in r else "  -  "
-        print(f"{mark}{r['policy']:<23} {r['mean_tokens']:>7.1f} "
-              f"{r['token_share']:.3f} [{r['token_share_low']:.3f}, {r['token_share_high']:.3f}]  "
-              f"{r['accuracy']:.3f} [{r['accuracy_low']:.3f}, {r['accuracy_high']:.3f}]  "
-              f"{r['accuracy_diff']:+.3f} [{r['accuracy_diff_low']:+.3f}, {r['accuracy_diff_high']:+.3f}]  {brier:>6}")
+        brier = f"{r['brier']:.3f}" if has_interval(r, "brier") else "  -  "
+        print(f"{mark}{r['policy']:<23} {r['mean_tokens']:>7.1f} {cell(r, 'token_share')}  {cell(r, 'accuracy')}  "
+              f"{cell(r, 'accuracy_diff', '+')}  {brier:>6}")
     print("* on the tokens/accuracy Pareto frontier")
     print("\ntoken reduction at matched accuracy (fewest tokens with accuracy >= the full thought's):")
     for r in result["matched_accuracy"]:
@@ -205,5 +208,4 @@ def print_early_exit(result: dict, run_dir) -> None:
             print(f"  {r['family']:<22} none reaches the full thought's accuracy")
         else:
             print(f"  {r['family']:<22} {r['policy']:<22} -{100 * r['token_reduction']:.1f}% tokens, accuracy "
-                  f"{r['accuracy']:.3f} ({r['accuracy_diff']:+.3f} [{r['accuracy_diff_low']:+.3f}, "
-                  f"{r['accuracy_diff_high']:+.3f}])")
+                  f"{r['accuracy']:.3f} ({cell(r, 'accuracy_diff', '+')})")

@@ -1,7 +1,9 @@
 """Metric tables from run records: per run, per CoT cut level, per ablation condition.
 
 The numbers come from `cotprobe.metrics`; this module only groups records and lays out tables
-(`metrics.json` and the printed summary). Three confidence sources are reported side by side:
+(the sections of `metrics.json`, typed in `cotprobe.metrics.sections`, and the printed summary).
+`update_metrics` is the one writer of metrics.json: the functions that compute a section do not
+write it, and those that print it do neither. Three confidence sources are reported side by side:
 `sampled` (the label the model wrote, as the paper measures it; unparsed outputs are counted and
 the parse rate reported, and the metrics for this source cover the parsed ones only), `scored`
 (value of the most probable label) and `expected` (probability-weighted value). Headline tables
@@ -15,13 +17,17 @@ import math
 import sys
 import warnings
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import metrics
-from .metrics import COMPARED, METRICS
+from .metrics import COMPARED, METRICS, Resampling
+from .metrics.sections import (SECTIONS, ConditionRow, ConditionSection, CutSection, LevelRow, Metrics, PairedDiff,
+                               TableRow, TraceSection, Trajectories, Trend, diff, diff_key, has_interval, interval)
 from .records import SOURCES, Confidence, Probe, Trace
 from .store import METRICS_FILE, RunDir
 
@@ -34,11 +40,11 @@ def confidence_value(conf: Confidence, source: str) -> float | None:
 
 
 def table(items: list[tuple[str, Confidence, bool | None]], source: str, n_resamples: int = 1000,
-          seed: int = 0) -> dict[str, Any]:
+          seed: int = 0) -> TableRow:
     """Metrics with intervals over (cluster, confidence, correct) items for one source."""
     usable = [(c, confidence_value(conf, source), ok) for c, conf, ok in items
               if ok is not None and confidence_value(conf, source) is not None]
-    row: dict[str, Any] = {"n_total": len(items), "n_unparsed": len(items) - len(usable)}
+    row: TableRow = {"n_total": len(items), "n_unparsed": len(items) - len(usable)}
     if source != "sampled" and items and not any(conf.scored_probs for _, conf, _ in items):
         row["unavailable"] = "not scored: the backend returned no log-probabilities"
     if not usable:
@@ -53,7 +59,8 @@ def table(items: list[tuple[str, Confidence, bool | None]], source: str, n_resam
     return row
 
 
-def trace_metrics(traces: list[Trace], n_resamples: int = 1000) -> dict[str, Any]:
+def trace_metrics(traces: list[Trace], n_resamples: int = 1000) -> TraceSection:
+    """The "traces" section: the final answers' metrics per confidence source."""
     items = [(t.question_id, t.confidence, t.correct) for t in traces]
     return {
         "n": len(traces),
@@ -73,7 +80,7 @@ def cut_level(p: Probe, binned: bool) -> float:
 
 
 def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int = 1000,
-                beside: str | None = None) -> dict[str, Any]:
+                beside: str | None = None) -> CutSection:
     """Per requested cut level: metrics with intervals; the trend of each metric along the CoT.
 
     With more than MAX_LEVELS distinct requested fractions (`--cut every-step`), levels are the
@@ -84,18 +91,17 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
     for p in probes:
         by_level[cut_level(p, binned)].append(p)
     levels = sorted(by_level)
-    per_level = []
+    per_level: list[LevelRow] = []
     for level in levels:
         group = by_level[level]
         items = [(p.question_id, p.confidence, p.correct) for p in group]
-        row = table(items, source, n_resamples)
-        row["level"] = level
-        row["fraction_realised"] = float(np.mean([p.fraction_realised for p in group]))
+        row: LevelRow = {**table(items, source, n_resamples), "level": level,
+                         "fraction_realised": float(np.mean([p.fraction_realised for p in group]))}
         if beside and beside != source:
-            row["beside"] = dict(table(items, beside, n_resamples), source=beside)
+            row["beside"] = {**table(items, beside, n_resamples), "source": beside}
         per_level.append(row)
     usable = [p for p in probes if p.correct is not None and confidence_value(p.confidence, source) is not None]
-    trends = {}
+    trends: dict[str, Trend] = {}
     if len(levels) >= 3 and usable:
         frac = np.array([p.fraction_realised for p in usable])
         lev = np.array([cut_level(p, binned) for p in usable])
@@ -106,8 +112,8 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 clustered = metrics.slope_clustered(fn, frac, conf, ok, qid, levels=lev,
-                                                    n_resamples=n_resamples)
-            values = [row.get(name, math.nan) for row in per_level]
+                                                    resampling=Resampling(n_resamples))
+            values = [interval(row, name).estimate if has_interval(row, name) else math.nan for row in per_level]
             realised = [row["fraction_realised"] for row in per_level]
             ols = metrics.slope_ols(realised, values) if sum(np.isfinite(values)) >= 3 else None
             trends[name] = {"clustered": _plain(clustered), "ols_per_level": _plain(ols)}
@@ -116,26 +122,30 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
 
 
 def condition_metrics(probes: list[Probe], reference: str = "full", source: str = "expected",
-                      n_resamples: int = 1000) -> dict[str, Any]:
-    """Per ablation condition: metrics, and the paired difference to the reference condition."""
+                      n_resamples: int = 1000, edits: dict[str, dict[str, Any]] | None = None) -> ConditionSection:
+    """Per ablation condition: metrics, and the paired difference to the reference condition
+    (`edits`: what each rule-based condition changed, kept in the section as given)."""
     by_cond: dict[str, dict[str, Probe]] = defaultdict(dict)
     for p in probes:
         if p.condition != "cut":
             by_cond[p.condition][p.question_id] = p
-    out: dict[str, Any] = {}
+    out: dict[str, ConditionRow] = {}
     ref = by_cond.get(reference, {})
     for cond, group in by_cond.items():
         failed = [p for p in group.values() if p.error]
         good = [p for p in group.values() if not p.error]
-        row = table([(p.question_id, p.confidence, p.correct) for p in good], source, n_resamples)
-        row["n_failed"] = len(failed)
+        row: ConditionRow = {**table([(p.question_id, p.confidence, p.correct) for p in good], source, n_resamples),
+                             "n_failed": len(failed)}
         if cond != reference and ref:
-            row["diff_vs_" + reference] = _paired(ref, {p.question_id: p for p in good}, source, n_resamples)
+            row[diff_key(reference)] = _paired(ref, {p.question_id: p for p in good}, source, n_resamples)
         out[cond] = row
-    return {"source": source, "reference": reference, "conditions": out}
+    section: ConditionSection = {"source": source, "reference": reference, "conditions": out}
+    if edits is not None:
+        section["edits"] = edits
+    return section
 
 
-def _paired(ref: dict[str, Probe], other: dict[str, Probe], source: str, n_resamples: int) -> dict:
+def _paired(ref: dict[str, Probe], other: dict[str, Probe], source: str, n_resamples: int) -> PairedDiff:
     shared = [q for q in ref if q in other
               and confidence_value(ref[q].confidence, source) is not None
               and confidence_value(other[q].confidence, source) is not None
@@ -147,13 +157,13 @@ def _paired(ref: dict[str, Probe], other: dict[str, Probe], source: str, n_resam
                 np.array([float(group[q].correct) for q in shared]))
     ca, ka = arrays(other)
     cb, kb = arrays(ref)
-    result = {"n": len(shared)}
+    result: PairedDiff = {"n": len(shared)}
     for name, fn in metrics.metric_fns().items():
-        result[name] = _plain(metrics.paired_bootstrap_diff(fn, ca, ka, cb, kb, n_resamples=n_resamples))
+        result[name] = _plain(metrics.paired_bootstrap_diff(fn, ca, ka, cb, kb, Resampling(n_resamples)))
     return result
 
 
-def _trajectory_summary(probes: list[Probe], source: str) -> dict[str, Any]:
+def _trajectory_summary(probes: list[Probe], source: str) -> Trajectories:
     by_q: dict[str, list[Probe]] = defaultdict(list)
     for p in probes:
         by_q[p.question_id].append(p)
@@ -178,33 +188,28 @@ def _counts(values) -> dict[str, int]:
 
 
 def _plain(obj: Any) -> Any:
-    if obj is None:
-        return None
-    return {k: float(v) for k, v in vars(obj).items()}
+    """A metrics dataclass (Slope, Diff) as the dict a section stores (None stays None)."""
+    return None if obj is None else {k: float(v) for k, v in asdict(obj).items()}
 
 
-def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    tmp.replace(path)
-
-
-def parse_rate(row: dict[str, Any]) -> str:
+def parse_rate(row: TableRow) -> str:
     parsed = row["n_total"] - row["n_unparsed"]
     return f"{parsed}/{row['n_total']}" if row["n_total"] else "0/0"
 
 
-def format_row(name: str, row: dict[str, Any]) -> str:
+def format_row(name: str, row: TableRow | LevelRow) -> str:
+    """One printed table row: n, parse rate, the compared metrics with their intervals (and, for a
+    cut level, ECE and AUROC of the source shown beside)."""
     beside = row.get("beside")
     extra = ""
     if beside is not None:
-        extra = (f"  | {beside['ece']:.3f}  {beside['auroc']:.3f}" if "ece" in beside else "  | -      -")
-    if "accuracy" not in row:
+        extra = (f"  | {beside['ece']:.3f}  {beside['auroc']:.3f}" if has_interval(beside, "ece") else "  | -      -")
+    if not has_interval(row, "accuracy"):
         why = row.get("unavailable", "no parsed confidences")
         return f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  ({why}){extra}"
     def cell(key):
-        return f"{row[key]:.3f} [{row[key + '_low']:.3f}, {row[key + '_high']:.3f}]"
+        value, low, high = interval(row, key)
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]"
     return f"{name:<22} {row['n_total']:>5} {parse_rate(row):>9}  " + "  ".join(map(cell, COMPARED)) + extra
 
 
@@ -213,21 +218,14 @@ HEADER = f"{'':<22} {'n':>5} {'parsed':>9}  " + "  ".join(
     f"{head:<22}" for head in [f"{COMPARED[0]} [95% CI]"] + [METRICS[m].label for m in COMPARED[1:]])
 
 
-def print_trace_summary(traces: list[Trace], run_dir: str | Path) -> dict[str, Any]:
-    result = trace_metrics(traces)
-    update_metrics(run_dir, "traces", result)
-    print_traces(result, run_dir)
-    return result
-
-
-def print_traces(result: dict[str, Any], run_dir: str | Path) -> None:
+def print_traces(result: TraceSection, run_dir: str | Path) -> None:
     print(f"\n{run_dir}: {result['n']} traces; thinking ended: {result['thinking_ended']}")
     print(HEADER)
     for source, row in result["sources"].items():
         print(format_row(f"confidence={source}", row))
 
 
-def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+def read_metrics(run_dir: str | Path) -> Metrics:
     """run_dir/metrics.json ({} if absent). It is derived from the records, so an unreadable
     one is not an error: it is set aside (noted on stderr) and rebuilt section by section."""
     path = Path(run_dir) / METRICS_FILE
@@ -245,15 +243,24 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     return {}
 
 
-def update_metrics(run_dir: str | Path, key: str, value: dict[str, Any]) -> None:
-    """Set one section of run_dir/metrics.json, keeping the others (under the run's lock)."""
+def update_metrics(run_dir: str | Path, sections: Metrics, drop: Iterable[str] = ()) -> None:
+    """The one writer of run_dir/metrics.json: under the run's lock, set `sections`, remove the
+    sections named in `drop` (stale ones) and keep the others; atomically (sibling file, rename)."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown metrics.json section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    path = Path(run_dir) / METRICS_FILE
     with RunDir(run_dir):
         current = read_metrics(run_dir)
-        current[key] = value
-        write_json(Path(run_dir) / METRICS_FILE, current)
+        for name in drop:
+            current.pop(name, None)
+        current.update(sections)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(current, indent=2, default=float) + "\n")
+        tmp.replace(path)
 
 
-def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
+def print_cut_summary(result: CutSection, run_dir: str | Path) -> None:
     binned = f"; every-step cuts binned by {result['binned']}" if result.get("binned") else ""
     first = result["levels"][0] if result["levels"] else {}
     beside = f"; after |: ECE and AUROC of confidence={first['beside']['source']}" if "beside" in first else ""
@@ -268,15 +275,15 @@ def print_cut_summary(result: dict[str, Any], run_dir: str | Path) -> None:
               f"[{c['low']:+.3f}, {c['high']:+.3f}] (question-clustered bootstrap){ols}")
 
 
-def print_condition_summary(result: dict[str, Any], run_dir: str | Path) -> None:
+def print_condition_summary(result: ConditionSection, run_dir: str | Path) -> None:
     ref = result["reference"]
     print(f"\n{run_dir}: calibration per condition (confidence={result['source']}; diff = condition - {ref})")
     print(HEADER.replace(" " * 22, f"{'condition':<22}", 1))
     for cond, row in result["conditions"].items():
         print(format_row(cond, row) + (f"  ({row['n_failed']} failed)" if row.get("n_failed") else ""))
     for cond, row in result["conditions"].items():
-        diff = row.get(f"diff_vs_{ref}")
-        if diff and "ece" in diff:
-            cells = "  ".join(f"{m} {diff[m]['estimate']:+.3f} [{diff[m]['low']:+.3f}, {diff[m]['high']:+.3f}]"
-                              for m in COMPARED)
-            print(f"diff {cond:<17} n={diff['n']:<4} {cells}")
+        paired = diff(row, ref)
+        if paired and "ece" in paired:
+            cells = "  ".join(f"{m} {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+                              for m, d in ((m, paired[m]) for m in COMPARED))
+            print(f"diff {cond:<17} n={paired['n']:<4} {cells}")

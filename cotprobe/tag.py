@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         tagged = tag_run(run, args.lexicon, cache_dir=args.cache_dir, judge=judge)
         probes = run.probes()
     section = behaviour_section(tagged, probes, args.source, args.resamples)
-    update_metrics(out, "behaviours", section)
+    update_metrics(out, {"behaviours": section})
     print_behaviours(section, out)
     figures = [plot_behaviour_frequency(section, out / "figures" / "behaviour_frequency")]
     traj = trajectories(tagged, probes, args.source)

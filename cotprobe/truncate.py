@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         probes = truncate(ex.backend, traces, {q.id: q for q in ex.questions}, run, ex.profile, ex.scale,
                           fractions, args.cut, ex.settings.force, store, resample)
     result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled")
-    update_metrics(out, "truncate", result)
+    update_metrics(out, {"truncate": result})
     figure = plot_progress({f"{config.model} ({ex.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
     ex.print_verdicts()
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         with RunDir(out) as run:
             resamples = run.resamples()
         prefix = prefix_metrics(probes, resamples, {f"verbal:{args.source}": args.source})
-        update_metrics(out, "resample", prefix)
+        update_metrics(out, {"resample": prefix})
         print_prefix_summary(prefix, out)
         print(f"figure: {plot_prefix_accuracy(prefix, out / 'figures' / 'prefix_accuracy')}")
     if args.hidden_states:

@@ -130,7 +130,7 @@ def test_strictly_better_count(built, runs):
     assert not mixed["a_better_all"] and not mixed["b_better_all"]
     c_a, y = arrays(THINK)
     c_b, _ = arrays(NOTHINK)
-    d = metrics.paired_bootstrap_diff(metrics.ece, c_a, y, c_b, y, n_resamples=R)
+    d = metrics.paired_bootstrap_diff(metrics.ece, c_a, y, c_b, y, metrics.Resampling(R))
     assert (mixed["d_ece"], mixed["d_ece_low"], mixed["d_ece_high"]) == pytest.approx((d.estimate, d.low, d.high))
     assert "**2 of 3**" in (out / "main_table.md").read_text()
 

@@ -12,6 +12,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from cotprobe.metrics import (
     Diff,
+    Resampling,
     Slope,
     accuracy,
     auroc,
@@ -274,7 +275,7 @@ def test_bootstrap_ci_is_nan_when_most_replicates_are_nan():
 
 def test_paired_diff_of_identical_conditions_is_zero():
     conf, y = _sample(200)
-    d = paired_bootstrap_diff(ece, conf, y, conf, y, n_resamples=300)
+    d = paired_bootstrap_diff(ece, conf, y, conf, y, Resampling(300))
     assert isinstance(d, Diff)
     assert d.estimate == 0.0 and d.low <= 0.0 <= d.high and d.p_value == 1.0
 
@@ -284,7 +285,7 @@ def test_paired_diff_detects_clearly_better_condition():
     conf_a = rng.uniform(0, 1, 300)
     y = (rng.uniform(size=300) < conf_a).astype(int)  # A calibrated
     conf_b = np.clip(conf_a + 0.3, 0, 1)  # B overconfident on the same answers
-    d = paired_bootstrap_diff(ece, conf_a, y, conf_b, y, n_resamples=500)
+    d = paired_bootstrap_diff(ece, conf_a, y, conf_b, y, Resampling(500))
     assert d.estimate < 0 and d.high < 0 and d.p_value < 0.05
 
 
@@ -347,14 +348,14 @@ def _rising_accuracy(n_q=200, seed=8):
 def test_slope_clustered_covers_known_slope():
     lv, qid, frac, conf, correct = _rising_accuracy()
     acc = lambda c, y: float(y.mean())
-    s = slope_clustered(acc, frac, conf, correct, qid, levels=lv, n_resamples=500)
+    s = slope_clustered(acc, frac, conf, correct, qid, levels=lv, resampling=Resampling(500))
     assert s.low <= 0.5 <= s.high and s.low > 0 and s.p_value < 0.05
 
 
 def test_slope_clustered_point_estimate_is_ols_on_level_means():
     lv, qid, frac, conf, correct = _rising_accuracy()
     acc = lambda c, y: float(y.mean())
-    s = slope_clustered(acc, frac, conf, correct, qid, levels=lv, n_resamples=20)
+    s = slope_clustered(acc, frac, conf, correct, qid, levels=lv, resampling=Resampling(20))
     xs = [frac[lv == l].mean() for l in np.unique(lv)]
     vs = [correct[lv == l].mean() for l in np.unique(lv)]
     ref = stats.linregress(xs, vs)
@@ -365,7 +366,7 @@ def test_slope_clustered_finds_no_trend_in_flat_data():
     lv, qid, frac, conf, _ = _rising_accuracy()
     rng = np.random.default_rng(9)
     correct = (rng.uniform(size=200)[qid] < 0.5).astype(int)
-    s = slope_clustered(brier, frac, conf, correct, qid, levels=lv, n_resamples=300)
+    s = slope_clustered(brier, frac, conf, correct, qid, levels=lv, resampling=Resampling(300))
     assert s.low <= 0 <= s.high and s.p_value > 0.05
 
 
@@ -434,7 +435,7 @@ def test_bootstrap_p_values_are_floored_at_one_over_b_plus_one():
     rng = np.random.default_rng(0)
     conf = rng.uniform(size=200)
     correct = (conf > 0.5).astype(float)
-    d = paired_bootstrap_diff(brier, conf, correct, np.full(200, 0.5), correct, n_resamples=99)
+    d = paired_bootstrap_diff(brier, conf, correct, np.full(200, 0.5), correct, Resampling(99))
     assert d.high < 0 and d.p_value == pytest.approx(1 / 100)
 
 
@@ -469,4 +470,4 @@ def test_import_of_the_metrics_loads_no_tables_run_directory_or_command():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(eval(out))
     assert loaded <= {"cotprobe", "cotprobe.metrics", "cotprobe.metrics.scores", "cotprobe.metrics.bootstrap",
-                      "cotprobe.metrics.trends", "cotprobe.metrics.table"}, loaded
+                      "cotprobe.metrics.trends", "cotprobe.metrics.table", "cotprobe.metrics.sections"}, loaded

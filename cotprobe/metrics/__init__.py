@@ -14,12 +14,14 @@ resampled with replacement, keeping all their rows. Replicates that come out NaN
 AUROC of a one-class resample) are dropped; if more than half do, the interval is NaN.
 
 Layout: `scores` (point metrics), `bootstrap` (intervals, paired differences), `trends` (slopes
-over cut level), `table` (the metric facts every table and figure reads). The command
+over cut level), `table` (the metric facts every table and figure reads), `sections` (the typed
+shape of metrics.json and the accessors of its computed keys). The command
 `python -m cotprobe.metrics RUN_DIR` lives in `__main__` and is not imported here, so this
 package needs only numpy and scipy.
 """
 
-from .bootstrap import Diff, bootstrap_ci, bootstrap_stat, paired_bootstrap_diff
+from . import sections
+from .bootstrap import Diff, Resampling, bootstrap_ci, bootstrap_diff, bootstrap_stat, paired_bootstrap_diff
 from .scores import (
     Metric,
     _bin_index,
@@ -44,8 +46,8 @@ from .table import (
 from .trends import Slope, slope_clustered, slope_ols
 
 __all__ = [
-    "CALIBRATION", "COMPARED", "METRICS", "Diff", "Metric", "MetricFacts", "Slope", "_bin_index",
-    "accuracy", "auroc", "binomial_ci", "bootstrap_ci", "bootstrap_stat", "brier", "brier_target",
-    "ece", "ece_target", "mean_confidence", "metric_fns", "paired_bootstrap_diff", "slope_clustered",
-    "slope_ols", "summarize", "trajectory",
+    "CALIBRATION", "COMPARED", "METRICS", "Diff", "Metric", "MetricFacts", "Resampling", "Slope", "_bin_index",
+    "accuracy", "auroc", "binomial_ci", "bootstrap_ci", "bootstrap_diff", "bootstrap_stat", "brier", "brier_target",
+    "ece", "ece_target", "mean_confidence", "metric_fns", "paired_bootstrap_diff", "sections",
+    "slope_clustered", "slope_ols", "summarize", "trajectory",
 ]

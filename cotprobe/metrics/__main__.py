@@ -7,11 +7,10 @@ It lives here and not in the package's `__init__`, so `import cotprobe.metrics` 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from ..cli import run_dir_parser, run_main
 from ..records import SOURCES
-from ..store import METRICS_FILE, RunDir, open_existing
+from ..store import RunDir, open_existing
 from ..summary import (
     BESIDE,
     HEADLINE,
@@ -22,8 +21,11 @@ from ..summary import (
     print_traces,
     read_metrics,
     trace_metrics,
-    write_json,
+    update_metrics,
 )
+from .sections import Metrics
+
+REBUILT = ("traces", "truncate", "ablate")  # the sections this command computes from the records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,19 +47,17 @@ def recompute(argv: list[str] | None = None) -> int:
     run_dir = open_existing(args.run_dir)
     with RunDir(run_dir) as run:  # no other process is writing while the tables are computed
         traces, probes = run.traces(), run.probes()
-        # Sections of records this command does not read (behaviours, from tag) are kept; the
-        # others are rebuilt, so a section whose records are gone goes too.
-        old = read_metrics(run_dir)
-        tables: dict[str, Any] = {k: v for k, v in old.items() if k not in ("traces", "truncate", "ablate")}
+        tables: Metrics = {}
         if traces:
             tables["traces"] = trace_metrics(traces, args.resamples)
         if any(p.condition == "cut" for p in probes):
             tables["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE)
         if any(p.condition != "cut" for p in probes):
-            tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples)
-            if "edits" in old.get("ablate", {}):
-                tables["ablate"]["edits"] = old["ablate"]["edits"]
-        write_json(run_dir / METRICS_FILE, tables)
+            edits = read_metrics(run_dir).get("ablate", {}).get("edits")  # made by ablate, not from records
+            tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples, edits=edits)
+        # Sections of records this command does not read (behaviours, from tag) are kept; the
+        # others are rebuilt, so a section whose records are gone goes too.
+        update_metrics(run_dir, tables, drop=REBUILT)
     if not traces and not probes:
         print(f"{run_dir}: no traces or probes yet; metrics.json holds no tables")
     if traces:

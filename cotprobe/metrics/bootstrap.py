@@ -23,6 +23,15 @@ class Diff:
     p_value: float
 
 
+@dataclass(frozen=True)
+class Resampling:
+    """How a bootstrap resamples: B resamples, the interval's level, the seed."""
+
+    n_resamples: int = 1000
+    level: float = 0.95
+    seed: int = 0
+
+
 # ---------------------------------------------------------------- bootstrap
 
 
@@ -88,19 +97,29 @@ def bootstrap_ci(metric: Metric, confidence, correct, clusters=None, n_resamples
 
 
 def paired_bootstrap_diff(metric: Metric, conf_a, correct_a, conf_b, correct_b,
-                          n_resamples: int = 1000, level: float = 0.95, seed=0) -> Diff:
+                          resampling: Resampling = Resampling()) -> Diff:
     """metric(A) - metric(B) where row i of A and of B is the same question.
 
-    Question indices are resampled jointly; p_value = 2 * min(P(diff <= 0), P(diff >= 0)).
+    Question indices are resampled jointly; p_value = 2 * min(P(diff <= 0), P(diff >= 0)),
+    floored at 1/(B+1) (see `bootstrap_diff`).
     """
     ca, ya = _check(conf_a, correct_a)
     cb, yb = _check(conf_b, correct_b)
     if ca.size != cb.size:
         raise ValueError(f"paired conditions differ in length: {ca.size} vs {cb.size}")
-    estimate = metric(ca, ya) - metric(cb, yb)
-    reps = _replicates(lambda i: metric(ca[i], ya[i]) - metric(cb[i], yb[i]),
-                       _sampler(ca.size, None), n_resamples, seed)
-    return Diff(float(estimate), *_interval(reps, level), _p_two_sided(reps))
+    return bootstrap_diff(lambda i: metric(ca[i], ya[i]) - metric(cb[i], yb[i]), ca.size, None, resampling)
+
+
+def bootstrap_diff(diff: Callable[[np.ndarray], float], n: int, clusters=None,
+                   resampling: Resampling = Resampling()) -> Diff:
+    """A difference statistic diff(rows) over rows range(n): its value on all rows, the percentile
+    interval over (cluster) resamples of the rows, and the two-sided p-value of a zero difference,
+    floored at 1/(B+1). Both sides of the difference see the same resample."""
+    reps = _replicates(diff, _sampler(n, clusters), resampling.n_resamples, resampling.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        estimate = float(diff(np.arange(n)))
+    return Diff(estimate, *_interval(reps, resampling.level), _p_two_sided(reps))
 
 
 def bootstrap_stat(stat: Callable[[np.ndarray], float], n: int, clusters=None, n_resamples: int = 1000,

@@ -14,6 +14,7 @@ import numpy as np
 
 from .bootstrap import bootstrap_ci
 from .scores import Metric, _check, accuracy, auroc, brier, ece
+from .sections import Summary, interval_fields
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,12 @@ def metric_fns(names: tuple[str, ...] = COMPARED) -> dict[str, Metric]:
 
 
 def summarize(confidence, correct, clusters=None, n_bins: int = 10, n_resamples: int = 1000,
-              level: float = 0.95, seed=0) -> dict:
+              level: float = 0.95, seed=0) -> Summary:
     """n, then every metric of METRICS (accuracy, ece, brier, auroc, mean_confidence) with its
     `<name>_low/_high` bootstrap interval; ece uses n_bins equal-width bins."""
     c, y = _check(confidence, correct)
     fns = dict(metric_fns(tuple(METRICS)), ece=partial(ece, n_bins=n_bins))
-    out: dict = {"n": int(c.size)}
+    out: Summary = {"n": int(c.size)}
     for name, fn in fns.items():
-        out[name] = float(fn(c, y))
-        low, high = bootstrap_ci(fn, c, y, clusters, n_resamples, level, seed)
-        out[f"{name}_low"], out[f"{name}_high"] = low, high
+        out.update(interval_fields(name, float(fn(c, y)), bootstrap_ci(fn, c, y, clusters, n_resamples, level, seed)))
     return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .bootstrap import _interval, _p_two_sided, _replicates, _sampler
+from .bootstrap import Resampling, _interval, _p_two_sided, _replicates, _sampler
 from .scores import Metric, _check
 
 
@@ -60,7 +60,7 @@ def _level_fit(metric: Metric, f, c, y, codes, n_groups: int) -> tuple[float, fl
 
 
 def slope_clustered(metric: Metric, fractions, confidence, correct, clusters, levels=None,
-                    n_resamples: int = 1000, level: float = 0.95, seed=0) -> Slope:
+                    resampling: Resampling = Resampling()) -> Slope:
     """Slope of metric-per-level on mean realised fraction per level, with cluster bootstrap.
 
     Each question (cluster) contributes one row per cut level; rows are grouped by
@@ -79,5 +79,5 @@ def slope_clustered(metric: Metric, fractions, confidence, correct, clusters, le
     n_groups = int(codes.max()) + 1
     slope, intercept = _level_fit(metric, f, c, y, codes, n_groups)
     reps = _replicates(lambda i: _level_fit(metric, f[i], c[i], y[i], codes[i], n_groups)[0],
-                       _sampler(c.size, clusters), n_resamples, seed)
-    return Slope(slope, intercept, _p_two_sided(reps), *_interval(reps, level))
+                       _sampler(c.size, clusters), resampling.n_resamples, resampling.seed)
+    return Slope(slope, intercept, _p_two_sided(reps), *_interval(reps, resampling.level))

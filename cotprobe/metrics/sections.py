@@ -1,0 +1,449 @@
+"""The typed shape of metrics.json: one TypedDict per section, and the accessors of its computed keys.
+
+metrics.json is an object of sections (`Metrics`), each written by the stage that computes it:
+"traces" (generate, ingest), "truncate" and "resample" (truncate), "ablate", "behaviours" (tag),
+"latent" and "early_exit". Sections are plain dicts in memory and on disk; these types say what
+they hold. A value with a 95% interval is stored flat in its row as `name`, `name_low` and
+`name_high`; a condition's paired difference to the reference condition as `diff_vs_<reference>`.
+Those key names are made here and nowhere else: writers use `interval_fields` and `diff_key`,
+readers `interval`, `has_interval` and `diff`.
+
+Typed for Python 3.10 (no `NotRequired`): a TypedDict with optional keys is a `total=False`
+subclass of one holding the keys every row has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple, TypedDict
+
+# ------------------------------------------------------------------ computed keys
+
+
+class Interval(NamedTuple):
+    """A value and its interval as a row stores them (low, high None where the row has none)."""
+
+    estimate: float
+    low: float | None
+    high: float | None
+
+
+def interval_fields(name: str, estimate: float, bounds: tuple[float, float]) -> dict[str, float]:
+    """The keys of one value with its (low, high) interval, for a row being built."""
+    low, high = bounds
+    return {name: estimate, f"{name}_low": low, f"{name}_high": high}
+
+
+def has_interval(row: Mapping[str, Any], name: str) -> bool:
+    """Whether the row holds the value `name` (a row without usable data holds none)."""
+    return name in row
+
+
+def interval(row: Mapping[str, Any], name: str) -> Interval:
+    """The value `name` of a row with its interval (KeyError if the row has no such value)."""
+    return Interval(row[name], row.get(f"{name}_low"), row.get(f"{name}_high"))
+
+
+def diff_key(reference: str) -> str:
+    """The key of a condition's paired difference to the reference condition."""
+    return f"diff_vs_{reference}"
+
+
+def diff(row: Mapping[str, Any], reference: str) -> PairedDiff | None:
+    """A condition's paired difference to `reference` (None for the reference itself or without pairs)."""
+    return row.get(diff_key(reference))
+
+
+# ------------------------------------------------------------------ shared rows
+
+
+class Summary(TypedDict, total=False):
+    """`metrics.summarize`: n, and every metric of `metrics.METRICS` with its interval (only n when
+    no row had a usable confidence)."""
+
+    n: int
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    ece: float
+    ece_low: float
+    ece_high: float
+    brier: float
+    brier_low: float
+    brier_high: float
+    auroc: float
+    auroc_low: float
+    auroc_high: float
+    mean_confidence: float
+    mean_confidence_low: float
+    mean_confidence_high: float
+
+
+class _Counted(TypedDict):
+    n_total: int  # items in the group
+    n_unparsed: int  # of them, without a usable confidence or grade
+
+
+class TableRow(_Counted, Summary, total=False):
+    """`summary.table`: the metrics of one group for one confidence source."""
+
+    unavailable: str  # why the source has no values (not scored)
+    note: str  # e.g. AUROC undefined
+
+
+class DiffFit(TypedDict):
+    """A difference with its bootstrap interval and two-sided p-value (`metrics.Diff`)."""
+
+    estimate: float
+    low: float
+    high: float
+    p_value: float
+
+
+class SlopeFit(TypedDict):
+    """A trend over cut level (`metrics.Slope`)."""
+
+    slope: float
+    intercept: float
+    p_value: float
+    low: float
+    high: float
+
+
+# ------------------------------------------------------------------ traces
+
+
+class TraceSection(TypedDict):
+    """"traces": the final answers, per confidence source."""
+
+    n: int
+    thinking_ended: dict[str, int]
+    sources: dict[str, TableRow]
+
+
+# ------------------------------------------------------------------ truncate
+
+
+class BesideRow(TableRow, total=False):
+    source: str  # the other confidence source, shown beside the headline one
+
+
+class _Level(TableRow):
+    level: float
+    fraction_realised: float
+
+
+class LevelRow(_Level, total=False):
+    beside: BesideRow
+
+
+class Trend(TypedDict):
+    clustered: SlopeFit  # question-clustered bootstrap of the slope
+    ols_per_level: SlopeFit | None  # OLS over the per-level values (None under 3 levels)
+
+
+class QuestionTrajectory(TypedDict):
+    question_id: str
+    first: float
+    last: float
+    change: float
+    largest_jump: float
+    direction_changes: int
+
+
+class _Counts(TypedDict):
+    n: int
+
+
+class Trajectories(_Counts, total=False):
+    mean_change: float
+    mean_abs_largest_jump: float
+    mean_direction_changes: float
+    per_question: list[QuestionTrajectory]
+
+
+class CutSection(TypedDict):
+    """"truncate": calibration per cut level and its trend along the CoT."""
+
+    source: str
+    binned: str | None  # how every-step cuts were binned, or None
+    levels: list[LevelRow]
+    trends: dict[str, Trend]
+    trajectories: Trajectories
+
+
+# ------------------------------------------------------------------ ablate
+
+
+class PairedDiff(_Counts, total=False):
+    """Per compared metric, condition minus reference on the questions both answered (n)."""
+
+    accuracy: DiffFit
+    ece: DiffFit
+    brier: DiffFit
+    auroc: DiffFit
+
+
+class ConditionRow(TableRow, total=False):
+    """One condition; beside its metrics, `diff_vs_<reference>` (read with `diff`)."""
+
+    n_failed: int
+
+
+class _Conditions(TypedDict):
+    source: str
+    reference: str
+    conditions: dict[str, ConditionRow]
+
+
+class ConditionSection(_Conditions, total=False):
+    """"ablate": calibration per condition and the paired difference to the reference."""
+
+    edits: dict[str, dict[str, Any]]  # what each rule-based condition changed (cotprobe.ablate)
+
+
+# ------------------------------------------------------------------ resample
+
+
+class PrefixRow(_Counts):
+    """Confidence against P(correct | prefix) and against the outcome, each with its interval."""
+
+    brier_prefix: float
+    brier_prefix_low: float
+    brier_prefix_high: float
+    ece_prefix: float
+    ece_prefix_low: float
+    ece_prefix_high: float
+    brier_outcome: float
+    brier_outcome_low: float
+    brier_outcome_high: float
+    ece_outcome: float
+    ece_outcome_low: float
+    ece_outcome_high: float
+    mean_confidence: float
+    mean_confidence_low: float
+    mean_confidence_high: float
+    prefix_accuracy: float
+    prefix_accuracy_low: float
+    prefix_accuracy_high: float
+    outcome_accuracy: float
+    outcome_accuracy_low: float
+    outcome_accuracy_high: float
+
+
+class PrefixLevel(PrefixRow):
+    level: float
+    fraction_realised: float
+
+
+class PrefixSource(TypedDict):
+    overall: PrefixRow
+    levels: list[PrefixLevel]
+
+
+class PrefixSection(TypedDict):
+    """"resample" (and "latent"'s "prefix"): confidence against the prefix accuracy, per source."""
+
+    n_pairs: int
+    k: int
+    temperature: float | None
+    sources: dict[str, PrefixSource]
+
+
+# ------------------------------------------------------------------ behaviours
+
+
+class PerTrace(TypedDict, total=False):
+    mean: float
+    sd: float
+    median: float
+    max: float
+
+
+class Frequency(TypedDict):
+    steps: int
+    steps_fraction: float
+    traces: int
+    traces_fraction: float
+    tags: int
+    tags_per_trace: PerTrace
+
+
+class _Group(TypedDict):
+    n_steps: int
+    n_traces: int
+
+
+class ChangeGroup(_Group, total=False):
+    """Steps with one behaviour (or "none"): mean (absolute) confidence change, and vs none."""
+
+    mean_change: float
+    mean_change_low: float
+    mean_change_high: float
+    mean_abs_change: float
+    mean_abs_change_low: float
+    mean_abs_change_high: float
+    diff_change_vs_none: DiffFit
+    diff_abs_change_vs_none: DiffFit
+
+
+class ChangeRelation(TypedDict, total=False):
+    definition: str
+    n_steps: int
+    n_traces: int
+    groups: dict[str, ChangeGroup]
+    source: str
+
+
+class _Behaviours(TypedDict):
+    tagger: str
+    n_traces: int
+    n_steps: int
+    steps_per_trace: PerTrace
+    steps_without_behaviour: int
+    per_behaviour: dict[str, Frequency]
+    per_trace: dict[str, dict[str, int]]
+    confidence_change: ChangeRelation
+
+
+class BehaviourSection(_Behaviours, total=False):
+    """"behaviours": frequencies and the confidence change across tagged steps."""
+
+    lexicon: str | None  # rule tagger
+    judged_steps: int  # LLM judge
+    unparsed: int
+
+
+# ------------------------------------------------------------------ latent
+
+
+class LayerRow(Summary, total=False):
+    layer: int
+    auroc_per_level: dict[str, float]
+
+
+class LatentLevel(TypedDict):
+    level: float | str  # cut level, or ablation condition
+    fraction_realised: float
+    latent: Summary
+    verbal: Summary
+
+
+class LatentPair(TypedDict):
+    latent: Summary
+    verbal: Summary
+
+
+class DiffInterval(TypedDict):
+    estimate: float
+    low: float
+    high: float
+
+
+class ProbeDescription(TypedDict):
+    model: str
+    C: float
+    folds: int
+    inner_folds: int
+    grouped_by: str
+    calibration: str
+    seed: int
+
+
+class _Latent(TypedDict):
+    source: str
+    n_probes: int
+    n_questions: int
+    probe: ProbeDescription
+    best_layer: int
+    best_layer_rule: str
+    layers: list[LayerRow]
+    levels: list[LatentLevel]
+    pooled: LatentPair
+    latent_minus_verbal: dict[str, DiffInterval]
+
+
+class LatentSection(_Latent, total=False):
+    """"latent": the linear probe's confidence against the verbal one."""
+
+    prefix: PrefixSection  # when the run has resamples
+
+
+# ------------------------------------------------------------------ early_exit
+
+
+class _Policy(TypedDict):
+    policy: str
+    family: str
+    kind: str
+    parameter: float
+    source: str
+    n: int
+    mean_tokens: float
+    mean_tokens_low: float
+    mean_tokens_high: float
+    mean_full_tokens: float
+    token_share: float
+    token_share_low: float
+    token_share_high: float
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    accuracy_full: float
+    stopped_early: float
+    accuracy_diff: float
+    accuracy_diff_low: float
+    accuracy_diff_high: float
+
+
+class PolicyRow(_Policy, total=False):
+    """One replayed stopping policy; ece and brier where every stop had a scored confidence."""
+
+    ece: float
+    ece_low: float
+    ece_high: float
+    brier: float
+    brier_low: float
+    brier_high: float
+
+
+class MatchedAccuracy(TypedDict):
+    family: str
+    policy: str | None  # None: no setting reaches the full thought's accuracy
+    token_reduction: float | None
+    accuracy: float | None
+    accuracy_full: float
+    accuracy_diff: float | None
+    accuracy_diff_low: float | None
+    accuracy_diff_high: float | None
+
+
+class EarlyExitSection(TypedDict):
+    """"early_exit": stopping policies replayed on the cut probes."""
+
+    n_questions: int
+    mean_cuts: float
+    sources: list[str]
+    policies: list[PolicyRow]
+    full: PolicyRow
+    pareto: list[str]
+    matched_accuracy: list[MatchedAccuracy]
+    cost_note: str
+
+
+# ------------------------------------------------------------------ the file
+
+
+class Metrics(TypedDict, total=False):
+    """metrics.json: each section is there once its stage has run."""
+
+    traces: TraceSection
+    truncate: CutSection
+    resample: PrefixSection
+    ablate: ConditionSection
+    behaviours: BehaviourSection
+    latent: LatentSection
+    early_exit: EarlyExitSection
+
+
+SECTIONS = tuple(Metrics.__annotations__)  # the section names, in the file's usual order
