@@ -35,7 +35,7 @@ from cotprobe.backends import fork  # noqa: E402
 from cotprobe.backends.hf import HFBackend, HFRows  # noqa: E402
 from cotprobe.data import load_dataset  # noqa: E402
 from cotprobe.tracing import build_prompt  # noqa: E402
-from cotprobe.probe import ForceSettings  # noqa: E402
+from cotprobe.forcing import ForceSettings, Prober  # noqa: E402
 from cotprobe.profiles import get_profile  # noqa: E402
 from cotprobe.records import Confidence, Trace  # noqa: E402
 from cotprobe.scales import VERBAL_10  # noqa: E402
@@ -151,7 +151,7 @@ def sweep(shared: HFBackend, naive: HFBackend, prompt: str, question, cot_tokens
         result["full_pass_s"] = clock.seconds
         for name, backend in (("shared", shared), ("naive", naive)):
             with Clock(device) as clock:
-                probe_cuts(backend, trace, question, cuts, profile, VERBAL_10, force)
+                probe_cuts(Prober(backend, profile, VERBAL_10, force), trace, question, cuts)
             result[f"{name}_s"], result[f"{name}_peak_gib"] = clock.seconds, clock.peak_gib
         result["naive_over_shared"] = result["naive_s"] / result["shared_s"]
         result["shared_over_full_pass"] = result["shared_s"] / result["full_pass_s"]

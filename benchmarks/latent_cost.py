@@ -20,7 +20,7 @@ from truncate_cost import PARAGRAPH, make_trace  # noqa: E402
 
 from cotprobe.backends import fork, load_backend  # noqa: E402
 from cotprobe.hidden import DTYPE, model_layers, parse_layers  # noqa: E402
-from cotprobe.probe import ForceSettings  # noqa: E402
+from cotprobe.forcing import ForceSettings, Prober  # noqa: E402
 from cotprobe.profiles import get_profile  # noqa: E402
 from cotprobe.scales import VERBAL_10  # noqa: E402
 from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts  # noqa: E402
@@ -50,7 +50,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for times, extra in ((plain, {}), (with_hidden, {"hidden_layers": layers, "states": {}})):
                 start = time.perf_counter()
-                probe_cuts(backend, trace, question, cuts, profile, VERBAL_10, force, **extra)
+                probe_cuts(Prober(backend, profile, VERBAL_10, force), trace, question, cuts, **extra)
                 times.append(time.perf_counter() - start)
         print(f"{n:>6} {min(plain):8.2f} {min(with_hidden):9.2f} {min(with_hidden) / min(plain):6.2f}")
 

@@ -25,7 +25,7 @@ from cotprobe.backends.hf import HFBackend
 from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
 from cotprobe.data import load_dataset
 from cotprobe.experiment import default_profile
-from cotprobe.probe import ForceSettings
+from cotprobe.forcing import ForceSettings, Prober
 from cotprobe.profiles import for_style
 from cotprobe.records import Confidence, Trace
 from cotprobe.scales import VERBAL_10
@@ -44,7 +44,7 @@ def sweep(backend, prompts, completions, questions, profile):
         trace = Trace(question_id=question.id, model="bench", prompt=prompt, cot=completion.text,
                       answer="", confidence=Confidence(), prompt_tokens=0, cot_token_ids=list(completion.token_ids), thinking_ended="budget")
         cuts = plan_cuts(segment_trace(backend, trace), len(trace.cot_token_ids), parse_fractions("0:1:0.1"))
-        probe_cuts(backend, trace, question, cuts, profile, VERBAL_10, ForceSettings())
+        probe_cuts(Prober(backend, profile, VERBAL_10, ForceSettings()), trace, question, cuts)
 
 
 def main() -> None:

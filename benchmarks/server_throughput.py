@@ -27,7 +27,7 @@ from cotprobe import data, models
 from cotprobe.backends.local_server import LocalServer
 from cotprobe.backends.openai import OpenAIBackend
 from cotprobe.tracing import GenerationSettings, generate
-from cotprobe.probe import ForceSettings
+from cotprobe.forcing import ForceSettings, Prober
 from cotprobe.profiles import get_profile
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         setup = OpenAIBackend(url, MODEL, tokenizer, concurrency=max(levels), context_length=context)
         questions = data.load_dataset("trivia", n=args.traces, seed=0)
         with tempfile.TemporaryDirectory() as tmp, RunDir(tmp) as run:
-            traces = generate(setup, questions, run, profile, VERBAL_10,
-                              GenerationSettings(budget=args.budget, batch_size=len(questions)))
+            traces = generate(Prober(setup, profile, VERBAL_10, GenerationSettings(budget=args.budget, batch_size=len(questions)).force), questions, run, GenerationSettings(budget=args.budget, batch_size=len(questions)))
         by_id = {q.id: q for q in questions}
         cuts = {t.question_id: plan_cuts(segment_trace(setup, t), len(t.cot_token_ids), fractions) for t in traces}
         n_probes = sum(len(c) for c in cuts.values())
@@ -84,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             sent = backend.requests_sent
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=level) as pool:
-                list(pool.map(lambda t: probe_cuts(backend, t, by_id[t.question_id], cuts[t.question_id],
-                                                   profile, VERBAL_10, ForceSettings()), traces))
+                list(pool.map(lambda t: probe_cuts(Prober(backend, profile, VERBAL_10, ForceSettings()), t, by_id[t.question_id], cuts[t.question_id]), traces))
             elapsed = time.perf_counter() - start
             rate = n_probes / elapsed
             base = base or rate

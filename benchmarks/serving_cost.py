@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cotprobe.forcing import Prober
 from cotprobe import models
 from cotprobe.backends.openai import OpenAIBackend
 from cotprobe.backends.recording_server import RecordingServer
@@ -39,7 +40,7 @@ from cotprobe.profiles import get_profile
 from cotprobe.records import Question
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.cuts import parse_fractions, truncate
+from cotprobe.cuts import Sweep, parse_fractions, truncate
 
 MODEL = models.DEFAULT_MODEL
 PROFILE = get_profile("plain")
@@ -53,8 +54,7 @@ def sweep_cost(make_server, tokenizer, cot_tokens: int, workdir: Path, **backend
         maker = OpenAIBackend(server.url, server.name, tokenizer, cache_dir=workdir / "gen-cache")
         probes_at_start = len(server.completions())
         with RunDir(workdir / "gen") as run:
-            (trace,) = generate(maker, [QUESTION], run, PROFILE, VERBAL_10,
-                                GenerationSettings(budget=cot_tokens, batch_size=1))
+            (trace,) = generate(Prober(maker, PROFILE, VERBAL_10, GenerationSettings(budget=cot_tokens, batch_size=1).force), [QUESTION], run, GenerationSettings(budget=cot_tokens, batch_size=1))
         made = server.completions()[probes_at_start:]
         maker.close()
     generation = {"requests": len(made), "uncached": sum(r.uncached_tokens for r in made),
@@ -66,7 +66,7 @@ def sweep_cost(make_server, tokenizer, cot_tokens: int, workdir: Path, **backend
         startup = len(server.completions())
         start = time.perf_counter()
         with RunDir(workdir / "sweep") as run:
-            probes = truncate(backend, [trace], {QUESTION.id: QUESTION}, run, PROFILE, VERBAL_10, FRACTIONS, "token")
+            probes = truncate(Prober(backend, PROFILE, VERBAL_10), [trace], {QUESTION.id: QUESTION}, run, Sweep(FRACTIONS, "token"))
         seconds = time.perf_counter() - start
         sent = server.completions()[startup:]
         backend.close()

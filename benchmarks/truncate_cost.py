@@ -27,7 +27,7 @@ from cotprobe.backends import fork, load_backend
 from cotprobe.backends.hf import HFBackend
 from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
 from cotprobe.data import load_dataset
-from cotprobe.probe import ForceSettings, force_answers
+from cotprobe.forcing import ForceSettings, Prober, force_answers
 from cotprobe.profiles import get_profile
 from cotprobe.prompts import get_template
 from cotprobe.records import Confidence, Trace
@@ -89,9 +89,9 @@ def main() -> None:
         for t in sorted({c.token_index for c in cuts}):
             rows = fork(reuse, ids, [len(prompt_ids) + t])  # prefix encoded, not timed
             cot = [reuse.decode(trace.cot_token_ids[:t])]
-            forced += timed(lambda: force_answers(rows, reuse, profile, VERBAL_10, cot, force))
-        t_reuse = timed(lambda: probe_cuts(reuse, trace, question, cuts, profile, VERBAL_10, force))
-        t_naive = timed(lambda: probe_cuts(naive, trace, question, cuts, profile, VERBAL_10, force))
+            forced += timed(lambda: force_answers(rows, Prober(reuse, profile, VERBAL_10, force), cot))
+        t_reuse = timed(lambda: probe_cuts(Prober(reuse, profile, VERBAL_10, force), trace, question, cuts))
+        t_naive = timed(lambda: probe_cuts(Prober(naive, profile, VERBAL_10, force), trace, question, cuts))
         print(f"{n:>6} {full:7.2f} {forced:7.2f} {t_reuse:7.2f} {t_naive:7.2f}  "
               f"{t_reuse / (full + forced):19.2f}  {t_reuse / full:10.2f}  {t_naive / t_reuse:11.2f}")
         steps.append((n, *step_costs(reuse, ids, [len(prompt_ids) + c.token_index for c in cuts], args.steps)))

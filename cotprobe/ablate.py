@@ -2,7 +2,7 @@
 
 Each condition builds a modified CoT from a trace's steps (steps.jsonl) and behaviour tags
 (tags.jsonl), then forces an answer and a confidence after it exactly as after a 100% cut
-(`cotprobe.probe.force_cuts`), grades it and appends a Probe(condition=...) to probes.jsonl
+(`cotprobe.forcing.force_cuts`), grades it and appends a Probe(condition=...) to probes.jsonl
 with the modified CoT (`cot`) and what was taken out (`removed`). The original traces are
 never modified. Conditions (`cotprobe.conditions`):
 
@@ -43,26 +43,23 @@ from .conditions import (CONDITIONS, DEFAULT_CONDITIONS, LINEAR_BEHAVIOURS, REWR
                          Variant, load_rewrite_prompts, rewrite_variant, rule_variants)
 from .config import add_run_arguments, default_experiment, resolve_run
 from .experiment import load_model, setup
-from .grade import grade
+from .forcing import Prober, force_cuts
 from .hedges import HEDGE_RULES_VERSION
 from .plots import plot_conditions
-from .probe import ForceSettings, force_cuts
-from .profiles import Profile
 from .records import SOURCES, Confidence, Probe, Question, Step, Tag, Trace
-from .scales import Scale
 from .steps import tagger_name, tags_for
 from .store import RunDir, open_existing
 from .summary import condition_metrics, print_condition_summary, update_metrics
-from .tracing import remember_shared_prompt, traces_for
+from .tracing import remember_shared_prompt
 
 
-def probe_variants(backend, trace: Trace, question: Question, variants: list[Variant], profile: Profile,
-                   scale: Scale, force: ForceSettings = ForceSettings()) -> list[Probe]:
+def probe_variants(prober: Prober, trace: Trace, question: Question, variants: list[Variant]) -> list[Probe]:
     """Force an answer and a confidence after each variant's CoT, as after a 100% cut.
 
     Variants whose tokens are a prefix of the trace's own (full, none, unchanged CoTs) share
     one encoding of the trace (rows of one fork); every other variant is encoded on its own.
     """
+    backend = prober.backend
     prompt_ids = backend.encode(trace.prompt)
     n_orig = len(trace.cot_token_ids)
     results: dict[tuple[int, ...], tuple[str, Confidence]] = {}
@@ -74,13 +71,12 @@ def probe_variants(backend, trace: Trace, question: Question, variants: list[Var
     if prefixes:
         keys = sorted(prefixes, key=len, reverse=True)
         ids = prompt_ids + trace.cot_token_ids
-        results.update(zip(keys, force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + len(k) for k in keys],
-                                            profile, scale, force)))
+        results.update(zip(keys, force_cuts(prober, ids, len(prompt_ids), [len(prompt_ids) + len(k) for k in keys])))
     for v in ready:
         key = tuple(v.ids)
         if key not in results:
             ids = prompt_ids + v.ids
-            (results[key],) = force_cuts(backend, ids, len(prompt_ids), [len(ids)], profile, scale, force)
+            (results[key],) = force_cuts(prober, ids, len(prompt_ids), [len(ids)])
     probes = []
     for v in variants:
         requested = 0.0 if v.condition == "none" else 1.0
@@ -91,7 +87,7 @@ def probe_variants(backend, trace: Trace, question: Question, variants: list[Var
                                 error=v.error))
             continue
         answer, confidence = results[tuple(v.ids)]
-        result = grade(question, answer)
+        result = prober.grade(question, answer)
         probes.append(Probe(
             question_id=trace.question_id, condition=v.condition, fraction_requested=requested,
             fraction_realised=len(v.ids) / n_orig if n_orig else 1.0, step_index=v.steps_kept,
@@ -108,30 +104,41 @@ class Rewriting:
     max_tokens: int | None = None  # None: twice the CoT's tokens plus 64
 
 
-def ablate(backend, traces: list[Trace], questions: dict[str, Question], run: RunDir, profile: Profile,
-           scale: Scale, conditions: list[str], steps: dict[str, list[Step]], tags: list[Tag],
-           force: ForceSettings = ForceSettings(), seed: int = 0,
-           rewriting: Rewriting | None = None) -> tuple[list[Probe], dict[str, Any]]:
+@dataclass(frozen=True)
+class Ablation:
+    """What `ablate` probes: the conditions, built from the traces' steps and behaviour tags,
+    random-deletion's seed, and the rewriting model of the rewrite conditions."""
+
+    conditions: list[str]
+    steps: dict[str, list[Step]]
+    tags: list[Tag]
+    seed: int = 0
+    rewriting: Rewriting | None = None
+
+
+def ablate(prober: Prober, traces: list[Trace], questions: dict[str, Question], run: RunDir,
+           ablation: Ablation) -> tuple[list[Probe], dict[str, Any]]:
     """Probe every (trace, condition) not yet in probes.jsonl; return all ablation probes and
     statistics of the edits (rule-based conditions: over every trace)."""
+    conditions, rewriting = ablation.conditions, ablation.rewriting
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"unknown condition(s) {', '.join(unknown)}: choose from {', '.join(CONDITIONS)}")
     if any(c in REWRITE_CONDITIONS for c in conditions) and rewriting is None:
         raise ValueError("rewrite conditions need a rewriting backend")
     run.repair_records(Probe)
-    remember_shared_prompt(backend, [t.prompt for t in traces])
+    remember_shared_prompt(prober.backend, [t.prompt for t in traces])
     done: dict[tuple[str, str], Probe] = {(p.question_id, p.condition): p
                                           for p in run.probes() if p.condition != "cut"}
     tags_by_q: dict[str, list[Tag]] = {}
-    for t in tags:
+    for t in ablation.tags:
         tags_by_q.setdefault(t.question_id, []).append(t)
     made: list[Variant] = []
     rule_conds = [c for c in conditions if c in RULE_CONDITIONS]
     for trace in tqdm(traces, desc="ablate", unit="trace"):
-        q_steps = steps.get(trace.question_id, [])
+        q_steps = ablation.steps.get(trace.question_id, [])
         q_tags = tags_by_q.get(trace.question_id, [])
-        variants = rule_variants(trace, q_steps, q_tags, rule_conds, seed)
+        variants = rule_variants(trace, q_steps, q_tags, rule_conds, ablation.seed)
         made.extend(variants)
         todo = [v for v in variants if (trace.question_id, v.condition) not in done]
         for cond in conditions:
@@ -143,7 +150,7 @@ def ablate(backend, traces: list[Trace], questions: dict[str, Question], run: Ru
             continue
         order = {c: i for i, c in enumerate(conditions)}
         todo.sort(key=lambda v: order[v.condition])
-        for probe in probe_variants(backend, trace, questions[trace.question_id], todo, profile, scale, force):
+        for probe in probe_variants(prober, trace, questions[trace.question_id], todo):
             run.add(probe)
             done[(probe.question_id, probe.condition)] = probe
     probes = [p for p in run.probes() if p.condition != "cut"]
@@ -203,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", nargs="?", help="a run directory with traces (default: generate into --out)")
     add_run_arguments(parser)
-    parser.set_defaults(budget=192)  # the same traces as python -m cotprobe.truncate
     parser.add_argument("--out", default="runs/default", help="run directory when RUN_DIR is not given (default runs/default)")
     parser.add_argument("--conditions", default=DEFAULT_CONDITIONS,
                         help=f"comma list from {', '.join(CONDITIONS)} (default {DEFAULT_CONDITIONS})")
@@ -230,28 +236,27 @@ def main(argv: list[str] | None = None) -> int:
     rewriting = None
     if any(c in REWRITE_CONDITIONS for c in conditions):
         prompts = load_rewrite_prompts(args.rewrite_prompts)
-        rewriter = ex.backend
+        rewriter = ex.prober.backend
         kind = args.rewrite_backend or config.backend
         if (args.rewrite_model and args.rewrite_model != config.model) or kind != config.backend:
             rewriter = load_model(config, args.rewrite_model, kind, args.rewrite_base_url)
         rewriting = Rewriting(rewriter, prompts, args.rewrite_max_tokens)
     with RunDir(out) as run:
-        traces = traces_for(run, bool(args.run_dir), ex.backend, ex.questions, ex.profile, ex.scale, ex.settings,
-                            ex.recorded, "ablate")
-        steps, tags, tag_settings = tags_for(run, ex.backend)
+        traces = ex.traces(run, reuse=bool(args.run_dir), stage="ablate")
+        steps, tags, tag_settings = tags_for(run, ex.prober.backend)
         run.start_stage("ablate", {"tagger": tagger_name(tag_settings),
                                    "lexicon_sha256": tag_settings.get("lexicon_sha256"),
                                    "prompt_sha256": tag_settings.get("prompt_sha256"),
                                    "linear_behaviours": list(LINEAR_BEHAVIOURS),
                                    "hedge_rules": HEDGE_RULES_VERSION, "deletion_seed": args.deletion_seed,
-                                   "force": asdict(ex.settings.force)})
+                                   "force": asdict(ex.prober.force)})
         if rewriting is not None:
             run.start_stage("ablate-rewrite", {"rewrite_model": args.rewrite_model or config.model,
                                                "rewrite_backend": args.rewrite_backend or config.backend,
                                                "prompts_sha256": rewriting.prompts["_sha256"],
                                                "max_tokens": args.rewrite_max_tokens, "decoding": "greedy"})
-        probes, edits = ablate(ex.backend, traces, {q.id: q for q in ex.questions}, run, ex.profile, ex.scale,
-                               conditions, steps, tags, ex.settings.force, args.deletion_seed, rewriting)
+        ablation = Ablation(conditions, steps, tags, args.deletion_seed, rewriting)
+        probes, edits = ablate(ex.prober, traces, ex.by_id, run, ablation)
     result = condition_metrics(probes, source=args.source, edits=edits)
     update_metrics(out, {"ablate": result})
     print_condition_summary(result, out)

@@ -84,6 +84,11 @@ class RunConfig:
             concurrency = self.batch_size
         return {"timeout": self.timeout, "concurrency": concurrency, "retries": self.max_retries}
 
+    def to_manifest(self) -> dict:
+        """The options that decide which traces a run holds, under their manifest keys
+        (`MANIFEST_KEYS`): what `from_run` reads back."""
+        return {key: getattr(self, option) for option, key in MANIFEST_KEYS}
+
     def from_run(self, run_dir: str | Path, given: set[str] = frozenset()) -> "RunConfig":
         """This configuration with the model, profile, data and prompt options of the run that
         made the traces. `given`: the options the user wrote (cli.given_options); one that
@@ -107,9 +112,12 @@ class RunConfig:
                        cue_budget=made.get("cue_budget", 512))
 
 
-# Options that say which traces a run holds: (option, manifest key of the generate stage).
+# Options that say which traces a run holds: (option, manifest key of the generate stage). A user's
+# option that contradicts the run is refused (RUN_OPTIONS); the prompt options are taken as recorded.
+# The two "_spec" keys hold the option as given: "scale" and "prompt_template" hold what it resolved to.
 RUN_OPTIONS = [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
                ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]
+MANIFEST_KEYS = RUN_OPTIONS + [("cue_budget", "cue_budget"), ("prompt_template", "prompt_template_spec")]
 
 
 def default_experiment(parser: argparse.ArgumentParser, argv: list[str] | None) -> list[str]:
@@ -146,30 +154,32 @@ def resolve_run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a model (the fields of RunConfig)."""
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    parser.add_argument("--model", default=RunConfig.model,
                         help=f"embedded model name, local model folder or Hugging Face id (default {DEFAULT_MODEL})")
     parser.add_argument("--profile", choices=sorted(PROFILES),
                         help="model family profile (think tags, template options); required for non-embedded models")
-    parser.add_argument("--dataset", default="trivia",
+    parser.add_argument("--dataset", default=RunConfig.dataset,
                         help=f"bundled set ({', '.join(DATASETS)}) or a .jsonl/.csv file (default trivia)")
     parser.add_argument("-n", "--limit", type=positive_int, default=None,
                         help="seeded sample of this many questions (default: all of --dataset; arithmetic: 100)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--style", choices=sorted(STYLES), default="cot", help="prompt style (default cot)")
-    parser.add_argument("--prompt-template", default=DEFAULT_TEMPLATE, metavar="NAME|FILE",
+    parser.add_argument("--seed", type=int, default=RunConfig.seed, help="sampling seed (default %(default)s)")
+    parser.add_argument("--style", choices=sorted(STYLES), default=RunConfig.style,
+                        help="prompt style (default %(default)s)")
+    parser.add_argument("--prompt-template", default=RunConfig.prompt_template, metavar="NAME|FILE",
                         help=f"prompt template: {', '.join(TEMPLATE_NAMES)} or a JSON file (default {DEFAULT_TEMPLATE}: "
                              "the paper's prompt, with the classes' probability ranges; non-reasoning models restate "
                              "answer and confidence in a second turn; 'compact' is the earlier short prompt)")
-    parser.add_argument("--scale", default="verbal10",
+    parser.add_argument("--scale", default=RunConfig.scale,
                         help=f"confidence scale: {', '.join(SCALES)} or a JSON file (default verbal10)")
-    parser.add_argument("--budget", type=positive_int, default=256,
+    parser.add_argument("--budget", type=positive_int, default=RunConfig.budget,
                         help="thinking token budget (default %(default)s; paper: 4096-8192)")
-    parser.add_argument("--cue-budget", type=int, default=2048,
+    parser.add_argument("--cue-budget", type=int, default=RunConfig.cue_budget,
                         help="profiles with the confidence cue (think-cue): tokens the model may think on after the "
                              "cue (default 2048, as the paper)")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="generation batch size (default %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=RunConfig.batch_size,
+                        help="generation batch size (default %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
-    parser.add_argument("--backend", choices=("hf", "openai"), default="hf",
+    parser.add_argument("--backend", choices=("hf", "openai"), default=RunConfig.backend,
                         help="hf: run the model here with transformers (default); openai: send requests to an "
                              "OpenAI-compatible completions server (vLLM, SGLang, llama.cpp) at --base-url")
     parser.add_argument("--base-url", action="append", default=None, metavar="URL",
@@ -185,10 +195,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                    "paper's grader, an LLM judge (SimpleQA-style correct / incorrect / not attempted; only correct "
                    "counts; prompt cotprobe/_data/grader_prompt.json) through any backend; its verdicts go to "
                    "<run>/verdicts.jsonl, are not asked again, and unparsed ones are counted and graded incorrect")
-    grading.add_argument("--grader", choices=("rules", "judge"), default="rules", help="default rules")
+    grading.add_argument("--grader", choices=("rules", "judge"), default=RunConfig.grader, help="default rules")
     grading.add_argument("--judge-model", default=None, metavar="MODEL",
                          help="the grading judge (embedded name, local folder, hub id, or the served model's name)")
-    grading.add_argument("--judge-backend", choices=("hf", "openai"), default="hf", help="default hf")
+    grading.add_argument("--judge-backend", choices=("hf", "openai"), default=RunConfig.judge_backend, help="default hf")
     grading.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
 
 

@@ -1,6 +1,6 @@
 """Cut planning and the cut sweep: where to cut each chain of thought (nearest step boundary,
 exact token fraction, or after every step), and probing every trace at its cuts (answer and
-confidence forced after each prefix, `cotprobe.probe`), with hidden states and resampled
+confidence forced after each prefix, `cotprobe.forcing`), with hidden states and resampled
 continuations at the same cuts when asked. Cuts of one trace share its encoding, so each costs
 only its forcing suffix.
 """
@@ -8,16 +8,15 @@ only its forcing suffix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from .grade import grade
-from .probe import ForceSettings, force_cuts
-from .profiles import Profile
+from .backends import capabilities_of
+from .forcing import Prober, force_cuts
 from .records import Probe, Question, Resample, Step, Trace
-from .resample import resample_cuts
-from .scales import Scale
+from .resample import ResampleSettings, resample_cuts
 from .steps import ensure_steps
 from .store import RunDir
 from .tracing import remember_shared_prompt
@@ -86,30 +85,30 @@ def plan_cuts(steps: list[Step], n_tokens: int, fractions: list[float], mode: st
     return cuts
 
 
-def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profile: Profile,
-               scale: Scale, force: ForceSettings, max_rows: int = 16, hidden_layers: list[int] | None = None,
-               states: dict[int, object] | None = None) -> list[Probe]:
+def probe_cuts(prober: Prober, trace: Trace, question: Question, cuts: list[Cut], max_rows: int = 16,
+               hidden_layers: list[int] | None = None, states: dict[int, object] | None = None) -> list[Probe]:
     """Probe one trace at every cut: distinct cut points run as rows of one batch over the
     trace's shared encoding (at most max_rows at a time, to bound cache memory), each closed
-    the same way (`cotprobe.probe.force_cuts`). A backend that runs rows one at a time gets one cut
+    the same way (`cotprobe.forcing.force_cuts`). A backend that runs rows one at a time gets one cut
     per fork, so it never holds more than one cut's cache. hidden_layers: also fill `states` with
     token index -> the hidden states at the cut (for `cotprobe.latent`), from the same pass."""
+    backend = prober.backend
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
     points = sorted({c.token_index for c in cuts}, reverse=True)
-    max_rows = max_rows if getattr(backend, "shares_rows", False) else 1  # one cut's cache at a time
-    if not getattr(backend, "shares_rows", False):
+    if not capabilities_of(backend).shares_rows:
+        max_rows = 1  # one cut's cache at a time
         hidden_layers = None  # one cut per fork: `store_hidden` takes them all in one pass instead
     at: dict[int, object] = {}
-    forced = force_cuts(backend, ids, len(prompt_ids), [len(prompt_ids) + t for t in points], profile, scale,
-                        force, max_rows, hidden_layers, at)
+    forced = force_cuts(prober, ids, len(prompt_ids), [len(prompt_ids) + t for t in points], max_rows,
+                        hidden_layers, at)
     if hidden_layers:
         states.update({c - len(prompt_ids): state for c, state in at.items()})
     made = dict(zip(points, forced))
     probes = []
     for cut in cuts:
         answer, confidence = made[cut.token_index]
-        result = grade(question, answer)
+        result = prober.grade(question, answer)
         probes.append(Probe(
             question_id=trace.question_id, condition="cut", fraction_requested=cut.fraction_requested,
             fraction_realised=cut.fraction_realised, step_index=cut.step_index,
@@ -120,25 +119,23 @@ def probe_cuts(backend, trace: Trace, question: Question, cuts: list[Cut], profi
 
 
 @dataclass(frozen=True)
-class ResampleSettings:
-    """truncate --resample: k continuations per cut at `temperature`, within `budget` thinking
-    tokens in all, at the cut levels in `fractions` (None: every level)."""
+class Sweep:
+    """What the cut sweep does at every trace: cut at `fractions` (`mode`: see `plan_cuts`), and,
+    when given, store each cut's hidden states (`hidden_store`, a `cotprobe.hidden.HiddenStore`)
+    and sample continuations at the cuts (`resample`)."""
 
-    k: int
-    temperature: float = 0.7
-    budget: int = 256
-    seed: int = 0
-    fractions: tuple[float, ...] | None = None
+    fractions: list[float]
+    mode: str = "step"
+    hidden_store: Any = None
+    resample: ResampleSettings | None = None
 
 
-def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: RunDir, profile: Profile,
-             scale: Scale, fractions: list[float], mode: str = "step",
-             force: ForceSettings = ForceSettings(), hidden_store=None,
-             resample: ResampleSettings | None = None) -> list[Probe]:
-    """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming.
-
-    hidden_store (a `cotprobe.hidden.HiddenStore`): also store every cut's hidden states, taken
-    in the pass that encodes the cuts (`store_hidden`). resample: also sample continuations at the cuts (resamples.jsonl)."""
+def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question], run: RunDir,
+             sweep: Sweep) -> list[Probe]:
+    """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming; with
+    the sweep's hidden store, also every cut's hidden states, taken in the pass that encodes the
+    cuts (`store_hidden`); with its resample settings, continuations at the cuts (resamples.jsonl)."""
+    backend, hidden_store, resample = prober.backend, sweep.hidden_store, sweep.resample
     run.repair_records(Probe, Resample)
     resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.resamples()}
     steps_by_q = ensure_steps(run, traces, backend)  # whole step lists only (see store.steps_complete)
@@ -149,35 +146,34 @@ def truncate(backend, traces: list[Trace], questions: dict[str, Question], run: 
             done.setdefault(p.question_id, []).append(p)
     out = []
     for trace in tqdm(traces, desc="truncate", unit="trace"):
-        cuts = plan_cuts(steps_by_q[trace.question_id], len(trace.cot_token_ids), fractions, mode)
+        cuts = plan_cuts(steps_by_q[trace.question_id], len(trace.cot_token_ids), sweep.fractions, sweep.mode)
         have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
         todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]
         question = questions[trace.question_id]
         hidden: dict[int, object] = {}
         if todo:
             layers = hidden_store.layers if hidden_store is not None else None
-            for probe in probe_cuts(backend, trace, question, todo, profile, scale, force, hidden_layers=layers,
-                                    states=hidden):
+            for probe in probe_cuts(prober, trace, question, todo, hidden_layers=layers, states=hidden):
                 run.add(probe)
                 done.setdefault(trace.question_id, []).append(probe)
         if hidden_store is not None:
-            store_hidden(backend, trace, cuts, hidden_store, hidden)
+            store_hidden(prober, trace, cuts, hidden_store, hidden)
         if resample is not None:
             wanted = [c for c in cuts if round(c.fraction_requested, 6) not in
                       {f for q, f in resampled if q == trace.question_id}
                       and (resample.fractions is None
                            or any(abs(c.fraction_requested - f) < 1e-9 for f in resample.fractions))]
             if wanted:
-                for record in resample_cuts(backend, trace, question, wanted, profile, scale, resample.k,
-                                            resample.temperature, resample.budget, force, resample.seed):
+                for record in resample_cuts(prober, trace, question, wanted, resample):
                     run.add(record)
         out.extend(done.get(trace.question_id, []))
     return out
 
 
-def store_hidden(backend, trace: Trace, cuts: list[Cut], store, computed: dict[int, object]) -> None:
+def store_hidden(prober: Prober, trace: Trace, cuts: list[Cut], store, computed: dict[int, object]) -> None:
     """Store the hidden states of every cut (and of the end of the thought) not stored yet:
     those computed by the sweep, the rest from one pass over the trace."""
+    backend = prober.backend
     points = sorted({c.token_index for c in cuts} | {len(trace.cot_token_ids)})
     missing = [t for t in points if t not in computed and not store.has(trace.question_id, "cut", t)]
     if missing:

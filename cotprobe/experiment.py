@@ -1,5 +1,6 @@
-"""From a RunConfig to what the stages run: the loaded backend, the questions, the profile and
-scale, the generation settings, the grader, and the record of it all for the manifest."""
+"""From a RunConfig to what the stages run: the `Prober` (the loaded backend, the profile and
+scale, the forcing settings, the grader), the questions, the generation settings, and the
+record of it all for the manifest; and the traces a probing stage works on."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from . import data as datasets
-from . import grade as grading
 from .backends import TINY_MODEL, load_backend
 from .config import RunConfig
+from .forcing import Prober
+from .grade import RULES, Grader, Graders
 from .models import EMBEDDED, check_name
 from .profiles import PROFILES, Profile, for_style, get_profile
 from .prompts import confidence_cue, few_shot_exemplars, get_template, prompt_spec
-from .records import Question, Verdict
-from .scales import Scale, get_scale
-from .store import RECORD_FILES
-from .tracing import GenerationSettings, check_prompts
+from .records import Question, Trace, Verdict
+from .scales import get_scale
+from .store import RECORD_FILES, RunDir
+from .tracing import GenerationSettings, check_prompts, generate
 
 
 def default_profile(model: str, profile: str | None) -> Profile:
@@ -33,17 +35,37 @@ def default_profile(model: str, profile: str | None) -> Profile:
     raise ValueError(f"--profile is required for {model!r} (one of: {', '.join(PROFILES)})")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Experiment:
-    """What a stage needs to make or probe the traces of one configuration."""
+    """What a stage needs to make or probe the traces of one configuration: the `Prober` (backend,
+    styled profile, scale, forcing settings, grader), the questions, the generation settings and
+    the manifest record of the generate stage."""
 
-    backend: Any
+    prober: Prober
     questions: list[Question]
-    profile: Profile
-    scale: Scale
     settings: GenerationSettings
     recorded: dict[str, Any]  # the generate stage's manifest settings
     judge: Any = None  # the grading judge (cotprobe.judge.AnswerJudge) when --grader judge
+
+    @property
+    def by_id(self) -> dict[str, Question]:
+        return {q.id: q for q in self.questions}
+
+    def traces(self, run: RunDir, reuse: bool, stage: str) -> list[Trace]:
+        """The run's existing traces (reuse) or freshly generated ones, checked against the questions."""
+        if reuse:
+            traces = run.traces()
+            if not traces:
+                raise ValueError(f"{run.path}: no traces to {stage} (run python -m cotprobe.generate first)")
+        else:
+            run.start_stage("generate", self.recorded)
+            traces = generate(self.prober, self.questions, run, self.settings)
+        known = {q.id for q in self.questions}
+        missing = [t.question_id for t in traces if t.question_id not in known]
+        if missing:
+            raise ValueError(f"{run.path}: traces for questions not in --dataset {self.recorded['dataset']}: "
+                             f"{missing[:3]}")
+        return traces
 
     def print_verdicts(self) -> None:
         """The grading judge's counts, if there is one."""
@@ -62,15 +84,13 @@ def load_model(config: RunConfig, model: str | None = None, kind: str | None = N
                         loading=config.loading)
 
 
-def setup_grader(config: RunConfig, run_dir: str | Path):
-    """Install the grader the configuration asks for (every question kind): (what to record of
-    it, the judge or None)."""
-    for kind, default in grading.DEFAULT_GRADERS.items():
-        grading.register_grader(kind, default)
+def make_grader(config: RunConfig, run_dir: str | Path) -> tuple[Any, Grader, Any]:
+    """The grader the configuration asks for: (what to record of it, the grader, the judge or None).
+    Nothing process-wide is changed: the grader travels in the experiment's `Prober`."""
     if config.grader == "rules":
         if config.judge_model:
             raise ValueError("--judge-model is for --grader judge")
-        return "rules", None
+        return "rules", RULES, None
     if not config.judge_model:
         raise ValueError("--grader judge needs --judge-model MODEL")
     from .judge import AnswerJudge, load_grader_prompt
@@ -78,9 +98,7 @@ def setup_grader(config: RunConfig, run_dir: str | Path):
     backend = load_backend(config.judge_model, kind=config.judge_backend, cache_root=config.cache_dir,
                            base_url=config.judge_base_url)
     judge = AnswerJudge(backend, config.judge_model, load_grader_prompt(), Path(run_dir) / RECORD_FILES[Verdict])
-    for kind_name in grading.DEFAULT_GRADERS:
-        grading.register_grader(kind_name, judge)
-    return judge.describe(config.judge_backend), judge
+    return judge.describe(config.judge_backend), Graders.every_kind(judge), judge
 
 
 def setup(config: RunConfig, run_dir: str | Path, new_traces: bool = True) -> Experiment:
@@ -92,26 +110,22 @@ def setup(config: RunConfig, run_dir: str | Path, new_traces: bool = True) -> Ex
     questions = datasets.load_dataset(config.dataset, n=config.limit, seed=config.seed,
                                       data_dir=config.data_dir, places=places)
     template = get_template(config.prompt_template)
-    settings = GenerationSettings(style=config.style, budget=config.budget, batch_size=config.batch_size,
-                                  cue_budget=config.cue_budget, template=config.prompt_template)
+    settings = GenerationSettings.from_config(config)
     spec = prompt_spec(settings.style, scale, template, profile.reasoning)
-    backend = load_model(config)
+    recorded_grader, grader, judge = make_grader(config, run_dir)
+    prober = Prober(load_model(config), profile, scale, settings.force, grader)
     if new_traces:
-        check_prompts(backend, questions, profile, scale, settings, places)
-    recorded = {
-        "model": config.model, "profile": asdict(profile), "scale": asdict(scale),
-        "dataset": config.dataset, "limit": config.limit, "seed": config.seed,
-        "data_hash": datasets.dataset_hash(questions), "style": settings.style,
-        "scale_spec": config.scale, "budget": settings.budget, "cue_budget": settings.cue_budget,
-        "decoding": "greedy", "force": asdict(settings.force), "prompt_template": template.name,
-        "prompt_template_spec": config.prompt_template, "prompt_instruction": spec.instruction(),
-        "prompt_restate": spec.restate_message(),
+        check_prompts(prober, questions, settings, places)
+    recorded = config.to_manifest() | {
+        "profile": asdict(profile), "scale": asdict(scale), "data_hash": datasets.dataset_hash(questions),
+        "decoding": "greedy", "force": asdict(prober.force), "prompt_template": template.name,
+        "prompt_instruction": spec.instruction(), "prompt_restate": spec.restate_message(),
     }
     if config.loading.recorded():
         recorded["loading"] = config.loading.recorded()
     if profile.confidence_cue:
         recorded["confidence_cue"] = confidence_cue()
-    recorded["grader"], judge = setup_grader(config, run_dir)
+    recorded["grader"] = recorded_grader
     if few_shot_exemplars(settings.style):
         recorded["few_shot"] = few_shot_exemplars(settings.style)
-    return Experiment(backend, questions, profile, scale, settings, recorded, judge)
+    return Experiment(prober, questions, settings, recorded, judge)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ex = setup(RunConfig.from_args(args), args.out)
     with RunDir(args.out) as run:
         run.start_stage("generate", ex.recorded)
-        traces = generate(ex.backend, ex.questions, run, ex.profile, ex.scale, ex.settings)
+        traces = generate(ex.prober, ex.questions, run, ex.settings)
     result = trace_metrics(traces)
     update_metrics(args.out, {"traces": result})
     print_traces(result, args.out)

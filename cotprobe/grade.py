@@ -24,8 +24,10 @@ import math
 import re
 import string
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Protocol
 
 from cotprobe.records import Question
@@ -33,9 +35,9 @@ from cotprobe.records import Question
 __all__ = [
     "AliasGrader",
     "answer_line",
-    "GRADERS",
     "Grade",
     "Grader",
+    "Graders",
     "MCGrader",
     "NumericGrader",
     "extract_letter",
@@ -43,7 +45,7 @@ __all__ = [
     "get_grader",
     "grade",
     "normalize_answer",
-    "register_grader",
+    "RULES",
 ]
 
 
@@ -349,30 +351,49 @@ class NumericGrader:
         return Grade(correct, tag, _format_number(value))
 
 
-# --------------------------------------------------------------------------- registry
-
-DEFAULT_GRADERS: dict[str, Grader] = {"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}
-GRADERS: dict[str, Grader] = dict(DEFAULT_GRADERS)
+# --------------------------------------------------------------------------- graders by kind
 
 
-def register_grader(kind: str, grader: Grader) -> None:
-    """Use `grader` for every question of `kind` (replacing the default one)."""
-    GRADERS[kind] = grader
+@dataclass(frozen=True)
+class Graders:
+    """A grader for each question kind, dispatching on ``question.kind``: itself a `Grader`.
+
+    An experiment grades with one of these (`cotprobe.forcing.Prober.grader`), passed to every
+    stage that grades; there is no process-wide registry, so two experiments in one process (rules
+    and an LLM judge, say) grade each with its own."""
+
+    by_kind: Mapping[str, Grader]
+    name: str = "rules"
+    version: str = "1"
+
+    @classmethod
+    def every_kind(cls, grader: Grader) -> "Graders":
+        """`grader` (an LLM judge, say) for every question kind the rules know."""
+        return cls(MappingProxyType(dict.fromkeys(RULES.by_kind, grader)), grader.name, grader.version)
+
+    def for_kind(self, kind: str) -> Grader:
+        """The grader of a question kind; a ValueError names the known kinds."""
+        try:
+            return self.by_kind[kind]
+        except KeyError:
+            known = ", ".join(sorted(self.by_kind))
+            raise ValueError(f"no grader for question kind {kind!r} (known kinds: {known})") from None
+
+    def __call__(self, question: Question, answer_text: str) -> Grade:
+        return self.for_kind(question.kind)(question, answer_text)
+
+
+RULES = Graders(MappingProxyType({"open": AliasGrader(), "mc": MCGrader(), "numeric": NumericGrader()}))
 
 
 def get_grader(kind: str) -> Grader:
-    """The grader for a question kind; a ValueError names the known kinds."""
-    try:
-        return GRADERS[kind]
-    except KeyError:
-        known = ", ".join(sorted(GRADERS))
-        raise ValueError(f"no grader for question kind {kind!r} (known kinds: {known})") from None
+    """The rule grader for a question kind; a ValueError names the known kinds."""
+    return RULES.for_kind(kind)
 
 
-def grade(question: Question, answer_text: str | None, grader: Grader | None = None) -> Grade:
-    """Grade one answer with `grader`, or with the default grader for ``question.kind``.
+def grade(question: Question, answer_text: str | None, grader: Grader = RULES) -> Grade:
+    """Grade one answer with `grader` (by default the rules for ``question.kind``).
 
     Never raises on the answer: None, empty or unreadable text is incorrect with parsed=None.
     """
-    chosen = grader or get_grader(question.kind)
-    return chosen(question, answer_text or "")
+    return grader(question, answer_text or "")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import capabilities_of
 from .records import HiddenState, read_jsonl
 from .store import RunDir, RunDirError, read_manifest, stage_settings
 
@@ -56,12 +57,10 @@ def parse_layers(spec: str | None, n_layers: int) -> list[int]:
 
 def model_layers(backend) -> tuple[int, int]:
     """(number of layers, hidden size) of a Hugging Face backend's model."""
-    config = getattr(getattr(backend, "model", None), "config", None)
-    if config is None or not hasattr(backend, "hidden_states"):
+    if not capabilities_of(backend).hidden_states:
         raise ValueError(f"the {type(backend).__name__} backend has no hidden states (a server returns "
                          "tokens only); latent confidence needs the model run here: --backend hf")
-    text = getattr(config, "text_config", config)
-    return int(text.num_hidden_layers), int(text.hidden_size)
+    return backend.hidden_shape
 
 
 @dataclass

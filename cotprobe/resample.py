@@ -3,7 +3,7 @@
 At a cut, the final outcome of the one recorded trace is a noisy label for the prefix. Sampling
 K continuations of the thought from the prefix (at a temperature, up to what is left of the
 thinking budget), closing each thought and forcing its answer exactly as at a cut (greedy, see
-`cotprobe.probe`), and grading them gives the empirical share of continuations that end correct:
+`cotprobe.forcing`), and grading them gives the empirical share of continuations that end correct:
 the quantity confidence at that cut should track. The K samples of every cut of a trace are rows
 of one batch over the trace's single encoding (`backends.fork`); after sampling, the tokens a row
 wrote after its thought ended (the start of `**Answer**` or the think end tag) are taken back
@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from .backends import fork
-from .grade import grade
+from dataclasses import dataclass
+
+from .backends import capabilities_of, fork
+from .config import RunConfig
 from .metrics import binomial_ci
 from .metrics.sections import PrefixSection
-from .probe import ForceSettings, force_answers
+from .forcing import Prober, force_answers
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX
 from .records import Question, Resample, Trace
-from .scales import Scale
 
 
 def thought_stop(profile: Profile) -> list[str]:
@@ -50,38 +51,52 @@ def cut_seed(seed: int, question_id: str, token_index: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def resample_cuts(backend, trace: Trace, question: Question, cuts: Sequence, profile: Profile, scale: Scale,
-                  k: int, temperature: float, budget: int, force: ForceSettings = ForceSettings(),
-                  seed: int = 0, max_rows: int = 16) -> list[Resample]:
+@dataclass(frozen=True)
+class ResampleSettings:
+    """truncate --resample: k continuations per cut at `temperature`, within `budget` thinking
+    tokens in all (the run's --budget), seeded from `seed` (the run's --seed), at the cut levels
+    in `fractions` (None: every level). `budget` and `seed` are the `RunConfig` options: their
+    default and their name in the manifest are those."""
+
+    k: int
+    temperature: float = 0.7
+    budget: int = RunConfig.budget
+    seed: int = RunConfig.seed
+    fractions: tuple[float, ...] | None = None
+
+
+def resample_cuts(prober: Prober, trace: Trace, question: Question, cuts: Sequence, settings: ResampleSettings,
+                  max_rows: int = 16) -> list[Resample]:
     """K continuations at every cut (objects with fraction_requested and token_index), forced and
     graded. A continuation may add up to `budget` minus the tokens the cut kept (the trace's own
     thinking budget). Rows are batched a whole cut at a time, at most max(max_rows, k) per batch."""
+    backend, k, temperature = prober.backend, settings.k, settings.temperature
     if k < 1:
         raise ValueError(f"--resample must be >= 1, got {k}")
+    if not capabilities_of(backend).samples:
+        raise ValueError(f"--resample needs a backend that samples; {type(backend).__name__} does not "
+                         "(use --backend hf)")
     prompt_ids = backend.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
-    stop = thought_stop(profile)
+    stop = thought_stop(prober.profile)
     points = sorted({c.token_index for c in cuts}, reverse=True)
     per_batch = max(1, max_rows // k)
     made: dict[int, Resample] = {}
     for start in range(0, len(points), per_batch):
         chunk = points[start:start + per_batch]
         rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk for _ in range(k)])
-        if not hasattr(rows, "sample"):
-            raise ValueError(f"--resample needs a backend that samples; {type(backend).__name__} does not "
-                             "(use --backend hf)")
-        allowed = [max(budget - t, 0) for t in chunk for _ in range(k)]
-        seeds = cut_seed(seed, trace.question_id, chunk[0])
+        allowed = [max(settings.budget - t, 0) for t in chunk for _ in range(k)]
+        seeds = cut_seed(settings.seed, trace.question_id, chunk[0])
         written = rows.sample(max(allowed), stop, temperature, seeds)
         kept = [min(thought_length(backend, c.token_ids, stop), limit) for c, limit in zip(written, allowed)]
         rows.rewind([len(c.token_ids) - n for c, n in zip(written, kept)])
         origins = [t for t in chunk for _ in range(k)]
         thoughts = [trace.cot_token_ids[:t] + c.token_ids[:n] for t, c, n in zip(origins, written, kept)]
-        forced = force_answers(rows, backend, profile, scale, [backend.decode(x) for x in thoughts], force)
+        forced = force_answers(rows, prober, [backend.decode(x) for x in thoughts])
         for j, t in enumerate(chunk):
             mine = range(j * k, (j + 1) * k)
             answers = [forced[i][0] for i in mine]
-            correct = [grade(question, a).correct for a in answers]
+            correct = [prober.grade(question, a).correct for a in answers]
             graded = [c for c in correct if c is not None]
             n_correct = sum(bool(c) for c in graded)
             low, high = binomial_ci(n_correct, len(graded)) if graded else (None, None)

@@ -289,20 +289,16 @@ def token_char_starts(backend, ids: Sequence[int], window: int = _WINDOW) -> lis
     minus that of ``ids[p:k]`` with ``p = k - window`` (0 near the start), so a token whose
     text depends on its neighbours (a SentencePiece leading space, clean-up of spaces before
     punctuation, a UTF-8 character split over byte tokens) is measured as it reads in context.
-    All windows go through the tokenizer's ``batch_decode`` in one call when the backend has a
-    Hugging Face tokenizer, else through ``backend.decode``. Starts never decrease (a byte
-    token that completes a character adds nothing).
+    All windows go through ``backend.decode_many`` in one call (the tokenizer's ``batch_decode``
+    where the backend has a Hugging Face tokenizer). Starts never decrease (a byte token that
+    completes a character adds nothing).
     """
     ids = list(ids)
     pieces = []
     for k in range(len(ids)):
         p = max(0, k - window)
         pieces += [ids[p:k], ids[p : k + 1]]
-    tokenizer = getattr(backend, "tokenizer", None)
-    if pieces and hasattr(tokenizer, "batch_decode"):
-        texts = tokenizer.batch_decode(pieces, skip_special_tokens=False)
-    else:
-        texts = [backend.decode(piece) if piece else "" for piece in pieces]
+    texts = backend.decode_many(pieces)
     starts, pos = [], 0
     for k in range(len(ids)):
         starts.append(pos)

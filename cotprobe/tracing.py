@@ -6,16 +6,16 @@ one Trace per question to the run directory; interrupted runs resume where they 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
-from .backends import PrefixRemembering, PromptTooLong
-from .grade import grade
-from .probe import ForceSettings, force_cuts, forcing_suffix
+from .backends import PromptTooLong, capabilities_of
+from .config import RunConfig
+from .forcing import ForceSettings, Prober, force_cuts, forcing_suffix
 from .profiles import Profile, for_style
-from .prompts import (ANSWER_MARKERS, CONFIDENCE_PREFIX, DEFAULT_TEMPLATE, confidence_cue, few_shot_block,
-                      few_shot_messages, get_template, prompt_spec)
+from .prompts import (ANSWER_MARKERS, CONFIDENCE_PREFIX, confidence_cue, few_shot_block, few_shot_messages,
+                      get_template, prompt_spec)
 from .records import Question, Trace
 from .scales import Scale
 from .store import RunDir
@@ -23,16 +23,24 @@ from .store import RunDir
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    style: str = "cot"
-    budget: int = 256  # thinking tokens
-    cue_budget: int = 2048  # extra thinking after the confidence cue (profiles with confidence_cue), as the paper
-    batch_size: int = 8
-    template: str = DEFAULT_TEMPLATE  # prompt template (cotprobe/_data/prompt_templates.json) or a JSON file
-    force: ForceSettings | None = None  # None: the template's (restating turn for non-reasoning models or not)
+    """How traces are made; each field is the `RunConfig` option of the same meaning, with its
+    default (`from_config` takes them from a configuration)."""
 
-    def __post_init__(self) -> None:
-        if self.force is None:
-            object.__setattr__(self, "force", ForceSettings(restate=get_template(self.template).restate))
+    style: str = RunConfig.style
+    budget: int = RunConfig.budget  # thinking tokens
+    cue_budget: int = RunConfig.cue_budget  # extra thinking after the confidence cue (profiles with confidence_cue)
+    batch_size: int = RunConfig.batch_size
+    prompt_template: str = RunConfig.prompt_template  # a name (cotprobe/_data/prompt_templates.json) or a JSON file
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> "GenerationSettings":
+        return cls(style=config.style, budget=config.budget, cue_budget=config.cue_budget,
+                   batch_size=config.batch_size, prompt_template=config.prompt_template)
+
+    @property
+    def force(self) -> ForceSettings:
+        """The template's forcing (the restating turn for non-reasoning models, or none)."""
+        return ForceSettings(restate=get_template(self.prompt_template).restate)
 
 
 class ThinkTagError(ValueError):
@@ -78,7 +86,7 @@ def open_thought(backend, profile: Profile, text: str) -> str:
 
 
 def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: Question,
-                 template: str = DEFAULT_TEMPLATE) -> str:
+                 template: str = RunConfig.prompt_template) -> str:
     """The chat prompt for one question, ending where the model starts (inside an open thought
     for reasoning profiles). Few-shot exemplars go in prior turns where the chat template keeps
     their thoughts, else into the user message."""
@@ -112,8 +120,9 @@ def thought_ids(backend, completion, stop: list[str]) -> list[int]:
     return ids[:keep]
 
 
-def trace_question(backend, question: Question, prompt: str, completion, profile: Profile,
-                   scale: Scale, settings: GenerationSettings, stop: list[str]) -> Trace:
+def trace_question(prober: Prober, question: Question, prompt: str, completion, settings: GenerationSettings,
+                   stop: list[str]) -> Trace:
+    backend, profile = prober.backend, prober.profile
     prompt_ids = backend.encode(prompt)
     cot_ids = thought_ids(backend, completion, stop)
     ended = {"stop": "stop", "eos": "eos", "length": "budget"}[completion.finish]
@@ -125,8 +134,8 @@ def trace_question(backend, question: Question, prompt: str, completion, profile
             ended = "budget"
     cot = backend.decode(cot_ids)
     ids = prompt_ids + cot_ids
-    ((answer, confidence),) = force_cuts(backend, ids, len(prompt_ids), [len(ids)], profile, scale, settings.force)
-    result = grade(question, answer)
+    ((answer, confidence),) = force_cuts(prober, ids, len(prompt_ids), [len(ids)])
+    result = prober.grade(question, answer)
     return Trace(
         question_id=question.id, model=backend.name, prompt=prompt, cot=cot, answer=answer,
         confidence=confidence, prompt_tokens=len(prompt_ids), cot_token_ids=cot_ids,
@@ -135,15 +144,16 @@ def trace_question(backend, question: Question, prompt: str, completion, profile
     )
 
 
-def generate(backend, questions: list[Question], run: RunDir, profile: Profile, scale: Scale,
-             settings: GenerationSettings) -> list[Trace]:
+def generate(prober: Prober, questions: list[Question], run: RunDir, settings: GenerationSettings) -> list[Trace]:
     """Trace every question not yet in run/traces.jsonl; return all traces in question order."""
-    profile = for_style(profile, settings.style)  # slow-think: a reasoning profile (no-op otherwise)
+    prober = replace(prober, profile=for_style(prober.profile, settings.style))  # slow-think: reasoning
+    backend, profile = prober.backend, prober.profile
     run.repair_records(Trace)
     done = {t.question_id: t for t in run.traces()}
     todo = [q for q in questions if q.id not in done]
     stop = [profile.think_end] if profile.reasoning else list(ANSWER_MARKERS)
-    prompt_of = {q.id: build_prompt(backend, profile, scale, settings.style, q, settings.template) for q in todo}
+    prompt_of = {q.id: build_prompt(backend, profile, prober.scale, settings.style, q, settings.prompt_template)
+                 for q in todo}
     remember_shared_prompt(backend, list(prompt_of.values()))
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="generate", unit="q") as bar:
         for start in range(0, len(todo), settings.batch_size):
@@ -151,7 +161,7 @@ def generate(backend, questions: list[Question], run: RunDir, profile: Profile, 
             prompts = [prompt_of[q.id] for q in batch]
             completions = backend.generate([backend.encode(p) for p in prompts], settings.budget, stop)
             for question, prompt, completion in zip(batch, prompts, completions):
-                trace = trace_question(backend, question, prompt, completion, profile, scale, settings, stop)
+                trace = trace_question(prober, question, prompt, completion, settings, stop)
                 run.add(trace)
                 done[question.id] = trace
                 bar.update()
@@ -165,7 +175,7 @@ def remember_shared_prompt(backend, prompts: list[str]) -> None:
     """Let a backend that can (`PrefixRemembering`: the HF backend) keep the encoding of what
     every prompt starts with (system prompt, instructions, few-shot exemplars), so that each
     prompt's encoding, its forcing and its cut sweep run only its own tokens."""
-    if len(prompts) < 2 or not isinstance(backend, PrefixRemembering):
+    if len(prompts) < 2 or not capabilities_of(backend).remembers_prefix:
         return
     first, *others = [backend.encode(p) for p in prompts]
     n = len(first)
@@ -175,47 +185,33 @@ def remember_shared_prompt(backend, prompts: list[str]) -> None:
         backend.remember_prefix(first[:n])
 
 
-def traces_for(run: RunDir, reuse: bool, backend, questions: list[Question], profile: Profile,
-               scale: Scale, settings: GenerationSettings, recorded: dict, stage: str) -> list[Trace]:
-    """The run's existing traces (reuse) or freshly generated ones, checked against the questions."""
-    if reuse:
-        traces = run.traces()
-        if not traces:
-            raise ValueError(f"{run.path}: no traces to {stage} (run python -m cotprobe.generate first)")
-    else:
-        run.start_stage("generate", recorded)
-        traces = generate(backend, questions, run, profile, scale, settings)
-    known = {q.id for q in questions}
-    missing = [t.question_id for t in traces if t.question_id not in known]
-    if missing:
-        raise ValueError(f"{run.path}: traces for questions not in --dataset {recorded['dataset']}: {missing[:3]}")
-    return traces
-
-
-def forcing_room(backend, profile: Profile, scale: Scale, force: ForceSettings) -> int:
+def forcing_room(prober: Prober) -> int:
     """Tokens that forcing adds after a CoT at most: the suffix, the answer, the confidence
     prefix, the longest label (scored) or the written confidence, whichever is longer."""
-    suffix = len(backend.encode(forcing_suffix(profile, "x")))
+    backend, force = prober.backend, prober.force
+    suffix = len(backend.encode(forcing_suffix(prober.profile, "x")))
     prefix = len(backend.encode("\n" + CONFIDENCE_PREFIX))
-    longest = max(len(backend.encode(" " + label)) for label in scale.labels)
+    longest = max(len(backend.encode(" " + label)) for label in prober.scale.labels)
     return suffix + force.answer_max_tokens + prefix + max(longest, force.confidence_max_tokens)
 
 
-def check_prompts(backend, questions: list[Question], profile: Profile, scale: Scale,
-                  settings: GenerationSettings, places: dict[str, str] | None = None) -> None:
+def check_prompts(prober: Prober, questions: list[Question], settings: GenerationSettings,
+                  places: dict[str, str] | None = None) -> None:
     """Before anything is run or written: every question's prompt, plus the thinking budget
     (and the confidence cue's) and the forcing, must fit the model's context. Names the
     first question that does not (where it was read and its id) and how many do not."""
-    context = getattr(backend, "context_length", None)
+    backend, context = prober.backend, prober.backend.context_length
     if not context:
         return
-    profile = for_style(profile, settings.style)
-    extra = settings.budget + forcing_room(backend, profile, scale, settings.force)
+    prober = replace(prober, profile=for_style(prober.profile, settings.style))
+    profile = prober.profile
+    extra = settings.budget + forcing_room(prober)
     if profile.confidence_cue:
         extra += len(backend.encode(confidence_cue())) + settings.cue_budget
     too_long = []
     for question in questions:
-        n = len(backend.encode(build_prompt(backend, profile, scale, settings.style, question, settings.template)))
+        n = len(backend.encode(build_prompt(backend, profile, prober.scale, settings.style, question,
+                                            settings.prompt_template)))
         if n + extra > context:
             too_long.append((question, n))
     if too_long:

@@ -2,7 +2,7 @@
 
 For every trace and every requested fraction f, the CoT is cut on its own token ids at the step
 boundary nearest f (or at exactly f of its tokens, or after every step), the thought is closed,
-and an answer and confidence are forced (see `cotprobe.cuts` and `cotprobe.probe`). Cuts run
+and an answer and confidence are forced (see `cotprobe.cuts` and `cotprobe.forcing`). Cuts run
 from the longest to the shortest so the Hugging Face backend only ever crops its key/value
 cache: the trace is encoded once and each cut costs only its forcing suffix. Writes steps.jsonl,
 probes.jsonl, metrics.json and figures/calibration_progress.png.
@@ -15,14 +15,13 @@ import sys
 from dataclasses import asdict
 
 from .config import DEFAULT_EXPERIMENT, add_run_arguments, default_experiment, resolve_run
-from .cuts import CUT_MODES, ResampleSettings, parse_fractions, truncate
+from .cuts import CUT_MODES, Sweep, parse_fractions, truncate
 from .experiment import setup
 from .plots import plot_prefix_accuracy, plot_progress
-from .resample import prefix_metrics, print_prefix_summary
+from .resample import ResampleSettings, prefix_metrics, print_prefix_summary
 from .records import SOURCES
 from .store import RunDir
 from .summary import cut_metrics, print_cut_summary, update_metrics
-from .tracing import traces_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_run_arguments(parser)
-    parser.set_defaults(budget=192)
     parser.add_argument("--fractions", default="0:1:0.1", help="cut fractions: start:stop:step or a list (default 0:1:0.1)")
     parser.add_argument("--cut", choices=CUT_MODES, default="step",
                         help="step: nearest step boundary (default); token: exact token fraction; every-step")
@@ -76,25 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     out, config = resolve_run(parser, args, argv, args.from_run, "--from-run")
     ex = setup(config, out, new_traces=not args.from_run)
     with RunDir(out) as run:
-        traces = traces_for(run, bool(args.from_run), ex.backend, ex.questions, ex.profile, ex.scale,
-                            ex.settings, ex.recorded, "truncate")
+        traces = ex.traces(run, reuse=bool(args.from_run), stage="truncate")
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
         store = None
         if args.hidden_states:
             from .hidden import HiddenStore, model_layers, parse_layers
 
-            n_layers, size = model_layers(ex.backend)
+            n_layers, size = model_layers(ex.prober.backend)
             store = HiddenStore(run, parse_layers(args.layers, n_layers), size)
         resample = None
         if args.resample:
             at = tuple(parse_fractions(args.resample_fractions)) if args.resample_fractions else None
-            resample = ResampleSettings(args.resample, args.temperature, ex.settings.budget, config.seed, at)
+            resample = ResampleSettings(args.resample, args.temperature, config.budget, config.seed, at)
             run.start_stage("resample", asdict(resample))
-        probes = truncate(ex.backend, traces, {q.id: q for q in ex.questions}, run, ex.profile, ex.scale,
-                          fractions, args.cut, ex.settings.force, store, resample)
+        probes = truncate(ex.prober, traces, ex.by_id, run, Sweep(fractions, args.cut, store, resample))
     result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled")
     update_metrics(out, {"truncate": result})
-    figure = plot_progress({f"{config.model} ({ex.profile.name})": result}, out / "figures" / "calibration_progress")
+    figure = plot_progress({f"{config.model} ({ex.prober.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
     ex.print_verdicts()
     print(f"figure: {figure}")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from cotprobe.forcing import Prober
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.backends.tiny import tiny_model, tiny_tokenizer
@@ -82,7 +83,7 @@ def scripted_traces(tiny_parts, questions, tmp_path):
     path = tmp_path / "run"
     with RunDir(path) as run:
         run.start_stage("generate", {"model": "tiny-random"})
-        traces = generate(backend, questions, run, PROFILE, VERBAL_10, GenerationSettings(budget=400))
+        traces = generate(Prober(backend, PROFILE, VERBAL_10, GenerationSettings(budget=400).force), questions, run, GenerationSettings(budget=400))
     return backend, path, traces, {q.id: q for q in questions}
 
 

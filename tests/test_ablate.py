@@ -3,7 +3,8 @@ import json
 import pytest
 
 from cotprobe.conditions import LINEAR_BEHAVIOURS, load_rewrite_prompts, random_deletion_variant, rebuild, rewrite_variant
-from cotprobe.ablate import Rewriting, ablate, main
+from cotprobe.ablate import Ablation, Rewriting, ablate, main
+from cotprobe.forcing import Prober
 from cotprobe.hedges import dehedge
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.records import Probe
@@ -16,8 +17,8 @@ from conftest import COTS, PROFILE
 
 def _ablate(backend, path, traces, tagged, by_id, conditions, rewriting=None, seed=0):
     with RunDir(path) as run:
-        return ablate(backend, traces, by_id, run, PROFILE, VERBAL_10, conditions,
-                      tagged.steps, tagged.tags, seed=seed, rewriting=rewriting)
+        return ablate(Prober(backend, PROFILE, VERBAL_10), traces, by_id, run,
+                      Ablation(conditions, tagged.steps, tagged.tags, seed=seed, rewriting=rewriting))
 
 
 def test_scripted_traces_have_the_behaviours_the_tests_need(scripted_run):

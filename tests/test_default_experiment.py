@@ -1,6 +1,7 @@
 """The default experiment (`python -m cotprobe.truncate` with no arguments) spreads its cuts over
 the whole chain of thought when the CoT is long, as the in-context slow-thinking style makes it."""
 
+from cotprobe.forcing import Prober
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.config import DEFAULT_EXPERIMENT, default_experiment
 from cotprobe.tracing import GenerationSettings, generate
@@ -11,7 +12,7 @@ from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 from cotprobe.summary import cut_metrics
 from cotprobe.truncate import build_parser
-from cotprobe.cuts import parse_fractions, truncate
+from cotprobe.cuts import Sweep, parse_fractions, truncate
 
 # A hesitant thought of uneven steps, as slow-think exemplars elicit (about 150 tokens).
 LONG = ("Okay, so I need to figure out which city is the capital of France. "
@@ -55,10 +56,8 @@ def realised_levels(tokenizer, thought, tmp_path, n=8):
     questions = [Question(id=f"q{i}", question=f"Question {i}: what is the capital of France?", answer="Paris")
                  for i in range(n)]
     with RunDir(tmp_path / "run") as run:
-        traces = generate(backend, questions, run, profile, VERBAL_10,
-                          GenerationSettings(style=args.style, budget=args.budget))
-        probes = truncate(backend, traces, {q.id: q for q in questions}, run, profile, VERBAL_10,
-                          parse_fractions(args.fractions), args.cut)
+        traces = generate(Prober(backend, profile, VERBAL_10, GenerationSettings(style=args.style, budget=args.budget).force), questions, run, GenerationSettings(style=args.style, budget=args.budget))
+        probes = truncate(Prober(backend, profile, VERBAL_10), traces, {q.id: q for q in questions}, run, Sweep(parse_fractions(args.fractions), args.cut))
     assert len(traces[0].cot_token_ids) >= 60
     return [row["fraction_realised"] for row in cut_metrics(probes, n_resamples=20)["levels"]]
 
@@ -85,7 +84,6 @@ def test_a_one_sentence_cot_collapses_the_cuts(tiny_parts, tmp_path):
     profile = for_style(default_profile(args.model, args.profile), args.style)
     questions = [Question(id="q0", question="Question 0: what is the capital of France?", answer="Paris")]
     with RunDir(tmp_path / "run") as run:
-        traces = generate(backend, questions, run, profile, VERBAL_10, GenerationSettings(style=args.style))
-        probes = truncate(backend, traces, {"q0": questions[0]}, run, profile, VERBAL_10,
-                          parse_fractions(args.fractions), args.cut)
+        traces = generate(Prober(backend, profile, VERBAL_10, GenerationSettings(style=args.style).force), questions, run, GenerationSettings(style=args.style))
+        probes = truncate(Prober(backend, profile, VERBAL_10), traces, {"q0": questions[0]}, run, Sweep(parse_fractions(args.fractions), args.cut))
     assert {round(p.fraction_realised, 1) for p in probes} <= {0.0, 0.9, 1.0}  # the two ends only

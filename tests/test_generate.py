@@ -6,6 +6,7 @@ import time
 import pytest
 from conftest import assert_greedy_agree
 
+from cotprobe.forcing import Prober
 from cotprobe.backends import PromptTooLong
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
@@ -30,7 +31,7 @@ def scripted(tokenizer, close_thought=True):
 def test_reasoning_trace_keeps_thought_and_forces_answer(tiny_parts, questions, tmp_path):
     backend = scripted(tiny_parts[1])
     with RunDir(tmp_path) as run:
-        (trace,) = generate(backend, questions[:1], run, get_profile("think-prefill"), VERBAL_10, GenerationSettings())
+        (trace,) = generate(Prober(backend, get_profile("think-prefill"), VERBAL_10, GenerationSettings().force), questions[:1], run, GenerationSettings())
     assert trace.cot == THOUGHT
     assert trace.prompt.endswith("<think>\n")
     assert trace.thinking_ended == "stop"
@@ -45,7 +46,7 @@ def test_plain_cot_ends_before_a_multi_token_answer_marker(tiny_parts, questions
                               " Highly likely\n" if c.endswith("**Confidence**:") else
                               "I think Paris.\n\n**Answer**: Paris", tiny_parts[1])
     with RunDir(tmp_path) as run:
-        (trace,) = generate(backend, questions[:1], run, get_profile("plain"), VERBAL_10, GenerationSettings())
+        (trace,) = generate(Prober(backend, get_profile("plain"), VERBAL_10, GenerationSettings().force), questions[:1], run, GenerationSettings())
     assert trace.cot == "I think Paris.\n\n"
     assert backend.decode(trace.cot_token_ids) == trace.cot
 
@@ -53,8 +54,7 @@ def test_plain_cot_ends_before_a_multi_token_answer_marker(tiny_parts, questions
 def test_thinking_budget_overrun_is_recorded_and_closed(tiny_parts, questions, tmp_path):
     backend = scripted(tiny_parts[1], close_thought=False)
     with RunDir(tmp_path) as run:
-        (trace,) = generate(backend, questions[:1], run, get_profile("think-prefill"), VERBAL_10,
-                            GenerationSettings(budget=20))
+        (trace,) = generate(Prober(backend, get_profile("think-prefill"), VERBAL_10, GenerationSettings(budget=20).force), questions[:1], run, GenerationSettings(budget=20))
     assert trace.thinking_ended == "budget"
     assert len(trace.cot_token_ids) == 20
     assert trace.answer == "Paris"
@@ -63,7 +63,7 @@ def test_thinking_budget_overrun_is_recorded_and_closed(tiny_parts, questions, t
 def test_prompt_longer_than_context_raises_never_truncates(tiny, questions, tmp_path):
     tiny.context_length = 64
     with RunDir(tmp_path) as run, pytest.raises(PromptTooLong, match="exceeds the model's context of 64"):
-        generate(tiny, questions[:1], run, get_profile("plain"), VERBAL_10, GenerationSettings(budget=8))
+        generate(Prober(tiny, get_profile("plain"), VERBAL_10, GenerationSettings(budget=8).force), questions[:1], run, GenerationSettings(budget=8))
 
 
 def test_batched_generation_matches_one_at_a_time(tiny_parts, questions, tmp_path):
@@ -72,8 +72,7 @@ def test_batched_generation_matches_one_at_a_time(tiny_parts, questions, tmp_pat
     results = []
     for batch in (1, 3):
         with RunDir(tmp_path / str(batch)) as run:
-            traces = generate(HFBackend(*tiny_parts), questions, run, get_profile("plain"), VERBAL_10,
-                              GenerationSettings(budget=12, batch_size=batch))
+            traces = generate(Prober(HFBackend(*tiny_parts), get_profile("plain"), VERBAL_10, GenerationSettings(budget=12, batch_size=batch).force), questions, run, GenerationSettings(budget=12, batch_size=batch))
         results.append(traces)
     reference = HFBackend(*tiny_parts, reuse_cache=False)
     for one, batched in zip(*results, strict=True):

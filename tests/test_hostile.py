@@ -20,6 +20,7 @@ import pytest
 
 from conftest import PROFILE
 
+from cotprobe.forcing import Prober
 from cotprobe import cuts, generate, report, tag, truncate
 from cotprobe.config import DEFAULT_EXPERIMENT_N, add_run_arguments, resolve_run
 from cotprobe.metrics import __main__ as metrics  # the command `python -m cotprobe.metrics`
@@ -29,7 +30,7 @@ from cotprobe.data import DatasetError, load_dataset
 from cotprobe.records import Step, Trace, read_jsonl
 from cotprobe.scales import get_scale
 from cotprobe.store import RunDir, RunDirError, read_records, steps_complete
-from cotprobe.cuts import parse_fractions
+from cotprobe.cuts import Sweep, parse_fractions
 
 TINY = ["--model", "tiny-random", "--profile", "plain"]
 FAST = ["--dataset", "arithmetic", "-n", "3", "--budget", "4"]
@@ -99,7 +100,7 @@ def test_half_written_step_list_is_segmented_again(scripted_run, capsys):
     assert not steps_complete(next(t for t in traces if t.question_id == last),
                               [s for s in whole if s.question_id == last][:-1])
     with RunDir(path) as rd:  # truncate: the cuts of the last trace use its whole step list
-        probes = cuts.truncate(backend, traces, by_id, rd, PROFILE, VERBAL_10, [0.0, 0.5, 1.0])
+        probes = cuts.truncate(Prober(backend, PROFILE, VERBAL_10), traces, by_id, rd, Sweep([0.0, 0.5, 1.0]))
     assert "incomplete" in capsys.readouterr().err
     assert read_jsonl(path / "steps.jsonl", Step) == whole
     steps = [s for s in whole if s.question_id == last]

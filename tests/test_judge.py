@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import PROFILE
 
+from cotprobe.forcing import Prober
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.judge import judge_key, load_judge_prompt, parse_behaviours
@@ -121,8 +122,7 @@ def test_embedded_model_as_judge_through_the_command(embedded, tmp_path, capsys)
     path = tmp_path / "run"
     with RunDir(path) as rd:
         rd.start_stage("generate", {"model": embedded.name})
-        generate(writer, [Question("q1", "Where is the Eiffel Tower?", "Paris")], rd, PROFILE, VERBAL_10,
-                 GenerationSettings(budget=200))
+        generate(Prober(writer, PROFILE, VERBAL_10, GenerationSettings(budget=200).force), [Question("q1", "Where is the Eiffel Tower?", "Paris")], rd, GenerationSettings(budget=200))
     assert main([str(path), "--judge", embedded.name, "--resamples", "50"]) == 0
     out = capsys.readouterr().out
     judgements = read_jsonl(path / "judgements.jsonl", Judgement)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from cotprobe.forcing import Prober
 from cotprobe import hidden as hs
 from cotprobe.backends import NoHiddenStates, fork
 from cotprobe.backends.hf import HFBackend
@@ -147,20 +148,19 @@ def test_store_refuses_other_layers_on_resume(tmp_path):
 def test_the_sweep_takes_the_cuts_hidden_states_from_its_own_pass(tiny, questions, tmp_path, monkeypatch):
     """No pass of its own: the states come from the encoding of the cuts, and equal what a pass
     over the trace gives (fp32, to rounding)."""
-    from cotprobe.cuts import parse_fractions, truncate
+    from cotprobe.cuts import Sweep, parse_fractions, truncate
     from cotprobe.profiles import get_profile
     from cotprobe.scales import VERBAL_10
     from cotprobe.tracing import GenerationSettings, generate
 
     profile = get_profile("plain")
     with RunDir(tmp_path / "run") as run:
-        traces = generate(tiny, questions, run, profile, VERBAL_10, GenerationSettings(budget=24))
+        traces = generate(Prober(tiny, profile, VERBAL_10, GenerationSettings(budget=24).force), questions, run, GenerationSettings(budget=24))
         store = hs.HiddenStore(run, [1, 2], hs.model_layers(tiny)[1])
         passes = []
         real = HFBackend.hidden_states
         monkeypatch.setattr(HFBackend, "hidden_states", lambda self, *a: passes.append(a) or real(self, *a))
-        truncate(tiny, traces, {q.id: q for q in questions}, run, profile, VERBAL_10, parse_fractions("0:1:0.25"),
-                 "token", hidden_store=store)
+        truncate(Prober(tiny, profile, VERBAL_10), traces, {q.id: q for q in questions}, run, Sweep(parse_fractions("0:1:0.25"), "token", hidden_store=store))
     assert passes == []  # the end of the thought is the 1.0 cut: every state came from the sweep
     records, array, _ = hs.load(tmp_path / "run")
     assert len(records) == 5 * len(traces)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import time
 
 import pytest
 
@@ -25,13 +27,13 @@ from cotprobe.backends.openai import (
 )
 from cotprobe.backends.recording_server import ModelLM, RecordingServer
 from cotprobe.tracing import GenerationSettings, generate
-from cotprobe.probe import ForceSettings, closing_for, forcing_suffix, scored_confidence
+from cotprobe.forcing import ForceSettings, Prober, closing_for, forcing_suffix, scored_confidence
 from cotprobe.profiles import get_profile
 from cotprobe.prompts import CONFIDENCE_PREFIX
 from cotprobe.records import Question
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.cuts import truncate
+from cotprobe.cuts import Sweep, truncate
 
 pytestmark = pytest.mark.server
 
@@ -88,7 +90,9 @@ def server(gguf, tmp_path_factory):
 
 
 def make_backend(server, tokenizer, cache_dir=None, **kwargs) -> OpenAIBackend:
-    return OpenAIBackend(server.url, MODEL, tokenizer, concurrency=4, cache_dir=cache_dir, **kwargs)
+    # watch: a server that dies (a crash, a signal) fails the test with one line naming it and its log
+    return OpenAIBackend(server.url, MODEL, tokenizer, concurrency=4, cache_dir=cache_dir,
+                         watch=server.death, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +101,7 @@ def served(server, tokenizer, tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     backend = make_backend(server, tokenizer, cache_dir=root / "requests")
     with RunDir(root / "run") as run:
-        traces = generate(backend, QUESTIONS, run, PROFILE, VERBAL_10, SETTINGS)
+        traces = generate(Prober(backend, PROFILE, VERBAL_10, SETTINGS.force), QUESTIONS, run, SETTINGS)
     return backend, traces, root
 
 
@@ -124,8 +128,7 @@ def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path
     _, traces, root = served
     fresh = make_backend(server, tokenizer, cache_dir=root / "requests")
     with RunDir(tmp_path / "run") as run:
-        probes = truncate(fresh, traces[:1], {q.id: q for q in QUESTIONS}, run, PROFILE, VERBAL_10,
-                          [0.0, 0.5, 1.0], "step", SETTINGS.force)
+        probes = truncate(Prober(fresh, PROFILE, VERBAL_10, SETTINGS.force), traces[:1], {q.id: q for q in QUESTIONS}, run, Sweep([0.0, 0.5, 1.0], "step"))
     assert sorted(p.fraction_requested for p in probes) == [0.0, 0.5, 1.0]
     assert sorted(p.token_index for p in probes)[1] < len(traces[0].cot_token_ids)
     for trace in traces[:1]:
@@ -147,7 +150,7 @@ def test_request_cache_answers_a_rerun_with_no_new_request(served, server, token
     before = again.requests_sent
     assert before <= 6
     with RunDir(tmp_path / "rerun") as run:
-        rerun = generate(again, QUESTIONS, run, PROFILE, VERBAL_10, SETTINGS)
+        rerun = generate(Prober(again, PROFILE, VERBAL_10, SETTINGS.force), QUESTIONS, run, SETTINGS)
     assert again.requests_sent == before  # not one completion asked again
     assert again.cache_hits > 0
     assert [(t.cot, t.answer, t.confidence) for t in rerun] == [(t.cot, t.answer, t.confidence) for t in traces]
@@ -193,7 +196,7 @@ def test_server_agrees_with_the_local_hf_backend(served, embedded, one_torch_thr
     for trace in traces:
         prompt = hf.encode(trace.prompt)
         cot = trace.cot_token_ids
-        closing = closing_for(hf, PROFILE, VERBAL_10, SETTINGS.force)  # the restating turn, as generation had it
+        closing = closing_for(Prober(hf, PROFILE, VERBAL_10, SETTINGS.force))  # the restating turn, as generation had it
         context = prompt + cot + hf.encode(forcing_suffix(PROFILE, trace.cot, closing))
         # the server's forced answer as it wrote it (from the request cache: generation asked the same)
         rows = fork(backend, prompt + cot, [len(prompt + cot)])
@@ -252,7 +255,7 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
     backend.client.request = counting
     settings = GenerationSettings(budget=BUDGET, batch_size=1)
     with pytest.raises(ServerError, match="resumes"), RunDir(tmp_path / "run") as run:
-        generate(backend, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
+        generate(Prober(backend, PROFILE, VERBAL_10, settings.force), QUESTIONS[:2], run, settings)
     written = [json.loads(line)["question_id"] for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
     assert written == ["q1"]  # the first question finished, the second did not
 
@@ -260,13 +263,36 @@ def test_server_killed_mid_run_resumes_with_every_question_once(gguf, tokenizer,
     try:
         again = make_backend(second, tokenizer, cache_dir=tmp_path / "requests")
         with RunDir(tmp_path / "run") as run:
-            traces = generate(again, QUESTIONS[:2], run, PROFILE, VERBAL_10, settings)
+            traces = generate(Prober(again, PROFILE, VERBAL_10, settings.force), QUESTIONS[:2], run, settings)
     finally:
         second.stop()
     lines = (tmp_path / "run" / "traces.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["question_id"] for line in lines) == ["q1", "q2"]
     assert [t.question_id for t in traces] == ["q1", "q2"]
     assert again.cache_hits > 0  # the second question's requests made before the crash were kept
+
+
+def test_a_crashed_server_is_named_with_its_signal_and_log(gguf, tokenizer, tmp_path):
+    """A server that dies (here SIGSEGV, as a native build crashes on a CPU it was not built for) is
+    reported in one line, its signal and its log, at once: no retries into "connection refused"."""
+    _need_server()
+    log = tmp_path / "server.log"
+    srv = start_server(gguf, log)
+    try:
+        backend = make_backend(srv, tokenizer, retries=3, backoff=5.0)  # retrying would take > 30 s
+        assert srv.death() is None
+        os.killpg(srv.proc.pid, signal.SIGSEGV)
+        srv.proc.wait(timeout=30)
+        started = time.monotonic()
+        with pytest.raises(ServerError) as caught:
+            backend.generate([backend.encode("Hello")], 4, [])
+        message = str(caught.value)
+        assert time.monotonic() - started < 4  # named at once, not after the backoff's retries
+        assert "\n" not in message and "killed by SIGSEGV" in message and str(log) in message
+        assert srv.kind in message and srv.url in message
+        assert srv.death("http://127.0.0.1:1/v1") is None  # another server's root is not this one
+    finally:
+        srv.stop()
 
 
 # -- the token-prompt and prompt-logprob paths, which the CPU server above does not offer ---------

@@ -12,7 +12,7 @@ import torch
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.tracing import GenerationSettings, ThinkTagError, build_prompt, generate, thought_ids
-from cotprobe.probe import ForceSettings, close_at, closing_for, exclusive_logprobs, force_cuts, label_options
+from cotprobe.forcing import ForceSettings, Prober, close_at, closing_for, exclusive_logprobs, force_cuts, label_options
 from cotprobe.profiles import for_style, get_profile
 from cotprobe.prompts import few_shot_exemplars
 from cotprobe.records import Question
@@ -95,12 +95,12 @@ def test_scripted_r1_trace_and_identical_closing_at_every_cut(r1, tmp_path):
                               if c.endswith("**Confidence**:") else THOUGHT + "</think>\n\n**Answer**: Paris",
                               r1.tokenizer)
     with RunDir(tmp_path) as run:
-        (trace,) = generate(backend, [QUESTION], run, get_profile("think-prefill"), VERBAL_10, GenerationSettings())
+        (trace,) = generate(Prober(backend, get_profile("think-prefill"), VERBAL_10, GenerationSettings().force), [QUESTION], run, GenerationSettings())
     assert trace.cot == THOUGHT and trace.thinking_ended == "stop" and trace.correct
     assert r1.tokenizer.convert_ids_to_tokens(trace.cot_token_ids[-1:]) == [".Ċ"]
     prompt_ids = r1.encode(trace.prompt)
     ids = prompt_ids + trace.cot_token_ids
-    closing = closing_for(r1, get_profile("think-prefill"), VERBAL_10, ForceSettings())
+    closing = closing_for(Prober(r1, get_profile("think-prefill"), VERBAL_10, ForceSettings()))
     tails = set()
     for cut in range(len(prompt_ids), len(ids) + 1):  # every token position of the CoT
         keep, new = close_at(r1, ids[:cut], len(prompt_ids), closing)
@@ -122,15 +122,15 @@ def test_truncation_on_real_ids_with_random_qwen2(r1, tmp_path):
     trace_ids = r1.encode(THOUGHT)
     backend = ScriptedBackend(lambda c: THOUGHT + "</think>\n\n**Answer**: Paris", r1.tokenizer)
     with RunDir(tmp_path) as run:
-        (trace,) = generate(backend, [QUESTION], run, get_profile("think-prefill"), VERBAL_10, GenerationSettings())
+        (trace,) = generate(Prober(backend, get_profile("think-prefill"), VERBAL_10, GenerationSettings().force), [QUESTION], run, GenerationSettings())
     assert trace.cot_token_ids == trace_ids
     steps = segment_trace(r1, trace)
     assert "".join(s.text + s.sep for s in steps) == trace.cot
     cuts = plan_cuts(steps, len(trace.cot_token_ids), [k / 10 for k in range(11)], "step")
     assert {c.token_index for c in cuts} <= {0, len(trace_ids), *(s.token_end for s in steps)}
     naive = HFBackend(r1.model, r1.tokenizer, reuse_cache=False)
-    probes = probe_cuts(r1, trace, QUESTION, cuts, get_profile("think-prefill"), VERBAL_10, ForceSettings())
-    again = probe_cuts(naive, trace, QUESTION, cuts, get_profile("think-prefill"), VERBAL_10, ForceSettings())
+    probes = probe_cuts(Prober(r1, get_profile("think-prefill"), VERBAL_10, ForceSettings()), trace, QUESTION, cuts)
+    again = probe_cuts(Prober(naive, get_profile("think-prefill"), VERBAL_10, ForceSettings()), trace, QUESTION, cuts)
     for a, b in zip(probes, again, strict=True):
         assert a.answer == b.answer
         assert a.confidence.scored_probs == pytest.approx(b.confidence.scored_probs, abs=1e-4)
@@ -155,7 +155,5 @@ def test_numeric100_scores_exclusively_on_qwen_tokens(r1):
         logits = r1.model(input_ids=torch.tensor([ids + sequences[labels.index("10")]])).logits[0, -1]
     not_zero = 1 - float(torch.softmax(logits.float(), -1)[15])
     assert math.exp(exclusive[labels.index("10")]) == pytest.approx(p10 * not_zero, rel=1e-3)
-    ((answer, confidence),) = force_cuts(r1, ids[:len(prompt_ids) + len(r1.encode(THOUGHT))], len(prompt_ids),
-                                         [len(prompt_ids) + len(r1.encode(THOUGHT))], get_profile("think-prefill"),
-                                         NUMERIC_100, ForceSettings())
+    ((answer, confidence),) = force_cuts(Prober(r1, get_profile("think-prefill"), NUMERIC_100, ForceSettings()), ids[:len(prompt_ids) + len(r1.encode(THOUGHT))], len(prompt_ids), [len(prompt_ids) + len(r1.encode(THOUGHT))])
     assert len(confidence.scored_probs) == 11 and 0 < confidence.label_mass <= 1

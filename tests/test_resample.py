@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 import torch
 
+from cotprobe.forcing import Prober
 from cotprobe import metrics
 from cotprobe.backends import fork
 from cotprobe.backends.hf import HFBackend
@@ -14,7 +15,7 @@ from cotprobe.records import Confidence, Question, Resample, Trace
 from cotprobe.resample import resample_cuts, thought_length
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.cuts import Cut, ResampleSettings, truncate
+from cotprobe.cuts import Cut, ResampleSettings, Sweep, truncate
 
 THOUGHT = "Step one. Step two. Step three. Step four."
 PROFILE = get_profile("think-prefill")
@@ -59,7 +60,7 @@ def test_prefix_accuracy_matches_the_scripted_outcome_rates(tiny_parts):
     backend = scripted(tiny_parts[1], k=4)
     trace = make_trace(backend)
     cuts = cuts_at_steps(backend, trace)
-    records = resample_cuts(backend, trace, QUESTION, cuts, PROFILE, VERBAL_10, k=4, temperature=0.7, budget=200)
+    records = resample_cuts(Prober(backend, PROFILE, VERBAL_10), trace, QUESTION, cuts, ResampleSettings(k=4, temperature=0.7, budget=200))
     assert [r.n_correct for r in records] == [0, 1, 2, 3, 4]
     assert [r.p_correct for r in records] == [0.0, 0.25, 0.5, 0.75, 1.0]
     for r in records:
@@ -76,7 +77,7 @@ def test_continuations_stay_within_the_thinking_budget(tiny_parts):
     trace = make_trace(backend)
     cuts = cuts_at_steps(backend, trace)
     budget = len(trace.cot_token_ids) + 2  # the last cuts may add at most 2 tokens
-    records = resample_cuts(backend, trace, QUESTION, cuts, PROFILE, VERBAL_10, k=2, temperature=0.7, budget=budget)
+    records = resample_cuts(Prober(backend, PROFILE, VERBAL_10), trace, QUESTION, cuts, ResampleSettings(k=2, temperature=0.7, budget=budget))
     for cut, r in zip(cuts, records):
         assert all(n <= budget - cut.token_index for n in r.continuation_tokens)
 
@@ -87,8 +88,7 @@ def test_truncate_resamples_once_per_cut_and_resumes(tiny_parts, tmp_path):
     settings = ResampleSettings(k=3, temperature=0.7, budget=200, fractions=(0.0, 1.0))
     with RunDir(tmp_path / "run") as run:
         for _ in range(2):
-            truncate(backend, [trace], {"q": QUESTION}, run, PROFILE, VERBAL_10, [0.0, 0.5, 1.0], "token",
-                     resample=settings)
+            truncate(Prober(backend, PROFILE, VERBAL_10), [trace], {"q": QUESTION}, run, Sweep([0.0, 0.5, 1.0], "token", resample=settings))
         records = run.read("resamples.jsonl", Resample)
     assert [r.fraction_requested for r in records] == [0.0, 1.0]
     assert records[0].p_correct == 0.0 and records[1].p_correct == 1.0
@@ -141,8 +141,7 @@ def test_resampling_runs_batched_on_the_tiny_model(tiny_parts):
     backend = HFBackend(model, tokenizer)
     trace = make_trace(backend)
     cuts = [Cut(0.0, 0.0, 0, 0), Cut(1.0, 1.0, 4, len(trace.cot_token_ids))]
-    records = resample_cuts(backend, trace, QUESTION, cuts, PROFILE, VERBAL_10, k=3, temperature=1.0,
-                            budget=len(trace.cot_token_ids) + 6)
+    records = resample_cuts(Prober(backend, PROFILE, VERBAL_10), trace, QUESTION, cuts, ResampleSettings(k=3, temperature=1.0, budget=len(trace.cot_token_ids) + 6))
     assert [len(r.answers) for r in records] == [3, 3]
     assert all(n <= 6 for n in records[1].continuation_tokens)  # what the budget leaves after the full thought
     assert all(r.p_correct is None or 0 <= r.p_correct <= 1 for r in records)

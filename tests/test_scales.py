@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cotprobe.probe import scored_confidence
+from cotprobe.forcing import scored_confidence
 from cotprobe.scales import NUMERIC_100, VERBAL_10, get_scale
 
 

@@ -12,6 +12,7 @@ import math
 
 import pytest
 
+from cotprobe.forcing import Prober
 from cotprobe.backends import fork
 from cotprobe.backends.openai import (
     OpenAIBackend,
@@ -132,7 +133,7 @@ def test_server_without_logprobs_records_sampled_confidence_only(tok, tmp_path, 
         backend = backend_for(server, tok, tmp_path)
         assert backend.score_mode == "none"
         with RunDir(tmp_path / "run") as run:
-            traces = generate(backend, QUESTIONS[:3], run, PROFILE, VERBAL_10, GenerationSettings(budget=16))
+            traces = generate(Prober(backend, PROFILE, VERBAL_10, GenerationSettings(budget=16).force), QUESTIONS[:3], run, GenerationSettings(budget=16))
     assert len(traces) == 3
     for t in traces:
         c = t.confidence
@@ -179,7 +180,7 @@ def test_two_servers_one_killed_mid_run_every_item_once(tok, tmp_path):
         first.complete = dying
         settings = GenerationSettings(budget=24, batch_size=2)
         with RunDir(tmp_path / "run") as run:
-            traces = generate(backend, QUESTIONS, run, PROFILE, VERBAL_10, settings)
+            traces = generate(Prober(backend, PROFILE, VERBAL_10, settings.force), QUESTIONS, run, settings)
         assert first.dead and len(first.completions()) > 0 and len(second.completions()) > 0
         ids = [json.loads(line)["question_id"] for line in traces_file.read_text().splitlines()]
         assert sorted(ids) == sorted(q.id for q in QUESTIONS) and len(ids) == len(set(ids))
@@ -188,7 +189,7 @@ def test_two_servers_one_killed_mid_run_every_item_once(tok, tmp_path):
         n = len(second.completions())
         again = backend_for(second, tok, tmp_path)
         with RunDir(tmp_path / "run") as run:
-            generate(again, QUESTIONS, run, PROFILE, VERBAL_10, settings)
+            generate(Prober(again, PROFILE, VERBAL_10, settings.force), QUESTIONS, run, settings)
         assert len(second.completions()) == n
         assert traces_file.read_text().count("\n") == len(QUESTIONS)
     finally:

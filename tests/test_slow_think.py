@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import pytest
 
+from cotprobe.forcing import Prober
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.data import load_dataset
 from cotprobe.tracing import GenerationSettings, build_prompt, generate
@@ -91,14 +92,13 @@ def test_slow_think_generation_records_thought_and_settings(tiny_parts, question
         return thought + "</think>\n\n**Answer**: Paris"
     backend = ScriptedBackend(respond, tiny_parts[1])
     with RunDir(tmp_path) as run:  # a plain profile is switched to slow-think by generate itself
-        (trace,) = generate(backend, questions[:1], run, get_profile("plain"), VERBAL_10,
-                            GenerationSettings(style="slow-think"))
+        (trace,) = generate(Prober(backend, get_profile("plain"), VERBAL_10, GenerationSettings(style="slow-think").force), questions[:1], run, GenerationSettings(style="slow-think"))
     assert trace.cot == thought and trace.thinking_ended == "stop" and trace.correct
     assert trace.style == "slow-think" and trace.prompt.endswith("<think>\n")
     config = RunConfig(model="tiny-random", scale="verbal10", dataset="trivia", limit=2, seed=0,
                        style="slow-think", budget=8, batch_size=2)
     ex = setup(config, tmp_path)
-    assert ex.profile.name == "slow-think" and ex.recorded["profile"]["name"] == "slow-think"
+    assert ex.prober.profile.name == "slow-think" and ex.recorded["profile"]["name"] == "slow-think"
     assert [e["id"] for e in ex.recorded["few_shot"]] == [e["id"] for e in EXEMPLARS]
     assert "few_shot" not in setup(replace(config, style="cot"), tmp_path).recorded
 

@@ -3,13 +3,14 @@ import json
 import pytest
 from conftest import PROFILE
 
+from cotprobe.forcing import Prober
 from cotprobe.records import Confidence, Probe, Step, Tag, read_jsonl
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 from cotprobe.behaviours import change_relation, step_changes
 from cotprobe.tag import main
 from cotprobe.steps import segment_trace
-from cotprobe.cuts import truncate
+from cotprobe.cuts import Sweep, truncate
 
 
 @pytest.fixture()
@@ -59,7 +60,7 @@ def test_tag_with_a_custom_lexicon(run_dir, tmp_path):
 def test_confidence_change_across_steps_from_every_step_cuts(run_dir, capsys):
     backend, path, traces, by_id = run_dir
     with RunDir(path) as run:
-        truncate(backend, traces, by_id, run, PROFILE, VERBAL_10, [], "every-step")
+        truncate(Prober(backend, PROFILE, VERBAL_10), traces, by_id, run, Sweep([], "every-step"))
     assert main([str(path), "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert "confidence change across a step" in out

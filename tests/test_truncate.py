@@ -8,12 +8,12 @@ from conftest import assert_greedy_agree
 from cotprobe.backends.hf import HFBackend
 from cotprobe.tracing import GenerationSettings, generate
 from cotprobe.tracing import build_prompt
-from cotprobe.probe import ForceSettings, close_at, closing_for, forcing_suffix
+from cotprobe.forcing import ForceSettings, Prober, close_at, closing_for, forcing_suffix
 from cotprobe.profiles import get_profile
 from cotprobe.records import Probe, Question, Step
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts, truncate
+from cotprobe.cuts import Sweep, parse_fractions, plan_cuts, probe_cuts, truncate
 from cotprobe.steps import segment_trace
 
 
@@ -64,7 +64,7 @@ def closed_rows(backend, profile, force=ForceSettings()):
     """For every cut of COT: (prefix text, row ids after the prompt)."""
     prompt_ids = backend.encode(build_prompt(backend, profile, VERBAL_10, "cot", QUESTION))
     ids = prompt_ids + backend.encode(COT)
-    closing = closing_for(backend, profile, VERBAL_10, force)
+    closing = closing_for(Prober(backend, profile, VERBAL_10, force))
     for cut in range(len(prompt_ids), len(ids) + 1):
         keep, new = close_at(backend, ids[:cut], len(prompt_ids), closing)
         assert ids[:keep] == ids[:cut][:keep] and keep >= len(prompt_ids)
@@ -101,8 +101,7 @@ def test_non_reasoning_cuts_restate_in_a_second_turn(tiny):
 
 def _traces(backend, questions, tmp_path, profile="plain", budget=24):
     with RunDir(tmp_path / "gen") as run:
-        return generate(backend, questions, run, get_profile(profile), VERBAL_10,
-                        GenerationSettings(budget=budget, batch_size=3))
+        return generate(Prober(backend, get_profile(profile), VERBAL_10, GenerationSettings(budget=budget, batch_size=3).force), questions, run, GenerationSettings(budget=budget, batch_size=3))
 
 
 def _assert_probes_agree(a: list[Probe], b: list[Probe]):
@@ -120,8 +119,9 @@ def test_cached_and_naive_probing_agree_on_tiny_model(tiny_parts, questions, tmp
     fractions = [0.0, 0.3, 0.5, 0.8, 1.0]
     for trace, q in zip(traces, questions):
         cuts = plan_cuts(segment_trace(cached, trace), len(trace.cot_token_ids), fractions, "token")
-        args = (q, cuts, get_profile(profile), VERBAL_10, GenerationSettings().force)
-        _assert_probes_agree(probe_cuts(cached, trace, *args), probe_cuts(naive, trace, *args))
+        asking = (get_profile(profile), VERBAL_10, GenerationSettings().force)
+        _assert_probes_agree(probe_cuts(Prober(cached, *asking), trace, q, cuts),
+                             probe_cuts(Prober(naive, *asking), trace, q, cuts))
 
 
 def test_cached_and_naive_probing_agree_on_embedded_model(embedded_parts, questions, tmp_path):
@@ -156,7 +156,7 @@ def test_cached_and_naive_probing_agree_on_embedded_model(embedded_parts, questi
 
 
 def test_cut_reuse_runs_fewer_tokens_than_naive(tiny_parts, questions, tmp_path, monkeypatch):
-    import cotprobe.probe as probe_module
+    import cotprobe.forcing as probe_module
     from cotprobe.backends import fork
 
     model, tokenizer = tiny_parts
@@ -167,7 +167,7 @@ def test_cut_reuse_runs_fewer_tokens_than_naive(tiny_parts, questions, tmp_path,
     cuts = plan_cuts([], len(trace.cot_token_ids), parse_fractions("0:1:0.1"), "token")
     counts = []
     for backend in (cached, naive):
-        probe_cuts(backend, trace, questions[0], cuts, get_profile("plain"), VERBAL_10, GenerationSettings().force)
+        probe_cuts(Prober(backend, get_profile("plain"), VERBAL_10, GenerationSettings().force), trace, questions[0], cuts)
         counts.append(sum(s.forwarded_tokens for rows in made for s in getattr(rows, "sessions", [rows])))
         made.clear()
     assert counts[0] < counts[1] / 2
@@ -177,8 +177,8 @@ def test_truncate_resumes_without_duplicates(tiny, questions, tmp_path):
     traces = _traces(tiny, questions, tmp_path)
     by_id = {q.id: q for q in questions}
     with RunDir(tmp_path / "gen") as run:
-        truncate(tiny, traces[:2], by_id, run, get_profile("plain"), VERBAL_10, [0.0, 0.5, 1.0])
-        truncate(tiny, traces, by_id, run, get_profile("plain"), VERBAL_10, [0.0, 0.5, 1.0])
+        truncate(Prober(tiny, get_profile("plain"), VERBAL_10), traces[:2], by_id, run, Sweep([0.0, 0.5, 1.0]))
+        truncate(Prober(tiny, get_profile("plain"), VERBAL_10), traces, by_id, run, Sweep([0.0, 0.5, 1.0]))
         probes = run.read("probes.jsonl", Probe)
         steps = run.read("steps.jsonl", Step)
     keys = [(p.question_id, p.fraction_requested) for p in probes]

@@ -31,13 +31,16 @@ from .base import (
 from .loader import load_backend
 from .protocols import (
     Backend,
+    Capabilities,
     ForkingBackend,
     HiddenStatesBackend,
     PrefixRemembering,
     Rows,
+    SamplingBackend,
     SamplingRows,
     SamplingSession,
     Session,
+    capabilities_of,
     conformance,
 )
 from .rows import SequentialRows, fork
@@ -45,6 +48,7 @@ from .rows import SequentialRows, fork
 __all__ = [
     "TINY_MODEL",
     "Backend",
+    "Capabilities",
     "Completion",
     "ForkingBackend",
     "HiddenStatesBackend",
@@ -52,6 +56,7 @@ __all__ = [
     "NoHiddenStates",
     "PromptTooLong",
     "Rows",
+    "SamplingBackend",
     "SamplingRows",
     "SamplingSession",
     "ScoringUnavailable",
@@ -60,6 +65,7 @@ __all__ = [
     "Session",
     "TokenizerOps",
     "check_fits",
+    "capabilities_of",
     "conformance",
     "cut_at_stop",
     "fork",

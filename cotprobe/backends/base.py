@@ -7,6 +7,7 @@ A leaf module (it imports no other part of cotprobe), so that the backends and t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 TINY_MODEL = "tiny-random"  # a few-layer random-weight model built in-process (tests, smoke checks)
@@ -58,6 +59,14 @@ class TokenizerOps:
         return self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False, **template_kwargs
         )
+
+    def decode_many(self, pieces: list[list[int]]) -> list[str]:
+        return self.tokenizer.batch_decode(pieces, skip_special_tokens=False) if pieces else []
+
+    @cached_property
+    def special_ids(self) -> frozenset[int]:
+        """The tokenizer's added (special) tokens: a cut is never re-encoded across one."""
+        return frozenset(self.tokenizer.added_tokens_decoder or {})
 
 
 def check_fits(n_prompt: int, n_new: int, context: int, what: str = "prompt") -> None:

@@ -31,11 +31,12 @@ class CompletionsClient:
     """
 
     def __init__(self, urls: list[str], *, concurrency: int, timeout: float, retries: int, backoff: float,
-                 api_key: str | None, cache_dir: str | Path | None):
+                 api_key: str | None, cache_dir: str | Path | None,
+                 watch: Callable[[str], str | None] | None = None):
         self.where = urls[0] if len(urls) == 1 else ",".join(urls)
         self.concurrency = concurrency
         self.pool = ServerPool(urls, concurrency=concurrency, timeout=timeout, retries=retries,
-                               backoff=backoff, api_key=api_key)
+                               backoff=backoff, api_key=api_key, watch=watch)
         self.cache = RequestCache(cache_dir)
         self.model: str | None = None
         self.cache_hits = 0

@@ -27,6 +27,8 @@ class HFBackend(TokenizerOps):
     naive path, kept for comparison and for backends without cache access).
     """
 
+    samples = True  # sessions and rows sample (`protocols.SamplingBackend`)
+
     def __init__(self, model: Any, tokenizer: Any, name: str = "", reuse_cache: bool = True):
         self.model = model
         self.tokenizer = tokenizer
@@ -154,6 +156,12 @@ class HFBackend(TokenizerOps):
                 rows.hidden = self.hidden_states(ids[:max(positions) + 1], positions, hidden_layers)
             return rows
         return HFRows(self, ids, lengths, hidden_layers, hidden_positions)
+
+    @property
+    def hidden_shape(self) -> tuple[int, int]:
+        """(number of layers, hidden size) of the model (of its text part, for multimodal ones)."""
+        text = getattr(self.model.config, "text_config", self.model.config)
+        return int(text.num_hidden_layers), int(text.hidden_size)
 
     @torch.inference_mode()
     def hidden_states(self, ids: list[int], positions: list[int], layers: list[int]) -> torch.Tensor:

@@ -13,6 +13,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,16 @@ class ServerPool:
     server goes to that server, so that its prefix cache serves it; others go round the servers.
 
     timeout: seconds a request may wait for its answer (read timeout); retries: further tries
-    after a connection error, timeout, 429 or 5xx, on another server where one is up."""
+    after a connection error, timeout, 429 or 5xx, on another server where one is up. watch: given
+    a server root, why that server is gone for good (e.g. `LocalServer.death`), or None; a request
+    that cannot reach a server that is gone stops at once with that line instead of retrying."""
 
     def __init__(self, urls: list[str], *, concurrency: int, timeout: float, retries: int,
-                 backoff: float = 0.5, api_key: str | None = None):
+                 backoff: float = 0.5, api_key: str | None = None,
+                 watch: Callable[[str], str | None] | None = None):
         if not urls:
             raise ValueError("no server address given")
-        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.retries, self.backoff, self.timeout, self.watch = retries, backoff, timeout, watch
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self.servers = [Server(u, httpx.Client(base_url=u, headers=headers, limits=limits,
@@ -133,6 +137,9 @@ class ServerPool:
             try:
                 resp = srv.client.request(method, path, json=body)
             except httpx.TransportError as exc:  # refused, reset, timed out
+                gone = self.watch(srv.url) if self.watch else None
+                if gone:
+                    raise ServerError(f"{gone}; re-running resumes where this stopped") from None
                 last, status = f"{srv.url}: {type(exc).__name__}: {exc or 'no answer'}", None
                 self._set_aside(srv, avoid, index)
                 continue

@@ -84,13 +84,31 @@ class LocalServer:
                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
 
+    def death(self, url: str | None = None) -> str | None:
+        """Why the server process is gone, in one line (its exit status or signal and its log), or None
+        while it runs. `url`: a server root the client asks about; None or this server's own root
+        (the client's `watch`, see `OpenAIBackend`)."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        if url is not None and url.rstrip("/").removesuffix("/v1") != self.url.removesuffix("/v1"):
+            return None
+        code = self.proc.returncode
+        if code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        log = f"its log: {self.log}" if self.log else "no log kept (LocalServer(log=...) keeps one)"
+        return f"the local {self.kind} server at {self.url} (pid {self.proc.pid}) {how}; {log}"
+
     def start(self) -> LocalServer:
         self.proc = self._spawn()
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                where = f"; see {self.log}" if self.log else ""
-                raise RuntimeError(f"{self.kind} exited with status {self.proc.returncode} while starting{where}")
+                raise RuntimeError(f"{self.death()} while starting")
             try:
                 if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
                     return self

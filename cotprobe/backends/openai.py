@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,19 @@ class OpenAIBackend(TokenizerOps):
     cache_dir: where the request cache lives (None: in memory only). prompt_mode / score_mode:
     force a mode instead of probing. topk: the most alternatives asked for (fewer if refused).
     label_tokens: length of the scoring request's greedy continuation (the forced confidence's
-    token limit, so that request also answers the written confidence).
+    token limit, so that request also answers the written confidence). watch: given a server
+    root, why that server is gone (`LocalServer.death` for a server started here): a request that
+    cannot reach it then stops at once with that line, instead of retrying into "connection refused".
     """
+
+    # the rows of a fork go to the servers as requests in flight together (`protocols.ForkingBackend`)
+    shares_rows = True
 
     def __init__(self, base_url: str | list[str], model: str | None, tokenizer: Any, concurrency: int | None = None,
                  timeout: float = 1800, retries: int = 3, cache_dir: str | Path | None = None, *,
                  name: str | None = None, context_length: int | None = None, api_key: str | None = None,
                  prompt_mode: str | None = None, score_mode: str | None = None, topk: int = 100,
-                 backoff: float = 0.5, label_tokens: int = 8):
+                 backoff: float = 0.5, label_tokens: int = 8, watch: Callable[[str], str | None] | None = None):
         if prompt_mode is not None and prompt_mode not in PROMPT_MODES:
             raise ValueError(f"prompt_mode {prompt_mode!r}: use one of {', '.join(PROMPT_MODES)}")
         if score_mode is not None and score_mode not in SCORE_MODES:
@@ -86,7 +92,7 @@ class OpenAIBackend(TokenizerOps):
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.client = CompletionsClient(urls, concurrency=max(1, int(concurrency or 16 * len(urls))),
                                         timeout=timeout, retries=retries, backoff=backoff, api_key=key,
-                                        cache_dir=cache_dir)
+                                        cache_dir=cache_dir, watch=watch)
         entry = served_model(self.client, model)
         self.model = self.client.model = entry["id"]
         self.name = name or self.model

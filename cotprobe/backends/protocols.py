@@ -6,16 +6,20 @@ extended, continued greedily and asked the log-probability of candidate continua
 (`Rows`) are several prefixes of one sequence with the same operations applied to every row:
 what `backends.fork` hands forcing, truncation and resampling. Backends that share work across
 rows provide their own `fork` (`ForkingBackend`); the others get `SequentialRows`, one session
-per row. Sampling (`SamplingSession`, `SamplingRows`) and hidden states (`HiddenStatesBackend`)
-are capabilities some backends have: callers test for them.
+per row. Sampling (`SamplingBackend`: its sessions and rows sample), hidden states
+(`HiddenStatesBackend`) and a remembered prompt start (`PrefixRemembering`) are capabilities
+some backends have.
 
 The Protocols are runtime-checkable, so `isinstance(x, Backend)` checks that the members exist;
-`conformance` also checks that each method takes the parameters the Protocol names.
+`conformance` also checks that each method takes the parameters the Protocol names. What a
+backend can do is read in one place, `capabilities_of(backend)`; nothing else tests a backend for
+an attribute.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .base import Completion
@@ -28,6 +32,11 @@ class Tokenizing(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
     def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str: ...
+
+    def decode_many(self, pieces: list[list[int]]) -> list[str]:
+        """`decode` of each piece (one batched call where the tokenizer has one)."""
+
+    special_ids: frozenset[int]  # the tokenizer's added (special) tokens: never merged into text
 
 
 @runtime_checkable
@@ -86,13 +95,26 @@ class Backend(Tokenizing, Protocol):
 
 
 @runtime_checkable
+class SamplingBackend(Backend, Protocol):
+    """A backend whose sessions are `SamplingSession`s and whose rows are `SamplingRows`."""
+
+    samples: bool  # True where sampling is offered
+
+
+@runtime_checkable
 class ForkingBackend(Backend, Protocol):
+    # True: `fork` runs its rows as one batch (a shared prefix, or requests in flight together);
+    # False: one row at a time, so the cut sweep forks one cut at a time to bound its memory
+    shares_rows: bool
+
     def fork(self, ids: list[int], lengths: list[int]) -> Rows:
         """Rows holding ids[:n] for each n in lengths, sharing work across them."""
 
 
 @runtime_checkable
 class HiddenStatesBackend(ForkingBackend, Protocol):
+    hidden_shape: tuple[int, int]  # (number of layers, hidden size)
+
     def hidden_states(self, ids: list[int], positions: list[int], layers: list[int]) -> Any:
         """(positions, layers, hidden) hidden states of ids at those positions and layers."""
 
@@ -102,6 +124,27 @@ class PrefixRemembering(Protocol):
     def remember_prefix(self, ids: list[int]) -> None:
         """Keep the encoding of `ids`, which the coming prompts start with (the HF backend; a
         server caches prompt prefixes itself)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers beyond `Backend`, read once by `capabilities`."""
+
+    forks: bool  # its own `fork` (`ForkingBackend`); else one session per row
+    shares_rows: bool  # `fork` runs rows as one batch
+    samples: bool  # sessions and rows sample (`SamplingBackend`)
+    hidden_states: bool  # `HiddenStatesBackend`
+    remembers_prefix: bool  # `PrefixRemembering`
+
+
+def capabilities_of(backend: Backend) -> Capabilities:
+    """The one place where a backend's optional capabilities are tested (by Protocol)."""
+    forks = isinstance(backend, ForkingBackend)
+    return Capabilities(
+        forks=forks, shares_rows=forks and bool(backend.shares_rows),
+        samples=isinstance(backend, SamplingBackend) and bool(backend.samples),
+        hidden_states=isinstance(backend, HiddenStatesBackend),
+        remembers_prefix=isinstance(backend, PrefixRemembering))
 
 
 def conformance(obj: Any, protocol: type) -> list[str]:

@@ -8,7 +8,7 @@ own `fork` with the same interface (`protocols.Rows`).
 from __future__ import annotations
 
 from .base import Completion, NoHiddenStates
-from .protocols import Backend, Rows
+from .protocols import Backend, Rows, capabilities_of
 
 
 class SequentialRows:
@@ -44,10 +44,11 @@ def fork(backend: Backend, ids: list[int], lengths: list[int], hidden_layers: li
     """Rows holding ids[:n] for each n in lengths, batched where the backend can. With
     hidden_layers (HF backend only), `rows.hidden` holds the hidden states of each prefix's last
     token, or of `hidden_positions` of ids (see `HFBackend.fork`)."""
-    if hidden_layers and not hasattr(backend, "hidden_states"):
+    can = capabilities_of(backend)
+    if hidden_layers and not can.hidden_states:
         raise NoHiddenStates(
             f"the {type(backend).__name__} backend has no hidden states (a server returns tokens only); "
             "latent confidence needs the model run here: --backend hf")
-    if hasattr(backend, "fork"):
+    if can.forks:
         return backend.fork(ids, lengths, hidden_layers, hidden_positions) if hidden_layers else backend.fork(ids, lengths)
     return SequentialRows(backend, ids, lengths)

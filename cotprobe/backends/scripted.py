@@ -15,6 +15,7 @@ from .base import Completion, TokenizerOps, cut_at_stop
 
 
 class ScriptedBackend(TokenizerOps):
+    samples = True  # a script may itself be random: sampling plays it like greedy
     def __init__(self, respond: Callable[[str], str], tokenizer: Any, name: str = "scripted",
                  context_length: int = 100_000):
         self.respond = respond

@@ -1,5 +1,9 @@
 """Forcing an answer and a confidence out of a model after a (partial) chain of thought.
 
+`Prober` is how one experiment asks its model: the backend, the profile (style applied), the
+confidence scale, the forcing settings and the grader, built once by `experiment.setup` and
+passed whole to generation, the cut sweep, resampling, ablation and hidden states.
+
 Used identically by generation (after the full CoT), truncation (after each cut, all cuts of a
 trace as rows of one batch) and ablation (after each modified CoT). Confidence is elicited two ways: the text the model writes after
 `**Confidence**:` (parsed, may fail) and the model's probability of every scale label there
@@ -13,10 +17,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import ScoringUnavailable, fork
+from .backends import Backend, ScoringUnavailable, fork
+from .grade import RULES, Grade, Grader, grade
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
-from .records import Confidence
+from .records import Confidence, Question
 from .scales import Scale
 
 
@@ -28,6 +33,22 @@ class ForceSettings:
     # chain of thought (the paper's protocol; {confidence_format} is filled from the scale), or
     # None to force the answer in the same turn right after the chain of thought.
     restate: str | None = None
+
+
+@dataclass(frozen=True)
+class Prober:
+    """How one experiment asks its model: the backend (a `backends.Backend`), the profile with the
+    prompt style already applied, the confidence scale, how answers and confidences are forced,
+    and the grader of the answers (`grade.Graders`: the rules, or an LLM judge)."""
+
+    backend: Backend
+    profile: Profile
+    scale: Scale
+    force: ForceSettings = ForceSettings()
+    grader: Grader = RULES
+
+    def grade(self, question: Question, answer: str | None) -> Grade:
+        return grade(question, answer, self.grader)
 
 
 SENTINEL = "\u2063cotprobe-cot\u2063"  # stands for the chain of thought when rendering a turn
@@ -56,18 +77,15 @@ class Closing:
     body: str
 
 
-def closing_for(backend, profile: Profile, scale: Scale, force: ForceSettings) -> Closing:
+def closing_for(prober: Prober) -> Closing:
     """Reasoning: a newline, the profile's end tag (one special token where the tokenizer has it),
     a blank line, **Answer**:. Non-reasoning: the restating turn, or a blank line in the same turn."""
+    profile, restate = prober.profile, prober.force.restate
     if profile.reasoning:
         return Closing("\n", f"{profile.think_end}\n\n{ANSWER_PREFIX}")
-    if force.restate is not None:
-        return Closing("", restate_turn(backend, profile, scale, force.restate) + ANSWER_PREFIX)
+    if restate is not None:
+        return Closing("", restate_turn(prober.backend, profile, prober.scale, restate) + ANSWER_PREFIX)
     return Closing("\n\n", ANSWER_PREFIX)
-
-
-def _special_ids(backend) -> set[int]:
-    return set(getattr(getattr(backend, "tokenizer", None), "added_tokens_decoder", {}) or {})
 
 
 def close_at(backend, ids: list[int], floor: int, closing: Closing) -> tuple[int, list[int]]:
@@ -76,7 +94,7 @@ def close_at(backend, ids: list[int], floor: int, closing: Closing) -> tuple[int
     tokenizer encodes that text whole: a cut after "." followed by "\n</think>" gets the tokens
     ".\n" would naturally have, not "." then "\n". Tokens before `floor` (the prompt) are kept."""
     cut = len(ids)
-    special = _special_ids(backend)
+    special = backend.special_ids
     back = cut
     while back > floor and ids[back - 1] not in special and not backend.decode(ids[back - 1:back]).strip():
         back -= 1  # trailing blank tokens
@@ -174,9 +192,9 @@ def _say_once(message: str) -> None:
         print(f"cotprobe: {message}", file=sys.stderr)
 
 
-def answer_and_confidence(rows, backend, scale: Scale, settings: ForceSettings = ForceSettings()
-                          ) -> list[tuple[str, Confidence]]:
+def answer_and_confidence(rows, prober: Prober) -> list[tuple[str, Confidence]]:
     """From rows that end in the answer prefix, force the answer, then the confidence."""
+    backend, scale, settings = prober.backend, prober.scale, prober.force
     # A forced field does not end while it is blank, by end-of-sequence or by a newline: small
     # models often put one right after "**Answer**:", which would grade as an empty wrong answer.
     answers = rows.greedy(settings.answer_max_tokens, stop=["\n"], nonblank=True)
@@ -203,16 +221,16 @@ def answer_and_confidence(rows, backend, scale: Scale, settings: ForceSettings =
     return results
 
 
-def force_cuts(backend, ids: list[int], floor: int, cuts: list[int], profile: Profile, scale: Scale,
-               settings: ForceSettings = ForceSettings(), max_rows: int = 16, hidden_layers: list[int] | None = None,
-               states: dict[int, Any] | None = None) -> list[tuple[str, Confidence]]:
+def force_cuts(prober: Prober, ids: list[int], floor: int, cuts: list[int], max_rows: int = 16,
+               hidden_layers: list[int] | None = None, states: dict[int, Any] | None = None
+               ) -> list[tuple[str, Confidence]]:
     """Force an answer and a confidence after ids[:c] for every cut c (floor: where the prompt
     ends). Every cut gets the same closing (`close_at`); the cuts run as rows of one fork of ids
     (at most max_rows at a time, to bound cache memory). One (answer, Confidence) per cut.
 
     hidden_layers: also fill `states` with c -> the hidden states (layers, hidden) of the cut's
     last token ids[c - 1], from the pass that encodes the cuts (no pass of their own)."""
-    closing = closing_for(backend, profile, scale, settings)
+    backend, closing = prober.backend, closing_for(prober)
     made: dict[int, tuple[str, Confidence]] = {}
     points = sorted(set(cuts), reverse=True)
     for start in range(0, len(points), max_rows):
@@ -223,15 +241,14 @@ def force_cuts(backend, ids: list[int], floor: int, cuts: list[int], profile: Pr
         if hidden_layers:
             states.update(zip(chunk, rows.hidden.numpy()))
         rows.extend([new for _, new in plans])
-        made.update(zip(chunk, answer_and_confidence(rows, backend, scale, settings)))
+        made.update(zip(chunk, answer_and_confidence(rows, prober)))
     return [made[c] for c in cuts]
 
 
-def force_answers(rows, backend, profile: Profile, scale: Scale, cots: list[str],
-                  settings: ForceSettings = ForceSettings()) -> list[tuple[str, Confidence]]:
+def force_answers(rows, prober: Prober, cots: list[str]) -> list[tuple[str, Confidence]]:
     """From rows positioned right after each CoT (see `backends.fork`), close the thought without
     re-encoding the CoT's last tokens, then force the answer and the confidence; one (answer,
     Confidence) per row. cotprobe itself runs `force_cuts`, which also re-encodes the cut's end."""
-    closing = closing_for(backend, profile, scale, settings)
-    rows.extend([backend.encode(forcing_suffix(profile, cot, closing)) for cot in cots])
-    return answer_and_confidence(rows, backend, scale, settings)
+    closing = closing_for(prober)
+    rows.extend([prober.backend.encode(forcing_suffix(prober.profile, cot, closing)) for cot in cots])
+    return answer_and_confidence(rows, prober)
