@@ -136,7 +136,7 @@ def make_run(path: Path, n: int = 12, *, steps=True, tags=True, probes=True, met
                 "no-backtracking": dict(metric_row(0.5), n_failed=2, diff_vs_full={
                     "n": 10, "accuracy": {"estimate": -0.1, "low": -0.2, "high": 0.0, "p_value": 0.04}})}},
         }
-        (path / "metrics.json").write_text(json.dumps(data))  # Python writes NaN, as summary.write_json does
+        (path / "metrics.json").write_text(json.dumps(data))  # Python writes NaN, as summary.update_metrics does
     if figures:
         (path / "figures").mkdir(exist_ok=True)
         (path / "figures" / "calibration_progress.png").write_bytes(tiny_png())
