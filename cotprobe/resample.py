@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .backends import capabilities_of, fork
 from .config import RunConfig
 from .metrics import binomial_ci
-from .metrics.sections import PrefixSection
+from .metrics.sections import PrefixSection, interval
 from .forcing import Prober, force_answers
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX
@@ -176,7 +176,7 @@ def print_prefix_summary(result: dict, run_dir) -> None:
           f"{'Brier vs prefix':<22} {'Brier vs outcome':<22}")
     for name, section in result["sources"].items():
         for row in section["levels"] + [dict(section["overall"], level=None)]:
-            cell = lambda k: f"{row[k]:.3f} [{row[k + '_low']:.3f}, {row[k + '_high']:.3f}]"  # noqa: E731
+            cell = lambda k: "{:.3f} [{:.3f}, {:.3f}]".format(*interval(row, k))  # noqa: E731
             cut = "all" if row["level"] is None else f"{row['level']:.2f}"
             print(f"{name:<16} {cut:>5} {row['n']:>5}  {cell('prefix_accuracy'):<22} {row['mean_confidence']:>10.3f}  "
                   f"{cell('brier_prefix'):<22} {cell('brier_outcome'):<22}")

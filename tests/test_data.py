@@ -147,7 +147,7 @@ def test_arithmetic_named_levels_and_spec_option():
     assert arithmetic(5, "hard") == arithmetic(5, 5)
     questions = load_dataset("arithmetic:hard", n=7, seed=2)
     assert len(questions) == 7 and {q.meta["difficulty"] for q in questions} == {5}
-    assert load_dataset("arithmetic", n=3, difficulty=2) == arithmetic(3, 2)
+    assert load_dataset("arithmetic:2", n=3) == arithmetic(3, 2)
 
 
 def test_arithmetic_unknown_difficulty():
@@ -368,7 +368,7 @@ def test_supergpqa_difficulty_and_math_split(tmp_path):
     assert len(load_dataset("supergpqa:all", data_dir=folder, hub=False)) == 4
     assert [q.id for q in load_dataset("supergpqa-math", data_dir=folder, hub=False)] == [
         "supergpqa-u1"]
-    hard_math = load_dataset("supergpqa-math", data_dir=folder, difficulty="hard", hub=False)
+    hard_math = load_dataset("supergpqa-math:hard", data_dir=folder, hub=False)
     assert [q.id for q in hard_math] == ["supergpqa-u3"]
     with pytest.raises(DatasetError, match="unknown difficulty 'medium'"):
         load_dataset("supergpqa:medium", data_dir=folder, hub=False)

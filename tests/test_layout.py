@@ -85,3 +85,47 @@ def test_no_stage_imports_another():
 def test_no_module_far_over_450_lines():
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()}
     assert {name: n for name, n in sizes.items() if n > 460} == {}
+
+
+MAX_PARAMETERS = 7  # beyond this, options travel as one object (Prober, Sweep, Ablation, ...)
+
+
+def count_parameters(node: ast.FunctionDef) -> int:
+    """The parameters a function takes, of every kind, self and cls not counted."""
+    a = node.args
+    params = [*a.posonlyargs, *a.args, *a.kwonlyargs] + [p for p in (a.vararg, a.kwarg) if p]
+    return len([p for p in params if p.arg not in ("self", "cls")])
+
+
+def parameter_counts() -> dict[str, int]:
+    """module:function:line -> its parameters (constructors left out)."""
+    return {f"{name}:{node.name}:{node.lineno}": count_parameters(node)
+            for name, path in modules().items() for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "__init__"}
+
+
+def test_the_parameter_counter_counts_every_kind_of_parameter():
+    tree = ast.parse("def f(a, /, b, *c, d, **e): ...\nclass K:\n    def m(self, x): ...")
+    assert [count_parameters(n) for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)] == [5, 1]
+
+
+def test_no_function_takes_more_than_seven_parameters():
+    assert {f: n for f, n in parameter_counts().items() if n > MAX_PARAMETERS} == {}
+
+
+def sniffing_calls() -> list[str]:
+    """hasattr/getattr calls whose object is a backend, its rows or its session (by name): what a
+    backend can do is declared in `backends.protocols` and read by `capabilities_of`, never sniffed."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("hasattr", "getattr") and node.args):
+                target = ast.unparse(node.args[0])
+                if any(word in target for word in ("backend", "rows", "session")):
+                    found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_backend_capability_is_sniffed():
+    assert sniffing_calls() == []

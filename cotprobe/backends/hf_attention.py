@@ -63,8 +63,7 @@ class SharedPrefix:
         self.own = [None if kv is None else (kv[0][:, :, :-n], kv[1][:, :, :-n]) for kv in self.own]
 
 
-def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                            shared_prefix=None, **kwargs):
+def shared_prefix_attention(module, query, key, value, attention_mask, **kwargs):
     """Attention of many rows over one prefix held once, plus each row's own later tokens.
 
     query/key/value are the new tokens of the rows in this pass (batch A); attention_mask is an
@@ -73,7 +72,11 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     reads the prefix once however many rows share it. Passes of several tokens per row (closing
     a cut, a restating turn, scoring options) go row by row through the fused attention over
     only the part of the prefix the row sees (`_attention_by_row`).
+
+    kwargs carries `shared_prefix` (the `SharedPrefix` of this batch) and transformers' own
+    arguments: `scaling` (None: 1/sqrt(head dim)), harmless ones (`dropout`: inference only), others refused.
     """
+    shared_prefix, scaling = kwargs.pop("shared_prefix"), kwargs.pop("scaling", None)
     for name, given in kwargs.items():
         if given is not None and name not in HARMLESS_ARGUMENTS:
             raise SharedPrefixUnsupported(UNSUPPORTED_ARGUMENTS.get(name, f"the attention argument {name!r}"))
@@ -85,7 +88,7 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     groups = heads // kv_heads
     scaling = dim ** -0.5 if scaling is None else scaling
     if q_len > 1:
-        return _attention_by_row(shared_prefix, prefix_k, prefix_v, query, key, value, attention_mask, scaling), None
+        return _attention_by_row(shared_prefix, module.layer_idx, query, key, value, attention_mask, scaling), None
     q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
     folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
     scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
@@ -100,12 +103,13 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous(), None
 
 
-def _attention_by_row(shared_prefix: SharedPrefix, prefix_k, prefix_v, query, key, value, attention_mask,
+def _attention_by_row(shared_prefix: SharedPrefix, layer: int, query, key, value, attention_mask,
                       scaling) -> torch.Tensor:
     """Several new tokens per row: each row's queries over its own part of the prefix and its own
     tokens, through torch's fused attention. The folded product above would score every row
     against the whole prefix (about half of it masked for cuts spread over the thought) and hold
     the scores in float32; here nothing masked is computed and no score matrix is kept."""
+    prefix_k, prefix_v = shared_prefix.layers[layer]
     n_prefix = prefix_k.shape[2]
     rows = range(shared_prefix.rows) if shared_prefix.active is None else shared_prefix.active.tolist()
     outs = []

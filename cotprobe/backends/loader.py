@@ -7,12 +7,10 @@ from .protocols import Backend
 
 
 def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, reuse_cache: bool = True,
-                 device: str | None = None, base_url: str | list[str] | None = None, loading=None,
-                 **server_options) -> Backend:
+                 base_url: str | list[str] | None = None, loading=None, **server_options) -> Backend:
     """A backend for a model name (see `cotprobe.models.resolve`; also "tiny-random").
 
-    loading: a `cotprobe.models.Loading` (dtype, device map, attention kernel) for kind "hf";
-    `device` is a shorthand for its device map.
+    loading: a `cotprobe.models.Loading` (dtype, device map, attention kernel) for kind "hf".
 
     kind "openai": the model runs on an OpenAI-compatible server at `base_url`; only its tokenizer
     is loaded here (embedded model: from the converted folder; else the folder or hub id).
@@ -27,9 +25,9 @@ def load_backend(model: str, kind: str = "hf", cache_root: str | None = None, re
     from .hf import HFBackend
 
     if model == TINY_MODEL:
-        net, tokenizer = _tiny_parts(loading or models.Loading(device_map=device))
+        net, tokenizer = _tiny_parts(loading or models.Loading())
     else:
-        net, tokenizer = models.load(model, root=cache_root, device=device, loading=loading)
+        net, tokenizer = models.load(model, root=cache_root, loading=loading)
     return HFBackend(net, tokenizer, name=model, reuse_cache=reuse_cache)
 
 

@@ -89,22 +89,20 @@ def load_dataset(
     *,
     data_dir: str | Path | None = None,
     columns: dict[str, str] | None = None,
-    difficulty: int | str | None = None,
     hub: bool = True,
     places: dict[str, str] | None = None,
 ) -> list[Question]:
     """Load a question set by name or path, validate it and take a seeded sample of `n`.
 
-    spec: a name from DATASETS (with an optional ':option', e.g. 'arithmetic:hard',
-        'supergpqa-math:all') or a path to a .jsonl/.json/.csv/.parquet file.
+    spec: a name from DATASETS with an optional ':option' (the arithmetic level, 1-5 or
+        easy/medium/hard, e.g. 'arithmetic:hard'; the SuperGPQA difficulty, easy/middle/hard/all,
+        e.g. 'supergpqa-math:all') or a path to a .jsonl/.json/.csv/.parquet file.
     n: number of questions; None keeps all. A sample is random under `seed` but keeps file
         order, and the sample of n is contained in the sample of any larger n (same seed).
         For 'arithmetic' it is the number generated (default 100).
     data_dir: where a benchmark's files are (the folder or one file); default
         ~/.cache/cotprobe/datasets/<name>/.
     columns: for user files, Question field -> file column (identity by default).
-    difficulty: arithmetic level (1-5 or easy/medium/hard) or SuperGPQA difficulty
-        (easy/middle/hard/all); the ':option' of the spec wins if both are given.
     hub: for benchmarks without local files, try the `datasets` package (if installed).
     places: if given, filled with question id -> where it was read ('FILE line k'), for
         messages about one question.
@@ -114,16 +112,15 @@ def load_dataset(
         every = read_user_file(spec, columns, places=request.places)
         questions = sample_questions(every, n, seed, where=str(spec))
     else:
-        questions = _load_named(str(spec), difficulty, request)
+        questions = _load_named(str(spec), request)
     if places is not None:
         found = request.places
         places.update({q.id: found.get(q.id, f"{spec} item {i}") for i, q in enumerate(questions, 1)})
     return questions
 
 
-def _load_named(spec: str, difficulty: int | str | None, request: LoadRequest) -> list[Question]:
+def _load_named(spec: str, request: LoadRequest) -> list[Question]:
     name, _, option = spec.partition(":")
-    option = option or (str(difficulty) if difficulty is not None else "")
     if name not in REGISTRY:
         raise DatasetError(
             f"unknown dataset {name!r}: known datasets are {', '.join(REGISTRY)} (or give a path to a "
