@@ -32,13 +32,13 @@ Interrupted runs resume: (question, condition) pairs already in probes.jsonl are
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from .cli import entry_point
 from .conditions import (CONDITIONS, DEFAULT_CONDITIONS, LINEAR_BEHAVIOURS, REWRITE_CONDITIONS, RULE_CONDITIONS,
                          Variant, load_rewrite_prompts, rewrite_variant, rule_variants)
 from .config import add_run_arguments, default_experiment, resolve_run
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

@@ -85,6 +85,16 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+def entry_point(main: Callable[[list[str] | None], int]) -> Callable[[], None]:
+    """A stage's console script (setup.cfg): the runner `python -m` uses, so both give one-line
+    errors (exit 2) and the resume note on Ctrl-C or SIGTERM."""
+    def entry() -> None:
+        sys.exit(run_main(main))
+
+    entry.__doc__ = f"The console script of {main.__module__}."
+    return entry
+
+
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():

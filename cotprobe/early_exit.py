@@ -12,12 +12,11 @@ runs stop at every step boundary.
 
 from __future__ import annotations
 
-import sys
 
 from .plots import plot_early_exit
 from .records import LatentPrediction
 from .stopping import early_exit_metrics, print_early_exit, views
-from .cli import run_dir_parser
+from .cli import entry_point, run_dir_parser
 from .store import RunDir, open_existing
 from .summary import update_metrics
 
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

@@ -9,8 +9,8 @@ traces.jsonl (see `cotprobe.tracing`). Interrupted runs resume where they stoppe
 from __future__ import annotations
 
 import argparse
-import sys
 
+from .cli import entry_point
 from .config import RunConfig, add_run_arguments
 from .experiment import setup
 from .store import RunDir
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .cli import entry_point
 from .grade import grade
 from .models import DEFAULT_MODEL
 from .profiles import PROFILES
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

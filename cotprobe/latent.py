@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import hidden as hs
 from .backends import load_backend
-from .cli import run_dir_parser
+from .cli import entry_point, run_dir_parser
 from .linprobe import ProbeSettings, best_layer, cross_validate, latent_metrics, print_latent_summary
 from .metrics.sections import LatentSection, PrefixSection
 from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
@@ -170,7 +170,7 @@ def plot_latent(run_dir: Path, result: LatentSection) -> list[Path]:
     return figures
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

@@ -31,7 +31,6 @@ import html
 import json
 import math
 import re
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -41,7 +40,7 @@ from string import Template
 from typing import Any
 
 from . import store
-from .cli import non_negative_int
+from .cli import entry_point, non_negative_int
 from .colours import behaviour_colours, in_order
 from .metrics import COMPARED, METRICS
 from .metrics.sections import (ConditionSection, CutSection, Metrics, PairedDiff, TableRow, TraceSection, Trajectories,
@@ -451,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

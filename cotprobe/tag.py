@@ -12,11 +12,10 @@ confidence changes: see `cotprobe.behaviours`.
 
 from __future__ import annotations
 
-import sys
 
 from .backends import load_backend
 from .behaviours import behaviour_section, print_behaviours, trajectories
-from .cli import positive_int, run_dir_parser
+from .cli import entry_point, positive_int, run_dir_parser
 from .config import RunConfig, add_server_arguments
 from .judge import load_judge_prompt
 from .models import add_loading_arguments, loading_from
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

@@ -11,9 +11,9 @@ probes.jsonl, metrics.json and figures/calibration_progress.png.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict
 
+from .cli import entry_point
 from .config import DEFAULT_EXPERIMENT, add_run_arguments, default_experiment, resolve_run
 from .cuts import CUT_MODES, Sweep, parse_fractions, truncate
 from .experiment import setup
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .cli import run_main
+entry = entry_point(main)  # the console script (setup.cfg)
 
-    sys.exit(run_main(main))
+if __name__ == "__main__":
+    entry()

@@ -179,3 +179,38 @@ def test_grader_options_need_a_judge_model(tmp_path):
                                text=True, timeout=120).stdout
     for option in ("--grader", "--judge-model", "--cue-budget", "--prompt-template"):
         assert option in help_text
+
+
+def test_two_experiments_in_one_process_grade_each_with_its_own_grader(tiny_parts, tmp_path):
+    """Graders travel in each experiment's Prober: setting up a judged experiment leaves a
+    rules-graded one (made before or after it) grading by the rules, and the other way round."""
+    from dataclasses import replace
+
+    from cotprobe.config import RunConfig
+    from cotprobe.experiment import setup
+    from cotprobe.grade import RULES, Graders
+    from cotprobe.judge import AnswerJudge, load_grader_prompt
+
+    def write(context: str) -> str:  # the model under test always answers Paris
+        if context.endswith("**Confidence**:"):
+            return " Likely\n"
+        return " Paris\n" if context.endswith("**Answer**:") else "It is Paris.</think>\n\n**Answer**: Paris\n"
+
+    strict = ScriptedBackend(lambda context: " B\n", tiny_parts[1])  # a judge that finds every answer incorrect
+    judge = Graders.every_kind(AnswerJudge(strict, "strict", load_grader_prompt(), tmp_path / "verdicts.jsonl"))
+    writer = ScriptedBackend(write, tiny_parts[1])
+    question = Question("q1", "What is the capital of France?", "Paris")
+    settings = GenerationSettings(budget=50)
+    grades = {}
+    for name, grader in [("rules", RULES), ("judge", judge), ("rules again", RULES)]:
+        with RunDir(tmp_path / name) as run:
+            (trace,) = generate(Prober(writer, PROFILE, VERBAL_10, settings.force, grader), [question], run, settings)
+        grades[name] = (trace.correct, trace.grader.split("@")[0])
+    assert grades == {"rules": (True, "alias"), "judge": (False, "judge:strict"), "rules again": (True, "alias")}
+
+    config = RunConfig(model="tiny-random", dataset="trivia", limit=2, budget=8)
+    ruled = setup(config, tmp_path / "a", new_traces=False)
+    judged = setup(replace(config, grader="judge", judge_model="tiny-random"), tmp_path / "b", new_traces=False)
+    assert ruled.prober.grader is RULES and ruled.recorded["grader"] == "rules"
+    assert isinstance(judged.prober.grader, Graders) and judged.prober.grader.name == "judge"
+    assert ruled.prober.grade(question, "Paris").correct  # still the rules after the judge was set up

@@ -6,9 +6,8 @@ It lives here and not in the package's `__init__`, so `import cotprobe.metrics` 
 
 from __future__ import annotations
 
-import sys
 
-from ..cli import run_dir_parser, run_main
+from ..cli import entry_point, run_dir_parser, run_main
 from ..records import SOURCES
 from ..store import RunDir, open_existing
 from ..summary import (
@@ -69,5 +68,7 @@ def recompute(argv: list[str] | None = None) -> int:
     return 0
 
 
+entry = entry_point(recompute)  # the console script (setup.cfg); `main` is already wrapped
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
