@@ -187,7 +187,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "servers of the same model: repeat it, separate with commas, or @FILE (one per line)")
     parser.add_argument("--data-dir", default=None,
                         help="where a paper benchmark's files are (folder or file; default "
-                             "~/.cache/cotprobe/datasets/<name>/; see data/README.md)")
+                             "~/.cache/cotprobe/datasets/<name>/; see docs/datasets.md)")
     add_server_arguments(parser)
     add_loading_arguments(parser)
     grading = parser.add_argument_group(

@@ -21,6 +21,14 @@ from .scales import get_scale
 from .store import RECORD_FILES, RunDir
 from .tracing import GenerationSettings, check_prompts, generate
 
+__all__ = [
+    "Experiment",
+    "default_profile",
+    "load_model",
+    "make_grader",
+    "setup",
+]
+
 
 def default_profile(model: str, profile: str | None) -> Profile:
     """The named profile, else the embedded model's own; other models must name one."""

@@ -24,6 +24,21 @@ from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
 from .records import Confidence, Question
 from .scales import Scale
 
+__all__ = [
+    "Closing",
+    "ForceSettings",
+    "Prober",
+    "answer_and_confidence",
+    "close_at",
+    "closing_for",
+    "exclusive_logprobs",
+    "force_answers",
+    "force_cuts",
+    "forcing_suffix",
+    "label_options",
+    "scored_confidence",
+]
+
 
 @dataclass(frozen=True)
 class ForceSettings:

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         have = {(r.question_id, r.condition, r.token_index) for r in hs.load(run_dir)[0]} if stored else set()
         missing = {key: cot for key, cot in needed.items() if key not in have}
         if missing:
-            backend = load_model(reader.stage_settings("generate").get("model"), args.cache_dir)
+            backend = extraction_backend(reader.stage_settings("generate").get("model"), args.cache_dir)
             n_layers, size = hs.model_layers(backend)
             layers = stored["layers"] if stored and args.layers is None else hs.parse_layers(args.layers, n_layers)
             extract(backend, traces, missing, hs.HiddenStore(run, layers, size))
@@ -125,7 +125,7 @@ def wanted_positions(probes: list[Probe], traces: dict[str, Trace], stage: str) 
     return needed
 
 
-def load_model(model: str | None, cache_dir: str | None):
+def extraction_backend(model: str | None, cache_dir: str | None):
     """The run's model on the Hugging Face backend (hidden states need the weights)."""
     if not model:
         raise ValueError("the run's manifest records no generation (no model to extract hidden states with)")

@@ -1,7 +1,7 @@
 """Locate data files shipped with cotprobe (question sets, lexicons, prompts, exemplars).
 
 They live in ``cotprobe/_data/`` so that every install (editable, wheel, git URL) carries them;
-``data/README.md`` describes them.
+``docs/datasets.md`` describes them.
 """
 
 from __future__ import annotations

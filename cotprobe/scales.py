@@ -13,6 +13,15 @@ from pathlib import Path
 
 from .jsonfile import read_json
 
+__all__ = [
+    "Scale",
+    "NumericScale",
+    "VERBAL_10",
+    "NUMERIC_100",
+    "SCALES",
+    "get_scale",
+]
+
 
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()

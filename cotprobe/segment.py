@@ -39,6 +39,14 @@ from itertools import pairwise
 
 from cotprobe.records import Step
 
+__all__ = [
+    "Span",
+    "split_steps",
+    "step_token_spans",
+    "token_char_starts",
+    "to_records",
+]
+
 
 @dataclass(frozen=True)
 class Span:

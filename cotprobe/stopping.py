@@ -25,7 +25,6 @@ import numpy as np
 from . import metrics
 from .metrics.sections import EarlyExitSection, MatchedAccuracy, PolicyRow, has_interval, interval, interval_fields
 
-SOURCES = ("verbal", "scored", "latent")
 CONFIDENCE_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.5, 0.96, 0.05))
 STABLE_RUNS = (2, 3, 4, 5)
 FRACTIONS = tuple(round(f, 1) for f in np.arange(0.0, 1.01, 0.1))

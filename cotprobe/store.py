@@ -31,6 +31,19 @@ from .jsonfile import JSONFileError, read_json
 from .records import (Judgement, LatentPrediction, Probe, RecordError, Resample, Step, Tag, Trace, Verdict,
                       iter_jsonl, to_dict, write_jsonl)
 
+__all__ = [
+    "MANIFEST",
+    "METRICS_FILE",
+    "QUESTIONS",
+    "RECORD_FILES",
+    "RunDir",
+    "RunDirError",
+    "open_existing",
+    "read_manifest",
+    "read_records",
+    "stage_settings",
+]
+
 RecordT = TypeVar("RecordT")
 
 # What identifies one record in a run-directory file: a second record with the same key is a

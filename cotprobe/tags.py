@@ -48,6 +48,17 @@ from cotprobe.records import Step, Tag
 from cotprobe.resources import data_path
 from cotprobe.segment import default_nlp
 
+__all__ = [
+    "BEHAVIOURS",
+    "Lexicon",
+    "LexiconError",
+    "TagHit",
+    "behaviour_counts",
+    "load_lexicon",
+    "tag_step",
+    "tag_steps",
+]
+
 BEHAVIOURS = ("backtracking", "alternative", "verification", "hedging", "conclusion")
 POSITIONS = ("any", "sentence_initial", "clause_initial")
 _ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "without", "note"}

@@ -7,7 +7,7 @@ Whom it serves: every stage that needs questions calls ``load_dataset(spec, n, s
   generated on the fly by ``arithmetic()``;
 - the paper's benchmarks ``triviaqa``, ``triviaqa-unfiltered``, ``mmlu-pro`` (``-math``,
   ``-nonmath``) and ``supergpqa`` (``-math``, ``-nonmath``; ``:middle`` by default), read from
-  local files in their native formats (see ``data/README.md`` for what to download);
+  local files in their native formats (see ``docs/datasets.md`` for what to download);
 - a path to a user ``.jsonl``/``.json``/``.csv``/``.parquet`` file, with ``columns`` mapping
   Question fields to the file's column names.
 

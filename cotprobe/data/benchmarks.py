@@ -119,7 +119,7 @@ def _benchmark_rows(
     raise DatasetError(
         f"{name}: no data file in {folder}; download {bench.url} and put it in that folder "
         f"(or pass --data-dir <folder or file>, data_dir= in Python); formats and alternatives: "
-        f"data/README.md"
+        f"docs/datasets.md"
         + (f" [hub: {hub_note}]" if hub_note else "")
     )
 

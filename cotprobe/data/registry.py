@@ -68,7 +68,7 @@ REGISTRY: dict[str, DatasetSpec] = {
     "arithmetic": DatasetSpec("generated integer arithmetic and word problems; "
                               "'arithmetic:1'..'arithmetic:5' or ':easy/:medium/:hard' (default medium = 3)",
                               _arithmetic, generated=True),
-    "triviaqa": DatasetSpec("TriviaQA rc.nocontext validation (local files; see data/README.md)", _benchmark),
+    "triviaqa": DatasetSpec("TriviaQA rc.nocontext validation (local files; see docs/datasets.md)", _benchmark),
     "triviaqa-unfiltered": DatasetSpec("TriviaQA unfiltered(.nocontext) validation (local files)", _benchmark),
     "mmlu-pro": DatasetSpec("MMLU-Pro test set, all categories (local files)", _benchmark),
     "mmlu-pro-math": DatasetSpec("MMLU-Pro math, physics, chemistry, engineering", _benchmark),
