@@ -6,8 +6,9 @@ thinking budget), closing each thought and forcing its answer exactly as at a cu
 `cotprobe.forcing`), and grading them gives the empirical share of continuations that end correct:
 the quantity confidence at that cut should track. The K samples of every cut of a trace are rows
 of one batch over the trace's single encoding (`backends.fork`); after sampling, the tokens a row
-wrote after its thought ended (the start of `**Answer**` or the think end tag) are taken back
-before the answer is forced.
+wrote after its thought ended (the start of `**Answer**` or the think end tag) are taken back,
+and the thought is closed exactly as the sweep closes a cut (`forcing.close_at`: its last words
+re-encoded together with the closing) before the answer is forced.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .backends import capabilities_of, fork
 from .config import RunConfig
 from .metrics import binomial_ci
 from .metrics.sections import PrefixSection, interval
-from .forcing import Prober, force_answers
+from .forcing import Prober, answer_and_confidence, close_at, closing_for
 from .profiles import Profile
 from .prompts import ANSWER_PREFIX
 from .records import Question, Resample, Trace
@@ -49,6 +50,18 @@ def cut_seed(seed: int, question_id: str, token_index: int) -> int:
     """A sampling seed per (question, cut), stable across runs and resumes."""
     digest = hashlib.sha256(f"{seed}/{question_id}/{token_index}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+def fork_point(backend, ids: list[int], cut: int, floor: int) -> int:
+    """Where the rows sampling from ids[:cut] start (they are then given ids[start:cut]): early
+    enough that closing a sampled thought only takes back tokens the row holds itself, which is
+    all a batch of rows can take back (`HFRows.rewind`). `close_at` re-encodes, before a
+    continuation's end, at most the blanks that end ids[:cut] and five more tokens (the last words
+    and the rest of a character of at most four bytes); it never goes before `floor`."""
+    start, special = cut, backend.special_ids
+    while start > floor and ids[start - 1] not in special and not backend.decode(ids[start - 1:start]).strip():
+        start -= 1
+    return max(floor, start - 5)
 
 
 @dataclass(frozen=True)
@@ -82,17 +95,24 @@ def resample_cuts(prober: Prober, trace: Trace, question: Question, cuts: Sequen
     points = sorted({c.token_index for c in cuts}, reverse=True)
     per_batch = max(1, max_rows // k)
     made: dict[int, Resample] = {}
+    closing, floor = closing_for(prober), len(prompt_ids)
     for start in range(0, len(points), per_batch):
         chunk = points[start:start + per_batch]
-        rows = fork(backend, ids, [len(prompt_ids) + t for t in chunk for _ in range(k)])
+        cuts_of_rows = [floor + t for t in chunk for _ in range(k)]
+        starts = [fork_point(backend, ids, c, floor) for c in cuts_of_rows]
+        rows = fork(backend, ids, starts)
+        rows.extend([ids[s:c] for s, c in zip(starts, cuts_of_rows)])
         allowed = [max(settings.budget - t, 0) for t in chunk for _ in range(k)]
         seeds = cut_seed(settings.seed, trace.question_id, chunk[0])
         written = rows.sample(max(allowed), stop, temperature, seeds)
         kept = [min(thought_length(backend, c.token_ids, stop), limit) for c, limit in zip(written, allowed)]
-        rows.rewind([len(c.token_ids) - n for c, n in zip(written, kept)])
-        origins = [t for t in chunk for _ in range(k)]
-        thoughts = [trace.cot_token_ids[:t] + c.token_ids[:n] for t, c, n in zip(origins, written, kept)]
-        forced = force_answers(rows, prober, [backend.decode(x) for x in thoughts])
+        thoughts = [row[:len(row) - len(c.token_ids) + n] for row, c, n in zip(rows.ids, written, kept)]
+        plans = [close_at(backend, thought, floor, closing) for thought in thoughts]
+        if any(keep < s for (keep, _), s in zip(plans, starts)):
+            raise RuntimeError("closing a sampled thought re-encodes tokens before its row started (fork_point)")
+        rows.rewind([len(row) - keep for row, (keep, _) in zip(rows.ids, plans)])
+        rows.extend([new for _, new in plans])
+        forced = answer_and_confidence(rows, prober)
         for j, t in enumerate(chunk):
             mine = range(j * k, (j + 1) * k)
             answers = [forced[i][0] for i in mine]

@@ -5,14 +5,15 @@ from collections import Counter
 import pytest
 import torch
 
-from cotprobe.forcing import Prober
+from cotprobe.forcing import Prober, close_at, closing_for, force_cuts
 from cotprobe import metrics
 from cotprobe.backends import fork
 from cotprobe.backends.hf import HFBackend
 from cotprobe.backends.scripted import ScriptedBackend
 from cotprobe.profiles import get_profile
 from cotprobe.records import Confidence, Question, Resample, Trace
-from cotprobe.resample import resample_cuts, thought_length
+from cotprobe.reference import r1_tokenizer
+from cotprobe.resample import resample_cuts, thought_length, thought_stop
 from cotprobe.scales import VERBAL_10
 from cotprobe.store import RunDir
 from cotprobe.cuts import Cut, ResampleSettings, Sweep, truncate
@@ -145,3 +146,79 @@ def test_resampling_runs_batched_on_the_tiny_model(tiny_parts):
     assert [len(r.answers) for r in records] == [3, 3]
     assert all(n <= 6 for n in records[1].continuation_tokens)  # what the budget leaves after the full thought
     assert all(r.p_correct is None or 0 <= r.p_correct <= 1 for r in records)
+
+
+# ------------------------------------------------------------------ one closing for sweep and resampling
+
+R1_THOUGHT = ("Okay, so I need to find the capital of France. I think it's Paris.\n\nWait, could it be Lyon? "
+              "No, Lyon is a large city, but the capital is Paris. Let me double-check: yes, Paris.\n")
+# what a continuation writes before it ends its thought, picked by the context's length
+ENDINGS = ["", " So Paris.", " Paris.\n\n", " \n", "\n\nYes, Paris", " 巴黎。", "."]
+
+
+class RecordingBackend(ScriptedBackend):
+    """A scripted backend that keeps every context it is asked to continue, with what it wrote."""
+
+    def __init__(self, respond, tokenizer):
+        super().__init__(respond, tokenizer)
+        self.played = []
+
+    def _play(self, context, max_new_tokens, stop):
+        completion = super()._play(context, max_new_tokens, stop)
+        self.played.append((list(context), completion))
+        return completion
+
+
+def closing_respond(context: str) -> str:
+    if context.endswith("**Confidence**:"):
+        return " Likely\n"
+    if context.endswith("**Answer**:"):
+        return " Paris\n"
+    return ENDINGS[len(context) % len(ENDINGS)] + "</think>\n\n**Answer**: Paris"
+
+
+@pytest.mark.parametrize("tokenizer", ["tiny", "r1"])
+def test_a_resampled_thought_is_closed_as_the_sweep_closes_a_cut(tokenizer, tiny_parts):
+    """At every cut of the thought, the row an answer is forced from holds what close_at gives for
+    the sampled thought (the prompt, the cut, the continuation kept): the cut's last words
+    re-encoded with the closing, as the sweep does, not the closing appended after them."""
+    backend = RecordingBackend(closing_respond, tiny_parts[1] if tokenizer == "tiny" else r1_tokenizer())
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    cot = backend.encode(R1_THOUGHT)
+    trace = Trace(question_id="q", model="scripted", prompt=prompt, cot=R1_THOUGHT, answer="Paris",
+                  confidence=Confidence(), prompt_tokens=len(backend.encode(prompt)), cot_token_ids=cot,
+                  thinking_ended="stop")
+    prober = Prober(backend, PROFILE, VERBAL_10)
+    cuts = [Cut(t / len(cot), t / len(cot), 0, t) for t in range(len(cot) + 1)]
+    question = Question(id="q", question="What is the capital of France?", answer="Paris")
+    records = resample_cuts(prober, trace, question, cuts, ResampleSettings(k=1, budget=10_000))
+    assert all(r.answers == ["Paris"] and r.p_correct == 1.0 for r in records)
+    samples = [(c, w) for c, w in backend.played if not backend.decode(c).endswith(("**Answer**:", "**Confidence**:"))]
+    forced = [c for c, _ in backend.played if backend.decode(c).endswith("**Answer**:")]
+    assert len(samples) == len(forced) == len(cuts)
+    floor, closing = len(backend.encode(prompt)), closing_for(prober)
+    stop = thought_stop(PROFILE)
+    kept = [thought_length(backend, w.token_ids, stop) for _, w in samples]
+    assert 0 in kept and max(kept) > 1  # some continuations end the thought at once
+    for (context, written), n, row in zip(samples, kept, forced):
+        thought = context + written.token_ids[:n]
+        keep, new = close_at(backend, thought, floor, closing)
+        assert row == thought[:keep] + new
+
+
+def test_a_continuation_without_budget_is_forced_as_the_sweep_forces_its_cut(tiny_parts):
+    """On the batched HF rows: with no thinking budget left, every resampled row closes and forces
+    the cut itself, so its answer is the sweep's (closing takes back tokens of the trace before the
+    cut, which the rows must hold as their own)."""
+    model, tokenizer = tiny_parts
+    backend = HFBackend(model, tokenizer)
+    assert backend.shares_rows
+    trace = make_trace(backend)
+    cot = trace.cot_token_ids
+    cuts = [Cut(t / len(cot), t / len(cot), 0, t) for t in range(len(cot) + 1)]
+    prober = Prober(backend, PROFILE, VERBAL_10)
+    records = resample_cuts(prober, trace, QUESTION, cuts, ResampleSettings(k=2, budget=0))
+    prompt_ids = backend.encode(trace.prompt)
+    swept = force_cuts(prober, prompt_ids + cot, len(prompt_ids), [len(prompt_ids) + c.token_index for c in cuts])
+    assert [r.answers for r in records] == [[answer, answer] for answer, _ in swept]
+    assert all(r.continuation_tokens == [0, 0] for r in records)
