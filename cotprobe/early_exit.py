@@ -2,12 +2,15 @@
 
 No model is loaded: the answers, grades and confidences at every cut (probes.jsonl, and the
 latent probe's predictions in latent.jsonl when `python -m cotprobe.latent` has run) are walked
-from the shortest cut to the longest under each policy of `cotprobe.stopping`. Prints, for each
-policy and threshold, the thinking tokens used, the accuracy of the answer at the stopping cut
-and its calibration, with 95% bootstrap intervals over questions; the Pareto frontier; and the
-token reduction at matched accuracy (DEER-style). Writes metrics.json section "early_exit" and
-figures/early_exit_pareto.png. The finer the cuts, the finer the replay: `--cut every-step`
-runs stop at every step boundary.
+from the shortest cut to the longest under each policy of `cotprobe.stopping`, which sees only
+the cuts up to where it stops; a policy that never fires thinks to the end, where the trace's
+own answer (traces.jsonl) counts. Fixed budgets stop at fractions of the generate stage's
+thinking budget (manifest.json), or at token counts when none is recorded. Prints, for each
+policy and threshold, the thinking tokens used, the accuracy of the answer where it stopped and
+its calibration, with 95% bootstrap intervals over questions; the Pareto frontier; and the token
+reduction at matched accuracy (DEER-style), its setting chosen on held-out folds of questions.
+Writes metrics.json section "early_exit" and figures/early_exit_pareto.png. The finer the cuts,
+the finer the replay: `--cut every-step` runs stop at every step boundary.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = run_dir_parser(
         "python -m cotprobe.early_exit",
         "Replay early-exit policies (confidence thresholds: verbal, scored, latent; a stable answer over k cuts; "
-        "fixed fractions) on a run's cut probes: tokens used against accuracy, Pareto frontier, token reduction "
-        "at matched accuracy. No model is loaded.",
-        "a run directory with cut probes (python -m cotprobe.truncate)")
+        "fixed fractions of the thinking budget) on a run's cut probes: tokens used against accuracy, Pareto "
+        "frontier, token reduction at matched accuracy (chosen on held-out questions). No model is loaded.",
+        "a run directory with cut probes and traces (python -m cotprobe.truncate)")
     args = parser.parse_args(argv)
     run_dir = open_existing(args.run_dir)
     run = RunDir(run_dir)  # read only: no lock
@@ -37,8 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     latent = {(r.question_id, r.token_index): r.confidence
               for r in run.records(LatentPrediction) if r.condition == "cut"} or None
     sources = ["verbal", "scored"] + (["latent"] if latent else [])
-    cuts = views(probes, latent)
-    result = early_exit_metrics(cuts, sources, args.resamples)
+    questions = views(probes, latent, run.traces())
+    if not questions:
+        raise ValueError(f"{run_dir}: no question has both graded cuts and a graded trace (or a cut at the full "
+                         f"thought) to replay")
+    budget = run.stage_settings("generate").get("budget")  # 0 or absent (ingested runs): none
+    result = early_exit_metrics(questions, sources, args.resamples, budget)
     update_metrics(run_dir, {"early_exit": result})
     print_early_exit(result, run_dir)
     if not latent:

@@ -9,13 +9,16 @@ Those key names are made here and nowhere else: writers use `interval_fields` an
 readers `interval`, `has_interval` and `diff`.
 
 Typed for Python 3.10 (no `NotRequired`): a TypedDict with optional keys is a `total=False`
-subclass of one holding the keys every row has.
+subclass of one holding the keys every row has. The "early_exit" types live in
+`early_exit_sections` and are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple, TypedDict
+
+from .early_exit_sections import EarlyExitSection, MatchedAccuracy, PolicyRow  # noqa: F401 (re-exported)
 
 # ------------------------------------------------------------------ computed keys
 
@@ -367,68 +370,6 @@ class LatentSection(_Latent, total=False):
     """"latent": the linear probe's confidence against the verbal one."""
 
     prefix: PrefixSection  # when the run has resamples
-
-
-# ------------------------------------------------------------------ early_exit
-
-
-class _Policy(TypedDict):
-    policy: str
-    family: str
-    kind: str
-    parameter: float
-    source: str
-    n: int
-    mean_tokens: float
-    mean_tokens_low: float
-    mean_tokens_high: float
-    mean_full_tokens: float
-    token_share: float
-    token_share_low: float
-    token_share_high: float
-    accuracy: float
-    accuracy_low: float
-    accuracy_high: float
-    accuracy_full: float
-    stopped_early: float
-    accuracy_diff: float
-    accuracy_diff_low: float
-    accuracy_diff_high: float
-
-
-class PolicyRow(_Policy, total=False):
-    """One replayed stopping policy; ece and brier where every stop had a scored confidence."""
-
-    ece: float
-    ece_low: float
-    ece_high: float
-    brier: float
-    brier_low: float
-    brier_high: float
-
-
-class MatchedAccuracy(TypedDict):
-    family: str
-    policy: str | None  # None: no setting reaches the full thought's accuracy
-    token_reduction: float | None
-    accuracy: float | None
-    accuracy_full: float
-    accuracy_diff: float | None
-    accuracy_diff_low: float | None
-    accuracy_diff_high: float | None
-
-
-class EarlyExitSection(TypedDict):
-    """"early_exit": stopping policies replayed on the cut probes."""
-
-    n_questions: int
-    mean_cuts: float
-    sources: list[str]
-    policies: list[PolicyRow]
-    full: PolicyRow
-    pareto: list[str]
-    matched_accuracy: list[MatchedAccuracy]
-    cost_note: str
 
 
 # ------------------------------------------------------------------ the file
