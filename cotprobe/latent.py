@@ -11,8 +11,11 @@ encodes each trace for the sweep). Positions the run has no state for are extrac
 pass over each trace (or over each ablated CoT with --source-stage ablate), resumably, with the
 run's own model on the Hugging Face backend: a server backend has no hidden states.
 
-Writes hidden_states.f16/.jsonl (see `cotprobe.hidden`), latent.jsonl (the chosen layer's
-out-of-fold predictions), metrics.json section "latent", figures/latent_vs_verbal.png,
+The layer is chosen inside each outer fold, on its training questions only (nested), and a
+layer fixed in advance (the last, or --fixed-layer) is reported beside it.
+
+Writes hidden_states.f16/.jsonl (see `cotprobe.hidden`), latent.jsonl (the out-of-fold
+predictions of the layer each fold chose), metrics.json section "latent", figures/latent_vs_verbal.png,
 figures/latent_layers.png and, when the run has resamples (truncate --resample),
 figures/latent_prefix_accuracy.png.
 """
@@ -28,7 +31,7 @@ from tqdm import tqdm
 from . import hidden as hs
 from .backends import load_backend
 from .cli import entry_point, run_dir_parser
-from .linprobe import ProbeSettings, best_layer, cross_validate, latent_metrics, print_latent_summary
+from .linprobe import ProbeSettings, choose_layers, fit_layer, latent_metrics, print_latent_summary
 from .metrics.sections import LatentSection, PrefixSection
 from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
 from .records import SOURCES, LatentPrediction, Probe, Trace
@@ -49,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
                              "6,12,-1 (0 = embeddings); default: the layers already stored, else 'default'")
     parser.add_argument("--source-stage", choices=("truncate", "ablate"), default="truncate",
                         help="probes to predict: the cut sweep (default) or the ablation conditions")
-    parser.add_argument("--source", choices=SOURCES, default="expected",
-                        help="verbal confidence to compare with (default expected)")
+    parser.add_argument("--source", choices=SOURCES, default="sampled",
+                        help="verbal confidence to compare with: sampled (the label the model wrote, the paper's "
+                             "measure; unparsed ones are counted and left out), expected or scored (default sampled)")
+    parser.add_argument("--fixed-layer", type=int, default=None,
+                        help="the layer fixed in advance, reported beside the selected one (default the last)")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over questions (default 5)")
     parser.add_argument("--C", type=float, default=ProbeSettings.C,
                         help=f"inverse L2 strength of the logistic probes (default {ProbeSettings.C})")
@@ -92,17 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     rows, groups = np.array(rows)[graded], groups[graded]
     y = np.array([bool(p.correct) for p in probes], dtype=int)
     settings = ProbeSettings(folds=args.folds, C=args.C)
-    per_layer = {}
-    for i, layer in enumerate(tqdm(layers, desc="latent probes", unit="layer")):
-        X = np.asarray(array[rows, i], dtype=np.float32)
-        per_layer[layer], folds = cross_validate(X, y, groups, settings)
-    best = best_layer(per_layer, probes)
-    prefix = prefix_against(run_dir, probes, per_layer[best], args)
-    result = latent_metrics(probes, per_layer, args.source, settings, args.resamples, prefix)
+    if args.fixed_layer is not None and args.fixed_layer not in layers:
+        raise ValueError(f"--fixed-layer {args.fixed_layer} is not among the stored layers {layers}")
+    fits = {layer: fit_layer(np.asarray(array[rows, i], dtype=np.float32), y, groups, settings)
+            for i, layer in enumerate(tqdm(layers, desc="latent probes", unit="layer"))}
+    choice = choose_layers(fits, args.fixed_layer)
+    prefix = prefix_against(run_dir, probes, choice.probs, args)
+    per_layer = {layer: fit.probs for layer, fit in fits.items()}
+    result = latent_metrics(probes, per_layer, args.source, settings, args.resamples, prefix, choice)
     with RunDir(run_dir) as run:
         run.rewrite(LatentPrediction, [
-            LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index, best, float(c), int(f))
-            for p, c, f in zip(probes, per_layer[best], folds)])
+            LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index,
+                             choice.per_fold[f], float(c), int(f))
+            for p, c, f in zip(probes, choice.probs, choice.folds)])
         update_metrics(run_dir, {"latent": result})
     print_latent_summary(result, run_dir)
     for figure in plot_latent(run_dir, result):
@@ -152,7 +160,7 @@ def extract(backend, traces: dict[str, Trace], missing: dict[tuple, str | None],
 
 
 def prefix_against(run_dir: Path, probes: list[Probe], latent: np.ndarray, args) -> PrefixSection | None:
-    """The verbal and the latent confidence (of the chosen layer) against P(correct | prefix), when
+    """The verbal and the latent confidence (of the selected layers) against P(correct | prefix), when
     the run has resampled its cuts (truncate --resample); None otherwise."""
     resamples = RunDir(run_dir).resamples()  # read only: no lock
     if not resamples or args.source_stage != "truncate":

@@ -7,10 +7,17 @@ sees any cut of a question it is scored on (cuts of one trace share most of thei
 would leak). Within each training fold the probe's scores are Platt-scaled (a one-feature
 logistic regression fitted on inner out-of-fold scores, again grouped by question) so the
 output is a probability that can be compared with the verbal confidence.
+
+Which layer to report is chosen without looking at what is reported (`choose_layers`): each
+outer fold is predicted by the layer that scored best on that fold's own training questions,
+and a layer fixed in advance (the last, or one named) is reported beside it. Picking the best
+layer on the pooled out-of-fold predictions would flatter it: pure-noise features, 60
+questions, 16 layers give a best-of AUROC well above any fixed layer's.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,13 +81,33 @@ def _platt(scores_train, y_train, scores_test) -> np.ndarray:
     return platt.predict_proba(np.asarray(scores_test)[:, None])[:, 1]
 
 
-def cross_validate(X, y, groups, settings: ProbeSettings = ProbeSettings()) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold calibrated P(correct) for every row, and the fold of every row."""
+@dataclass(frozen=True)
+class LayerFit:
+    """One layer's probe under grouped cross-validation: the out-of-fold calibrated P(correct)
+    of every row, the outer fold of every row, and per outer fold the AUROC of the inner
+    out-of-fold scores on that fold's training rows (what the nested layer choice compares: it
+    never sees the fold it chooses for)."""
+
+    probs: np.ndarray
+    folds: np.ndarray
+    inner_auroc: tuple[float, ...]
+
+
+def _score_auroc(scores, y) -> float:
+    """AUROC of decision scores as predictors of y (NaN when y has one class)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, scores)) if np.unique(y).size == 2 else float("nan")
+
+
+def fit_layer(X, y, groups, settings: ProbeSettings = ProbeSettings()) -> LayerFit:
+    """Out-of-fold calibrated P(correct) for every row of one layer's features."""
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=int)
     groups = np.asarray(groups)
     folds = grouped_folds(groups, settings.folds, settings.seed)
     probs = np.empty(len(y))
+    inner_auroc = []
     for f in range(settings.folds):
         test, train = folds == f, folds != f
         inner = grouped_folds(groups[train], min(settings.inner_folds, np.unique(groups[train]).size),
@@ -91,7 +118,60 @@ def cross_validate(X, y, groups, settings: ProbeSettings = ProbeSettings()) -> t
             inner_scores[held] = _fit_scores(X[train][~held], y[train][~held], X[train][held], settings)
         scores = _fit_scores(X[train], y[train], X[test], settings)
         probs[test] = _platt(inner_scores, y[train], scores)
-    return probs, folds
+        inner_auroc.append(_score_auroc(inner_scores, y[train]))
+    return LayerFit(probs, folds, tuple(inner_auroc))
+
+
+def cross_validate(X, y, groups, settings: ProbeSettings = ProbeSettings()) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold calibrated P(correct) for every row, and the fold of every row."""
+    fit = fit_layer(X, y, groups, settings)
+    return fit.probs, fit.folds
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """The latent confidence reported: per outer fold the layer chosen on that fold's training
+    questions only (nested), the resulting out-of-fold P(correct) of every row, and a layer
+    fixed in advance, reported beside it."""
+
+    per_fold: tuple[int, ...]
+    probs: np.ndarray
+    folds: np.ndarray
+    fixed: int
+    rule: str
+
+
+NESTED_RULE = ("nested: per outer fold, the layer whose inner out-of-fold scores have the highest AUROC on that "
+               "fold's training questions")
+
+
+def choose_layers(fits: dict[int, LayerFit], fixed: int | None = None) -> LayerChoice:
+    """Nested layer choice: each outer fold is predicted by the layer that did best on its own
+    training questions (inner cross-validation), so the choice never sees the predictions it is
+    scored on. `fixed`: the layer reported beside it (default the last)."""
+    folds = next(iter(fits.values())).folds
+    if any(not np.array_equal(fit.folds, folds) for fit in fits.values()):
+        raise ValueError("the layers were cross-validated on different folds")
+    fixed = max(fits) if fixed is None else fixed
+    if fixed not in fits:
+        raise ValueError(f"fixed layer {fixed} is not among the probed layers {sorted(fits)}")
+    n_folds = len(fits[fixed].inner_auroc)
+    per_fold = tuple(max(fits, key=lambda layer: np.nan_to_num(fits[layer].inner_auroc[f], nan=0.5))
+                     for f in range(n_folds))
+    probs = np.empty(folds.size)
+    for f, layer in enumerate(per_fold):
+        probs[folds == f] = fits[layer].probs[folds == f]
+    return LayerChoice(per_fold, probs, folds, fixed, NESTED_RULE)
+
+
+def in_sample_choice(per_layer: dict[int, np.ndarray], probes) -> LayerChoice:
+    """For predictions without their inner folds: every row from the layer with the lowest Brier
+    on these same predictions. Choosing on what is reported flatters it (pure-noise features,
+    16 layers: AUROC well above a fixed layer's); `choose_layers` does not."""
+    y = np.array([float(p.correct) for p in probes])
+    best = int(min(per_layer, key=lambda layer: metrics.brier(per_layer[layer], y)))
+    return LayerChoice((best,), per_layer[best], np.zeros(y.size, dtype=int), max(per_layer),
+                       "in-sample: lowest pooled out-of-fold Brier on the reported predictions (optimistic)")
 
 
 # ------------------------------------------------------------------ tables
@@ -107,24 +187,19 @@ def _levels(probes) -> list:
     return [cut_level(p, binned) if p.condition == "cut" else p.condition for p in probes]
 
 
-def best_layer(per_layer: dict[int, np.ndarray], probes) -> int:
-    """The layer whose out-of-fold P(correct) has the lowest Brier score over all the probes;
-    picking it among the layers on the same folds flatters it slightly (the per-layer table of
-    `latent_metrics` shows them all)."""
-    y = np.array([float(p.correct) for p in probes])
-    return int(min(per_layer, key=lambda layer: metrics.brier(per_layer[layer], y)))
-
-
-def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expected",
+def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "sampled",
                    settings: ProbeSettings = ProbeSettings(), n_resamples: int = 1000,
-                   prefix: PrefixSection | None = None) -> LatentSection:
-    """The "latent" section: latent (per layer) and verbal confidence of the same probes, pooled
-    and per level, for the `best_layer`; with `prefix` (`resample.prefix_metrics` of that layer's
-    confidence, when the run has resamples) kept in the section as given."""
+                   prefix: PrefixSection | None = None, choice: LayerChoice | None = None) -> LatentSection:
+    """The "latent" section: latent (per layer) and verbal confidence of the same probes; pooled
+    and per level for the selected layer (`choice`: the nested `choose_layers`; without it the
+    optimistic `in_sample_choice`), pooled for the layer fixed in advance beside it; with
+    `prefix` (`resample.prefix_metrics` of the selected confidence, when the run has resamples)
+    kept in the section as given."""
     import warnings
 
     from .summary import confidence_value
 
+    choice = choice or in_sample_choice(per_layer, probes)
     y = np.array([float(p.correct) for p in probes])
     q = np.array([p.question_id for p in probes])
     verbal = np.array([np.nan if confidence_value(p.confidence, source) is None
@@ -146,38 +221,47 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
             warnings.simplefilter("ignore", RuntimeWarning)
             return metrics.auroc(conf[mask], y[mask])
 
+    both = ~np.isnan(verbal)
+
+    def minus_verbal(latent) -> dict[str, DiffInterval]:
+        """Paired on the probes with a parsed verbal confidence (none parsed: empty)."""
+        diffs = {}
+        for name, fn in (metrics.metric_fns(("auroc", "brier", "ece")) if both.any() else {}).items():
+            c1, c2, yy, qq = latent[both], verbal[both], y[both], q[both]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                estimate = fn(c1, yy) - fn(c2, yy)
+                low, high = metrics.bootstrap_stat(lambda i: fn(c1[i], yy[i]) - fn(c2[i], yy[i]), int(both.sum()),
+                                                   qq, n_resamples)
+            diffs[name] = {"estimate": float(estimate), "low": low, "high": high}
+        return diffs
+
     everything = np.ones(len(probes), dtype=bool)
     layers = []
     for layer, conf in per_layer.items():
         row = {"layer": int(layer), **summary(conf, everything)}
         row["auroc_per_level"] = {str(v): auroc(conf, lv == v) for v in order}
         layers.append(row)
-    best = best_layer(per_layer, probes)
-    latent = per_layer[best]
+    latent = choice.probs
     per_level = []
     for v in order:
         m = lv == v
         per_level.append({"level": v, "fraction_realised": float(np.mean([p.fraction_realised for p, k in zip(probes, m) if k])),
                           "latent": summary(latent, m), "verbal": summary(verbal, m)})
-    both = ~np.isnan(verbal)
-    diffs: dict[str, DiffInterval] = {}
-    for name, fn in metrics.metric_fns(("auroc", "brier", "ece")).items():
-        c1, c2, yy, qq = latent[both], verbal[both], y[both], q[both]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            estimate = fn(c1, yy) - fn(c2, yy)
-            low, high = metrics.bootstrap_stat(lambda i: fn(c1[i], yy[i]) - fn(c2[i], yy[i]), int(both.sum()), qq,
-                                               n_resamples)
-        diffs[name] = {"estimate": float(estimate), "low": low, "high": high}
+    fixed = per_layer[choice.fixed]
     section: LatentSection = {
         "source": source, "n_probes": len(probes), "n_questions": int(np.unique(q).size),
+        "n_verbal_unparsed": int((~both).sum()),
         "probe": {"model": "logistic regression on standardised hidden states, L2", "C": settings.C,
                   "folds": settings.folds, "inner_folds": settings.inner_folds, "grouped_by": "question",
                   "calibration": "Platt scaling on inner out-of-fold scores", "seed": settings.seed},
-        "best_layer": int(best), "best_layer_rule": "lowest pooled out-of-fold Brier",
+        "best_layer": Counter(choice.per_fold).most_common(1)[0][0], "best_layer_rule": choice.rule,
+        "layer_choice": {"rule": choice.rule, "per_fold": [int(layer) for layer in choice.per_fold]},
         "layers": layers, "levels": per_level,
         "pooled": {"latent": summary(latent, everything), "verbal": summary(verbal, everything)},
-        "latent_minus_verbal": diffs,
+        "latent_minus_verbal": minus_verbal(latent),
+        "fixed_layer": {"layer": int(choice.fixed), "latent": summary(fixed, everything),
+                        "latent_minus_verbal": minus_verbal(fixed)},
     }
     if prefix is not None:
         section["prefix"] = prefix
@@ -187,22 +271,30 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "expe
 def print_latent_summary(result: LatentSection, run_dir) -> None:
     from .summary import HEADER, format_row
 
-    def row_of(summary):
-        return {"n_total": summary.get("n", 0), "n_unparsed": 0, **summary}
+    def row_of(summary, total):
+        return {"n_total": total, "n_unparsed": total - summary.get("n", 0), **summary}
 
-    print(f"\n{run_dir}: latent confidence (linear probe, layer {result['best_layer']}, {result['probe']['folds']}-fold "
-          f"grouped by question, Platt-calibrated) against verbal confidence ({result['source']}); "
-          f"{result['n_probes']} probes of {result['n_questions']} questions")
+    chosen = result["layer_choice"]["per_fold"]
+    print(f"\n{run_dir}: latent confidence (linear probe, {result['probe']['folds']}-fold grouped by question, "
+          f"Platt-calibrated; selected layer {result['best_layer_rule']}: folds chose "
+          f"{', '.join(f'L{layer}' for layer in chosen)}) against verbal confidence ({result['source']}); "
+          f"{result['n_probes']} probes of {result['n_questions']} questions, verbal unparsed on "
+          f"{result['n_verbal_unparsed']}")
     print(HEADER.replace(" " * 22, f"{'level / source':<22}", 1))
     for row in result["levels"]:
         name = row["level"] if isinstance(row["level"], str) else f"{row['level']:.2f} ({row['fraction_realised']:.2f})"
+        total = row["latent"].get("n", 0)
         for kind in ("latent", "verbal"):
-            if row[kind].get("n"):
-                print(format_row(f"{name} {kind}", row_of(row[kind])))
-    for kind in ("latent", "verbal"):
-        print(format_row(f"all {kind}", row_of(result["pooled"][kind])))
-    d = result["latent_minus_verbal"]
-    print("latent - verbal (question-clustered 95% CI): " + "  ".join(
-        f"{m} {d[m]['estimate']:+.3f} [{d[m]['low']:+.3f}, {d[m]['high']:+.3f}]" for m in ("auroc", "brier", "ece")))
+            if total:
+                print(format_row(f"{name} {kind}", row_of(row[kind], total)))
+    fixed = result["fixed_layer"]
+    for name, summary in (("all latent", result["pooled"]["latent"]), ("all verbal", result["pooled"]["verbal"]),
+                          (f"all latent L{fixed['layer']} fixed", fixed["latent"])):
+        print(format_row(name, row_of(summary, result["n_probes"])))
+    for name, d in (("latent - verbal", result["latent_minus_verbal"]),
+                    (f"fixed L{fixed['layer']} - verbal", fixed["latent_minus_verbal"])):
+        print(f"{name} (question-clustered 95% CI): " + ("  ".join(
+            f"{m} {d[m]['estimate']:+.3f} [{d[m]['low']:+.3f}, {d[m]['high']:+.3f}]" for m in ("auroc", "brier", "ece"))
+            if d else f"no parsed verbal confidence ({result['source']}) to compare with"))
     print("per layer (pooled): " + "  ".join(
         f"L{r['layer']} AUROC {r['auroc']:.3f} Brier {r['brier']:.3f}" for r in result["layers"]))

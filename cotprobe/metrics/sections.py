@@ -353,17 +353,33 @@ class ProbeDescription(TypedDict):
     seed: int
 
 
+class LayerChoice(TypedDict):
+    rule: str  # nested (per outer fold, on its training questions) or in-sample
+    per_fold: list[int]  # the layer each outer fold was predicted with
+
+
+class FixedLayer(TypedDict):
+    """The layer fixed in advance (the last, or --fixed-layer), beside the selected one."""
+
+    layer: int
+    latent: Summary
+    latent_minus_verbal: dict[str, DiffInterval]
+
+
 class _Latent(TypedDict):
     source: str
     n_probes: int
     n_questions: int
+    n_verbal_unparsed: int  # probes whose verbal confidence (source) did not parse
     probe: ProbeDescription
-    best_layer: int
+    best_layer: int  # the layer most outer folds chose
     best_layer_rule: str
+    layer_choice: LayerChoice
     layers: list[LayerRow]
-    levels: list[LatentLevel]
+    levels: list[LatentLevel]  # latent: the selected layer's predictions
     pooled: LatentPair
     latent_minus_verbal: dict[str, DiffInterval]
+    fixed_layer: FixedLayer
 
 
 class LatentSection(_Latent, total=False):
