@@ -139,12 +139,16 @@ def parse_verdict(text: str) -> tuple[str | None, str]:
 
 
 def gold_text(question) -> str:
+    """The gold answer as the grading judge reads it: the letter and its option for multiple
+    choice; otherwise the answer, or, with aliases, every acceptable answer as the paper's
+    authors present them: "Paris, or Paris, France (Any of these answers are acceptable.)"."""
     if question.kind == "mc" and question.choices:
         letter = question.answer.strip().upper()
         index = ord(letter) - ord("A")
         option = question.choices[index] if 0 <= index < len(question.choices) else ""
         return f"{letter}. {option}" if option else letter
-    return " / ".join(dict.fromkeys([question.answer, *question.aliases]))
+    answers = list(dict.fromkeys([question.answer, *question.aliases]))
+    return answers[0] if len(answers) == 1 else ", or ".join(answers) + " (Any of these answers are acceptable.)"
 
 
 class AnswerJudge:
@@ -197,13 +201,21 @@ class AnswerJudge:
         return Grade(record.verdict == "correct", self.key, record.verdict)
 
     def counts(self) -> dict[str, int]:
-        mine = [v for v in self.verdicts.values()]
+        """Verdicts known (cached and new), how many of them did not parse, how many asked now."""
+        mine = list(self.verdicts.values())
         return {"verdicts": len(mine), "unparsed": sum(1 for v in mine if v.verdict is None), "asked": self.asked}
 
     def describe(self, backend_kind: str) -> dict[str, Any]:
         return {"grader": "judge", "judge": self.key, "judge_model": self.model, "judge_backend": backend_kind,
                 "prompt": self.prompt.source, "version": self.prompt.version, "prompt_sha256": self.prompt.sha256,
                 "max_tokens": self.prompt.max_tokens, "decoding": "greedy"}
+
+
+def grading_section(judge: AnswerJudge) -> dict[str, Any]:
+    """What metrics.json records of a run's grading judge: which judge (model and prompt hash),
+    the prompt's version, and its `counts()`: the verdicts it holds for this run (verdicts.jsonl),
+    how many did not parse (graded incorrect), and how many the stage that wrote it asked."""
+    return {"judge": judge.key, "prompt_version": judge.prompt.version, **judge.counts()}
 
 
 def load_grader_prompt(path: str | Path | None = None) -> JudgePrompt:

@@ -1,6 +1,7 @@
 """The LLM-judge tagger: parsing, resume, failures recorded, and a real model as judge."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import PROFILE
@@ -141,7 +142,7 @@ def test_embedded_model_as_judge_through_the_command(embedded, tmp_path, capsys)
 def test_grading_judge_verdicts_cached_resumable_and_unparsed_counted(tiny_parts, tmp_path):
     from cotprobe.backends.scripted import ScriptedBackend
     from cotprobe.grade import grade
-    from cotprobe.judge import AnswerJudge, load_grader_prompt, parse_verdict
+    from cotprobe.judge import AnswerJudge, grading_section, load_grader_prompt, parse_verdict
     from cotprobe.records import Question, Verdict, read_jsonl
 
     assert parse_verdict(" A") == ("correct", "") and parse_verdict("**B**")[0] == "incorrect"
@@ -159,13 +160,51 @@ def test_grading_judge_verdicts_cached_resumable_and_unparsed_counted(tiny_parts
     grades = [judge(question, a) for a in ("Paris", "Lyon", "", "Paris or Lyon")]
     assert [g.correct for g in grades] == [True, False, False, False]
     assert [g.parsed for g in grades] == ["correct", "incorrect", "not_attempted", None]
-    assert "Gold answer: Paris / Paris, France" in asked[0] and grades[0].grader.startswith("judge:scripted@")
+    assert "Gold answer: Paris, or Paris, France (Any of these answers are acceptable.)\n" in asked[0]
+    assert grades[0].grader.startswith("judge:scripted@")
     assert judge.counts() == {"verdicts": 4, "unparsed": 1, "asked": 4}
+    assert grading_section(judge) == {"judge": judge.key, "prompt_version": "2.0", "verdicts": 4, "unparsed": 1,
+                                      "asked": 4}
     assert grade(question, "Paris\n**Confidence**: Likely", judge).correct and len(asked) == 4  # cached
     again = AnswerJudge(backend, "scripted", load_grader_prompt(), cache)  # resumed from verdicts.jsonl
     assert again(question, "Lyon").parsed == "incorrect" and len(asked) == 4
     records = read_jsonl(cache, Verdict)
     assert len(records) == 4 and records[3].error.startswith("not a verdict")
+
+
+def test_gold_answers_read_as_the_authors_present_them():
+    from cotprobe.judge import gold_text
+    from cotprobe.records import Question
+
+    assert gold_text(Question("q", "Capital of France?", "Paris")) == "Paris"
+    assert gold_text(Question("q", "Capital of France?", "Paris", aliases=["Paris, France", "Paris"])) == (
+        "Paris, or Paris, France (Any of these answers are acceptable.)")
+    assert gold_text(Question("q", "Who?", "Solon", aliases=["Solon of Athens", "Solon the lawgiver"])) == (
+        "Solon, or Solon of Athens, or Solon the lawgiver (Any of these answers are acceptable.)")
+    assert gold_text(Question("q", "Largest?", "b", kind="mc", choices=["Mars", "Jupiter"])) == "B. Jupiter"
+
+
+def test_grader_prompt_carries_simpleqa_rules_with_worked_examples(tmp_path):
+    """The grading judge's prompt states each of SimpleQA's grading rules and shows worked
+    examples of all three grades; its hash (the verdict cache's key) follows its text."""
+    from cotprobe.judge import load_grader_prompt
+
+    prompt = load_grader_prompt()
+    text = prompt.instruction
+    for rule in ("CORRECT", "INCORRECT", "NOT_ATTEMPTED", "last significant figure", "rounds to the gold number",
+                 "small misspelling", "more detail than the question asks", "several candidates",
+                 "hedges toward a wrong candidate", "partial answer"):
+        assert rule in text, rule
+    examples = text.split("Worked examples", 1)[1].split("Now grade this one.", 1)[0]
+    assert all(examples.count(f"-> {letter}") >= 3 for letter in "ABC")
+    assert text.index("Worked examples") < text.index("Question: {question}")  # the case to grade comes last
+    assert text.endswith("Reply with one letter: A for CORRECT, B for INCORRECT, C for NOT_ATTEMPTED.")
+    assert (prompt.open, prompt.close, prompt.version) == ("Grade:", "\n", "2.0")
+    edited = tmp_path / "grader.json"
+    edited.write_text(Path(prompt.source).read_text(encoding="utf-8").replace("Worked examples", "Examples"),
+                      encoding="utf-8")
+    other = load_grader_prompt(edited)
+    assert other.instruction != text and other.sha256 != prompt.sha256
 
 
 def test_grader_options_need_a_judge_model(tmp_path):
