@@ -57,16 +57,33 @@ def test_latent_and_early_exit_commands_end_to_end(swept, tmp_path):
     result = json.loads((run / "metrics.json").read_text())["latent"]
     assert {r["layer"] for r in result["layers"]} == {1, 2} and result["n_questions"] == N
     assert "prefix" in result
+    assert result["source"] == "sampled" and 0 <= result["n_verbal_unparsed"] <= result["n_probes"]
+    chosen = result["layer_choice"]["per_fold"]
+    assert len(chosen) == 2 and set(chosen) <= {1, 2} and result["best_layer_rule"].startswith("nested")
+    assert result["fixed_layer"]["layer"] == 2 and "fixed L2" in proc.stdout
     predictions = read_jsonl(run / "latent.jsonl", LatentPrediction)
     assert len(predictions) == 3 * N and all(0 < p.confidence < 1 for p in predictions)
+    assert all(p.layer == chosen[p.fold] for p in predictions)  # each fold's rows from the layer it chose
     for name in ("latent_vs_verbal", "latent_layers", "latent_prefix_accuracy"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (run / "figures" / f"{name}.svg").exists()
     proc = subprocess.run([sys.executable, "-m", "cotprobe.early_exit", str(run), "--resamples", "50"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "latent >= 0.50" in proc.stdout
-    assert any(r["source"] == "latent" for r in json.loads((run / "metrics.json").read_text())["early_exit"]["policies"])
+    assert "latent >= 0.50" in proc.stdout and "budget 0.5" in proc.stdout
+    exits = json.loads((run / "metrics.json").read_text())["early_exit"]
+    assert any(r["source"] == "latent" for r in exits["policies"]) and exits["budget"] == 12
+    traces = [json.loads(line) for line in (run / "traces.jsonl").read_text().splitlines()]
+    assert exits["full"]["mean_tokens"] == pytest.approx(np.mean([len(t["cot_token_ids"]) for t in traces]))
+
+
+def test_latent_compares_with_the_sampled_label_by_default(capsys):
+    from cotprobe import latent
+
+    with pytest.raises(SystemExit):
+        latent.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default sampled)" in text and "the label the model wrote" in text and "--fixed-layer" in text
 
 
 def test_extraction_resumes_after_a_kill_and_matches_the_sweep(swept, tmp_path, monkeypatch):
