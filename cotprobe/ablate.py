@@ -214,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conditions", default=DEFAULT_CONDITIONS,
                         help=f"comma list from {', '.join(CONDITIONS)} (default {DEFAULT_CONDITIONS})")
     parser.add_argument("--deletion-seed", type=int, default=0, help="seed of random-deletion (default 0)")
-    parser.add_argument("--source", choices=SOURCES, default="expected",
-                        help="confidence for the metrics (default expected)")
+    parser.add_argument("--source", choices=SOURCES, default="sampled",
+                        help="confidence for the metrics: sampled, the label the model wrote (default: the "
+                             "paper's measure, as in truncate); expected, the expected value of the scored "
+                             "label distribution; scored, its most likely label")
     parser.add_argument("--rewrite-model", default=None, help="model that rewrites CoTs (default: the run's model)")
     parser.add_argument("--rewrite-backend", choices=("hf", "openai"), default=None,
                         help="backend of the rewrite model (default: the run's backend)")

@@ -17,9 +17,10 @@ opening brackets and quotes go with the sentence they open, and a period the tok
 leaves attached ("... is $x$. Then", "... is x. Then", "the answer is B. Wait") ends a
 sentence before a capital, except after known abbreviations and initials ("George W.
 Bush", "J. K. Rowling"); an abbreviation-like unit after a number ("101,325 Pa. So")
-does end one. A sentence never ends on a comma or colon, and a "!" glued to a
-number, letter or bracket before a word that is not capitalised is a factorial ("9!
-divided by (5! * 2!)", "(n-1)! ways"). Finally a piece that only leads into the next
+does end one. Chinese and Japanese sentences, which no space follows, end after 。, ！, ？
+or ；, unless a closing quote or bracket follows (quoted speech goes on). A sentence never
+ends on a comma or colon, and a "!" glued to a number, letter or bracket before a word that
+is not capitalised is a factorial ("9! divided by (5! * 2!)", "(n-1)! ways"). Finally a piece that only leads into the next
 (ending on a comma, as in "So," before an equation on its own line; a lone filler such as
 "Hmm."; one connective word and a colon, "So:" or "Where:", before anything but code; a two-word
 lead-in such as "I had:" before display math) is joined to it.
@@ -77,6 +78,10 @@ _ABBREVIATIONS = {
     "no", "nos", "p", "pp", "prop", "ref", "refs", "resp", "sec", "thm", "vol", "vs",
 }
 _OPENERS = {"(", "[", "{", '"', "'", "“", "‘", "«"}
+# Chinese and Japanese end a sentence with 。！？ (or ；) and no space, so the English tokenizer
+# keeps the whole paragraph one token run and its sentencizer never splits it. A sentence mark
+# inside quoted speech (before a closing quote or bracket: 「パリだ。」と言った) ends no sentence.
+_CJK_END = re.compile(r"[。｡！？；]+(?![」』）】〕》〉”’\"')\]])(?=\s*\S)")
 
 
 @lru_cache(maxsize=1)
@@ -189,6 +194,11 @@ def _sentence_cuts(doc, offset: int, special: frozenset[str]) -> list[int]:
     return cuts
 
 
+def _cjk_cuts(text: str, start: int, end: int) -> list[int]:
+    """Sentence cuts after Chinese or Japanese sentence marks in text[start:end] (see _CJK_END)."""
+    return [start + m.end() for m in _CJK_END.finditer(text[start:end])]
+
+
 _DISPLAY_START = re.compile(r"\$\$|\\\[|\\begin\{")
 _FENCE_START = re.compile(r"```|~~~")
 
@@ -230,8 +240,8 @@ def split_steps(text: str, nlp=None) -> list[Span]:
     inline_starts = [a for a, _ in inline]
     docs = nlp.pipe(text[c:b] for _, b, c in prose)
     special = frozenset(nlp.tokenizer.rules or {})
-    for (_, _, content), doc in zip(prose, docs):
-        for cut in _sentence_cuts(doc, content, special):
+    for (_, end, content), doc in zip(prose, docs):
+        for cut in _sentence_cuts(doc, content, special) + _cjk_cuts(text, content, end):
             k = bisect_left(inline_starts, cut) - 1  # the last inline span starting before
             if k < 0 or cut >= inline[k][1]:
                 cuts.add(cut)

@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         "of a run's traces; print counts; relate behaviours to confidence changes.",
         "a run directory with traces.jsonl")
     parser.add_argument("--lexicon", default=None, help="behaviour lexicon JSON (default: the shipped cotprobe/_data/behaviours.json)")
-    parser.add_argument("--source", choices=SOURCES, default="expected",
-                        help="confidence used for the change analysis (default expected)")
+    parser.add_argument("--source", choices=SOURCES, default="sampled",
+                        help="confidence used for the change analysis: sampled, the label the model wrote "
+                             "(default: the paper's measure, as in truncate); expected, the expected value of the "
+                             "scored label distribution; scored, its most likely label")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (for the tokenizer)")
     judging = parser.add_argument_group(
         "LLM judge", "tag with a model instead of the lexicon: it is asked, step by step, which behaviours "

@@ -226,7 +226,8 @@ def test_ablate_command_on_a_tiny_random_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert generate_main(["--model", "tiny-random", "-n", "3", "--budget", "24", "--out", str(out)]) == 0
     before = (out / "traces.jsonl").read_bytes()
-    args = [str(out), "--conditions", "full,none,linear,no-hedging,random-deletion"]
+    # the random model writes no confidence label: the scored expected value is always there
+    args = [str(out), "--conditions", "full,none,linear,no-hedging,random-deletion", "--source", "expected"]
     assert run_main(main, args) == 0
     printed = capsys.readouterr().out
     assert "calibration per condition" in printed and "diff none" in printed

@@ -315,3 +315,44 @@ def test_token_char_starts_matches_decoding_every_prefix(text):
     # a decode_many that decodes one piece at a time gives the same offsets as the batched one
     plain = type("Plain", (), {"decode_many": staticmethod(lambda pieces: [backend.decode(p) for p in pieces])})()
     assert token_char_starts(plain, ids) == prefix
+
+
+# ------------------------------------------------------------------ Chinese and Japanese
+
+ZH = ("我需要找出法国的首都。首先，我记得巴黎是一个很大的城市！但它是首都吗？"
+      "让我再想想；里昂也很有名。不过政府在巴黎，所以答案是巴黎。")
+JA = ("フランスの首都を考えます。最初はリヨンだと思いました！でも本当でしょうか？"
+      "いいえ、政府はパリにあります。　だから答えはパリです。")
+
+
+def test_chinese_and_japanese_paragraphs_split_into_their_sentences():
+    assert texts(ZH) == ["我需要找出法国的首都。", "首先，我记得巴黎是一个很大的城市！", "但它是首都吗？",
+                         "让我再想想；", "里昂也很有名。", "不过政府在巴黎，所以答案是巴黎。"]
+    assert texts(JA) == ["フランスの首都を考えます。", "最初はリヨンだと思いました！", "でも本当でしょうか？",
+                         "いいえ、政府はパリにあります。", "だから答えはパリです。"]  # a full-width space between
+
+
+def test_cjk_sentences_keep_quoted_speech_inline_math_and_latin_neighbours():
+    # a sentence mark before a closing quote ends the quotation, not the sentence
+    assert texts("彼は「パリだ。」と言った。次に確認する。") == ["彼は「パリだ。」と言った。", "次に確認する。"]
+    assert texts("他说：“是巴黎。”我同意。") == ["他说：“是巴黎。”我同意。"]
+    assert texts("面积是 $a。b$ 吗？是的。") == ["面积是 $a。b$ 吗？", "是的。"]  # never inside inline math
+    assert texts("Let me check. 巴黎是首都。对！Yes, Paris.\n\n- 第一项。第二句。") == [
+        "Let me check.", "巴黎是首都。", "对！", "Yes, Paris.", "- 第一项。", "第二句。"]
+    assert texts("答案是巴黎。") == ["答案是巴黎。"]  # a last mark cuts nothing
+
+
+def test_cjk_steps_map_onto_a_real_tokenizer():
+    from cotprobe.backends.scripted import ScriptedBackend
+    from cotprobe.reference import r1_tokenizer
+    from cotprobe.segment import token_char_starts
+
+    backend = ScriptedBackend(lambda context: "", r1_tokenizer())
+    ids = backend.encode(ZH)
+    assert backend.decode(ids) == ZH
+    steps = split_steps(ZH)
+    spans = step_token_spans(steps, token_char_starts(backend, ids), len(ZH))
+    assert spans[0][0] == 0 and spans[-1][1] == len(ids)
+    assert all(a < b for a, b in spans) and all(b <= c for (_, b), (c, _) in pairwise(spans))
+    for step, (a, b) in zip(steps, spans):
+        assert step.text in backend.decode(ids[max(a - 1, 0):b])  # the step's tokens (one may straddle)
