@@ -49,7 +49,7 @@ from .plots import plot_conditions
 from .records import SOURCES, Confidence, Probe, Question, Step, Tag, Trace
 from .steps import tagger_name, tags_for
 from .store import RunDir, open_existing
-from .summary import condition_metrics, print_condition_summary, update_metrics
+from .summary import condition_metrics, print_condition_summary, print_scoring, update_metrics
 from .tracing import remember_shared_prompt
 
 
@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     result = condition_metrics(probes, source=args.source, edits=edits)
     update_metrics(out, {"ablate": result})
     print_condition_summary(result, out)
+    print_scoring(probes)
     print_edits(edits)
     failed = [p for p in probes if p.error]
     if failed:

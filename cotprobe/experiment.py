@@ -60,7 +60,10 @@ class Experiment:
         return {q.id: q for q in self.questions}
 
     def traces(self, run: RunDir, reuse: bool, stage: str) -> list[Trace]:
-        """The run's existing traces (reuse) or freshly generated ones, checked against the questions."""
+        """The run's existing traces (reuse) or freshly generated ones, checked against the questions.
+        The manifest records the backend this stage runs on (`backend:<stage>`: kind, model, how
+        it scores, the top-k of a server)."""
+        run.record_stage(f"backend:{stage}", self.prober.backend.describe())
         if reuse:
             traces = run.traces()
             if not traces:

@@ -35,6 +35,7 @@ __all__ = [
     "force_answers",
     "force_cuts",
     "forcing_suffix",
+    "label_distribution",
     "label_options",
     "scored_confidence",
 ]
@@ -198,6 +199,17 @@ def scored_confidence(logprobs: list[float], scale: Scale) -> dict:
     }
 
 
+def label_distribution(logprobs: list[float], continued: list[list[int]], scale: Scale) -> dict:
+    """The scored confidence of one row from its label sequences' log-probabilities (`label_options`),
+    marked exact; a row where the backend could not score some sequence exactly (NaN: a server's
+    top-k did not reach one of its tokens) gets no distribution at all, marked inexact with the
+    count of sequences missed, rather than one made up from bounds."""
+    misses = sum(math.isnan(lp) for lp in logprobs)
+    if misses:
+        return {"scored_exact": False, "scored_misses": misses}
+    return {**scored_confidence(exclusive_logprobs(logprobs, continued), scale), "scored_exact": True}
+
+
 _SAID: set[str] = set()
 
 
@@ -217,7 +229,7 @@ def answer_and_confidence(rows, prober: Prober) -> list[tuple[str, Confidence]]:
     rows.extend([backend.encode(("" if a.finish == "stop" else "\n") + CONFIDENCE_PREFIX) for a in answers])
     sequences, continued = label_options(backend, scale)
     try:
-        scored = [scored_confidence(exclusive_logprobs(lps, continued), scale) for lps in rows.score(sequences)]
+        scored = [label_distribution(lps, continued, scale) for lps in rows.score(sequences)]
     except ScoringUnavailable as exc:  # a server without log-probabilities: sampled confidence only
         _say_once(str(exc))
         scored = [{} for _ in answers]

@@ -15,7 +15,6 @@ from .config import RunConfig, add_run_arguments
 from .experiment import setup
 from .store import RunDir
 from .summary import print_traces, trace_metrics, update_metrics
-from .tracing import generate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ex = setup(RunConfig.from_args(args), args.out)
     with RunDir(args.out) as run:
-        run.start_stage("generate", ex.recorded)
-        traces = generate(ex.prober, ex.questions, run, ex.settings)
+        traces = ex.traces(run, reuse=False, stage="generate")
     result = trace_metrics(traces)
     update_metrics(args.out, {"traces": result})
     print_traces(result, args.out)

@@ -51,7 +51,8 @@ class Confidence:
     """Confidence elicited two ways after a forced answer.
 
     sampled_*: what the model wrote after "**Confidence**:" (label None when unparsed).
-    scored_*: the model's normalised probability of each scale label (never unparsed).
+    scored_*: the model's normalised probability of each scale label (never unparsed; absent
+        where the backend could not score every label exactly: `scored_exact`).
     """
 
     sampled_text: str = ""
@@ -62,6 +63,10 @@ class Confidence:
     scored_value: float | None = None  # argmax label's value
     expected_value: float | None = None  # sum_k p_k * value_k
     label_mass: float | None = None  # sum of the labels' unnormalised probabilities (None: not scored)
+    # True: the distribution is the model's own; False: a server's top-k left out a token of some
+    # label, so no distribution was recorded (never a bound); None: not scored at all
+    scored_exact: bool | None = None
+    scored_misses: int = 0  # label sequences the server's top-k did not reach
 
 
 @dataclass

@@ -260,6 +260,17 @@ def update_metrics(run_dir: str | Path, sections: Metrics, drop: Iterable[str] =
         tmp.replace(path)
 
 
+def print_scoring(probes: Iterable[Probe]) -> None:
+    """Say how many scored confidences are the model's exact label distribution: a server whose
+    top-k misses a label token leaves that probe unscored, and the scored and expected rows of
+    every table leave it out (their parsed column counts it as not parsed)."""
+    flags = [p.confidence.scored_exact for p in probes if p.confidence.scored_exact is not None]
+    if flags and not all(flags):
+        print(f"scored confidence: {sum(flags)} of {len(flags)} probes exact; the other {flags.count(False)} "
+              "(a label token outside the server's top-k) are not scored and are left out of the scored and "
+              "expected rows (start the server with a larger --max-logprobs)")
+
+
 def print_cut_summary(result: CutSection, run_dir: str | Path) -> None:
     binned = f"; every-step cuts binned by {result['binned']}" if result.get("binned") else ""
     first = result["levels"][0] if result["levels"] else {}

@@ -21,7 +21,7 @@ from .plots import plot_prefix_accuracy, plot_progress
 from .resample import ResampleSettings, prefix_metrics, print_prefix_summary
 from .records import SOURCES
 from .store import RunDir
-from .summary import cut_metrics, print_cut_summary, update_metrics
+from .summary import cut_metrics, print_cut_summary, print_scoring, update_metrics
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     update_metrics(out, {"truncate": result})
     figure = plot_progress({f"{config.model} ({ex.prober.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
+    print_scoring(probes)
     ex.print_verdicts()
     print(f"figure: {figure}")
     if args.resample:

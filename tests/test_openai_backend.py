@@ -23,7 +23,6 @@ from cotprobe.backends.openai import (
     OpenAIBackend,
     ScoringUnavailable,
     ServerError,
-    distinguishing_prefixes,
 )
 from cotprobe.backends.recording_server import ModelLM, RecordingServer
 from cotprobe.tracing import GenerationSettings, generate
@@ -49,6 +48,7 @@ SETTINGS = GenerationSettings(budget=BUDGET, batch_size=2)
 # through its top-k alternatives, which bound the labels outside them from above: not exact, so the
 # bound is loose (measured 0.22 on q1 on an AMD EPYC with llama-cpp-python 0.3.36).
 TV_BOUND = 0.35
+LP_BOUND = 1.0  # nats between a label's log-probability there (Q4_1, 8-bit activations) and here (float32)
 TIE_NATS = 0.5  # a server's greedy token, teacher-forced locally, is at most this far below the local best
 QUESTIONS = [
     Question(id="q1", question="What is the capital of France?", answer="Paris", aliases=["Paris, France"]),
@@ -117,9 +117,12 @@ def test_generation_end_to_end_through_the_server(served):
         assert trace.model == MODEL and trace.cot.strip() and trace.thinking_ended in ("stop", "eos", "budget")
         assert len(trace.cot_token_ids) <= BUDGET + slack and backend.decode(trace.cot_token_ids) == trace.cot
         assert "\n" not in trace.answer  # may be empty: a 135M model sometimes answers with a bare newline
-        probs = trace.confidence.scored_probs
-        assert len(probs) == len(VERBAL_10.labels) and math.isclose(sum(probs), 1.0, rel_tol=1e-6)
-        assert 0 < trace.confidence.expected_value < 1
+        c = trace.confidence
+        if c.scored_exact:  # every label token within the server's top-k: the model's own distribution
+            assert len(c.scored_probs) == len(VERBAL_10.labels) and math.isclose(sum(c.scored_probs), 1.0, rel_tol=1e-6)
+            assert 0 < c.expected_value < 1
+        else:  # some label's first token outside the top-k: flagged, and no distribution made up
+            assert c.scored_exact is False and c.scored_misses > 0 and c.scored_probs == [] and c.expected_value is None
     lines = (root / "run" / "traces.jsonl").read_text().splitlines()
     assert [json.loads(line)["question_id"] for line in lines] == ["q1", "q2"]
 
@@ -135,9 +138,13 @@ def test_truncation_sweep_through_the_server(served, tokenizer, server, tmp_path
         full = next(p for p in probes if p.question_id == trace.question_id and p.fraction_requested == 1.0)
         # the whole CoT, forced again: the very requests of generation, answered alike
         assert full.token_index == len(trace.cot_token_ids)
-        assert full.answer == trace.answer and full.confidence.scored_probs == trace.confidence.scored_probs
+        assert full.answer == trace.answer and full.confidence == trace.confidence
         empty = next(p for p in probes if p.question_id == trace.question_id and p.fraction_requested == 0.0)
-        assert empty.token_index == 0 and math.isclose(sum(empty.confidence.scored_probs), 1.0, rel_tol=1e-6)
+        assert empty.token_index == 0
+        if empty.confidence.scored_exact:  # else flagged (a label token outside the top-k), never made up
+            assert math.isclose(sum(empty.confidence.scored_probs), 1.0, rel_tol=1e-6)
+        else:
+            assert empty.confidence.scored_probs == [] and empty.confidence.scored_misses > 0
     assert fresh.cache_hits > 0  # the full-CoT probes were generation's own forcing requests
 
 
@@ -190,9 +197,7 @@ def test_server_agrees_with_the_local_hf_backend(served, embedded, one_torch_thr
     confidence (total variation below TV_BOUND)."""
     backend, traces, _ = served
     hf: HFBackend = embedded
-    options = [hf.encode(" " + label) for label in VERBAL_10.labels]
-    if backend.score_mode == "topk":  # the server scores each label by its distinguishing prefix
-        options = distinguishing_prefixes(options)
+    options = [hf.encode(" " + label) for label in VERBAL_10.labels]  # whole labels, on both sides
     for trace in traces:
         prompt = hf.encode(trace.prompt)
         cot = trace.cot_token_ids
@@ -209,13 +214,19 @@ def test_server_agrees_with_the_local_hf_backend(served, embedded, one_torch_thr
                    + _regrets(hf, context + answer, len(context), banned=(hf.tokenizer.eos_token_id,)))
         assert max(regrets) < TIE_NATS, (trace.question_id, max(regrets), trace.cot, written.text)
         confidence_line = ("" if written.finish == "stop" else "\n") + CONFIDENCE_PREFIX
-        session = hf.session(context + answer + hf.encode(confidence_line))
-        local = scored_confidence(session.score(options), VERBAL_10)
-        remote = trace.confidence.scored_probs
-        tv = 0.5 * sum(abs(a - b) for a, b in zip(local["scored_probs"], remote))
-        assert tv < TV_BOUND, (trace.question_id, tv, local["scored_probs"], remote)
-        assert abs(local["expected_value"] - trace.confidence.expected_value) < 0.1
-        assert abs(local["label_mass"] - trace.confidence.label_mass) < 0.2 and 0 < trace.confidence.label_mass <= 1 + 1e-6
+        row = context + answer + hf.encode(confidence_line)
+        here = hf.session(row).score(options)
+        # each label the server scored (its whole path within the top-k) against the local model
+        (there,) = fork(backend, row, [len(row)]).score(options)
+        scored = [(a, b) for a, b in zip(here, there) if not math.isnan(b)]
+        assert len(scored) >= 3 and all(abs(a - b) < LP_BOUND for a, b in scored), (trace.question_id, here, there)
+        if trace.confidence.scored_exact:
+            local = scored_confidence(here, VERBAL_10)
+            remote = trace.confidence.scored_probs
+            tv = 0.5 * sum(abs(a - b) for a, b in zip(local["scored_probs"], remote))
+            assert tv < TV_BOUND, (trace.question_id, tv, local["scored_probs"], remote)
+            assert abs(local["expected_value"] - trace.confidence.expected_value) < 0.1
+            assert abs(local["label_mass"] - trace.confidence.label_mass) < 0.2 and 0 < trace.confidence.label_mass <= 1 + 1e-6
 
 
 def test_too_long_prompt_is_refused_before_any_request(served):

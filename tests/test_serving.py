@@ -17,7 +17,6 @@ from cotprobe.backends import fork
 from cotprobe.backends.openai import (
     OpenAIBackend,
     ServerError,
-    distinguishing_prefixes,
     split_urls,
 )
 from cotprobe.backends.recording_server import RecordingServer
@@ -54,11 +53,6 @@ def options_of(backend):
     return [backend.encode(" " + label) for label in VERBAL_10.labels]
 
 
-def test_distinguishing_prefixes():
-    assert distinguishing_prefixes([[1, 2, 3], [1, 4], [5, 6], [7]]) == [[1, 2], [1, 4], [5], [7]]
-    assert distinguishing_prefixes([[1], [1, 2]]) == [[1], [1, 2]]  # a label that starts another: whole
-
-
 def test_vllm_dialect_scoring_is_exact_cached_and_a_few_requests(tok, tmp_path):
     with serve(tok, max_logprobs=100) as server:
         backend = backend_for(server, tok, tmp_path, topk=100)
@@ -73,15 +67,16 @@ def test_vllm_dialect_scoring_is_exact_cached_and_a_few_requests(tok, tmp_path):
         before = len(server.completions())
         scores = rows.score(options_of(backend))
         sent = server.completions()[before:]
-        # exact: the synthetic model's own log-probabilities of each label's distinguishing prefix
-        prefixes = distinguishing_prefixes(options_of(backend))
+        # exact: the synthetic model's own log-probabilities of each label's whole token path
+        options = options_of(backend)
         for row, got in zip(rows.ids, scores):
-            want = [sum(server.lm.logprob(row + p[:d], p[d]) for d in range(len(p))) for p in prefixes]
+            want = [sum(server.lm.logprob(row + o[:d], o[d]) for d in range(len(o))) for o in options]
             assert got == pytest.approx(want, abs=1e-9)
             assert 0 < sum(math.exp(v) for v in got) <= 1 + 1e-9  # the label mass
         assert backend.topk_misses == 0
-        shared = len({tuple(p[:-1]) for p in prefixes if len(p) > 1})  # first tokens labels share
-        assert len(sent) <= 3 * (1 + shared)
+        # one greedy request per row, then one one-token request per label prefix it did not pass
+        deeper = len({tuple(o[:d]) for o in options for d in range(1, len(o))})
+        assert 3 <= len(sent) <= 3 * (1 + deeper)
         assert not any(r.prompt_logprobs for r in sent)  # never prompt log-probs over the CoT
         # every request after the longest row's first one extends a cached prompt
         assert sum(r.uncached_tokens for r in sent[1:]) <= 2 * 16 * len(sent[1:])
@@ -104,12 +99,36 @@ def test_prompt_mode_is_exact_but_bypasses_the_prefix_cache(tok):
         assert len(sent) == len(options) and all(r.prompt_logprobs and r.cached_tokens == 0 for r in sent)
 
 
+def test_a_label_outside_the_top_k_leaves_the_row_unscored_never_flattened(tok, tmp_path):
+    """With a top-k too small for some label token, those rows get no scored distribution (marked
+    inexact, the misses counted) instead of one built from the k-th log-probability; rows the
+    top-k covers stay exact and equal the model's own distribution."""
+    from cotprobe.forcing import label_distribution, label_options
+
+    with serve(tok) as server:
+        backend = backend_for(server, tok, topk=2)
+        assert backend.score_mode == "topk" and backend.topk == 2
+        ids = backend.encode(backend.chat_prompt([{"role": "user", "content": "What is 2 + 3?"}]))
+        rows = fork(backend, ids, [len(ids) - 3, len(ids)])
+        rows.extend([backend.encode("\n**Confidence**:")] * 2)
+        sequences, continued = label_options(backend, VERBAL_10)
+        scored = [label_distribution(lps, continued, VERBAL_10) for lps in rows.score(sequences)]
+    assert backend.topk_misses > 0
+    assert any(d["scored_exact"] is False for d in scored)
+    for d, row in zip(scored, rows.ids):
+        if d["scored_exact"]:
+            want = [sum(server.lm.logprob(row + s[:j], s[j]) for j in range(len(s))) for s in sequences]
+            assert d["scored_probs"] == pytest.approx([math.exp(w) / sum(map(math.exp, want)) for w in want])
+        else:
+            assert "scored_probs" not in d and d["scored_misses"] > 0
+
+
 def test_max_logprobs_is_respected(tok):
     with serve(tok, max_logprobs=5) as server:
         backend = backend_for(server, tok)  # asks for 20 first: refused with HTTP 400, then 10, then 5
         assert backend.score_mode == "topk" and backend.topk == 5
         (scores,) = fork(backend, backend.encode("Hello"), [1]).score(options_of(backend))
-        assert len(scores) == 10 and all(v <= 0 for v in scores)
+        assert len(scores) == 10 and all(v <= 0 or math.isnan(v) for v in scores)  # NaN: beyond the top 5
 
 
 def test_token_ids_are_the_servers(tok):

@@ -48,6 +48,7 @@ class TokenizerOps:
     """encode / decode / chat_prompt through `self.tokenizer` (a Hugging Face tokenizer)."""
 
     tokenizer: Any
+    name: str
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -59,6 +60,10 @@ class TokenizerOps:
         return self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False, **template_kwargs
         )
+
+    def describe(self) -> dict[str, Any]:
+        """What a run's manifest records of the backend."""
+        return {"backend": type(self).__name__, "name": self.name}
 
     def decode_many(self, pieces: list[list[int]]) -> list[str]:
         return self.tokenizer.batch_decode(pieces, skip_special_tokens=False) if pieces else []

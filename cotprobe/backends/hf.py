@@ -157,6 +157,11 @@ class HFBackend(TokenizerOps):
             return rows
         return HFRows(self, ids, lengths, hidden_layers, hidden_positions)
 
+    def describe(self) -> dict[str, Any]:
+        """What a run's manifest records: the model here, its dtype and device, exact scoring."""
+        return {"backend": "hf", "model": self.name, "dtype": str(self.model.dtype).removeprefix("torch."),
+                "device": str(self.device), "shares_rows": self.shares_rows, "score_mode": "exact"}
+
     @property
     def hidden_shape(self) -> tuple[int, int]:
         """(number of layers, hidden size) of the model (of its text part, for multimodal ones)."""

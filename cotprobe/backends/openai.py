@@ -38,10 +38,10 @@ from .capabilities import (
 from .client import CompletionsClient
 from .dialect import PROMPT_MODES, Dialect
 from .http import split_urls
-from .scoring import SCORE_MODES, distinguishing_prefixes, score_prompt, score_topk
+from .scoring import SCORE_MODES, score_prompt, score_topk
 
 __all__ = ["OpenAIBackend", "OpenAIRows", "OpenAISession", "ScoringUnavailable", "ServerError",
-           "distinguishing_prefixes", "split_urls"]
+           "split_urls"]
 
 
 def _load_tokenizer(tokenizer: Any) -> Any:
@@ -87,7 +87,7 @@ class OpenAIBackend(TokenizerOps):
         urls = split_urls(base_url)
         self.tokenizer = _load_tokenizer(tokenizer)
         self.label_tokens = label_tokens
-        self.topk_misses = 0  # label tokens outside the top k (scored by the k-th: an upper bound)
+        self.topk_misses = 0  # label sequences a top-k did not reach (left unscored: the row is inexact)
         self._misses_lock = threading.Lock()
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.client = CompletionsClient(urls, concurrency=max(1, int(concurrency or 16 * len(urls))),

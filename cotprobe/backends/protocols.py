@@ -93,6 +93,9 @@ class Backend(Tokenizing, Protocol):
 
     def session(self, ids: list[int]) -> Session: ...
 
+    def describe(self) -> dict[str, Any]:
+        """What a run's manifest records of the backend (kind, model, and how it scores)."""
+
 
 @runtime_checkable
 class SamplingBackend(Backend, Protocol):

@@ -29,6 +29,7 @@ import math
 import random
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -137,31 +138,42 @@ class ModelLM:
     completion (finish_reason "stop", stop_reason None, as in vLLM)."""
 
     window = 1 << 30  # the whole context
+    memo_size = 256  # contexts whose log-probabilities are kept (a vocabulary of float32 each)
 
     def __init__(self, model: Any, tokenizer: Any):
         self.model, self.tokenizer = model, tokenizer
-        self._memo: dict[tuple, tuple[list[tuple[int, float]], dict[int, float]]] = {}
+        self._memo: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()  # the server answers requests on several threads
 
-    def _lookup(self, context: list[int]) -> tuple[list[tuple[int, float]], dict[int, float]]:
+    def _logprobs(self, context: list[int]):
         key = tuple(context)
-        if key not in self._memo:
-            import torch
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        import torch
 
-            with torch.inference_mode():
-                logits = self.model(input_ids=torch.tensor([context])).logits[0, -1].float()
-            values = torch.log_softmax(logits, dim=-1).tolist()
-            ranked = sorted(enumerate(values), key=lambda x: -x[1])
-            self._memo[key] = (ranked, dict(ranked))
-        return self._memo[key]
-
-    def dist(self, context: list[int]) -> list[tuple[int, float]]:
-        return self._lookup(context)[0]
-
-    def logprob(self, context: list[int], token: int) -> float:
-        return self._lookup(context)[1][token]
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([context])).logits[0, -1].float()
+        values = torch.log_softmax(logits, dim=-1)
+        with self._lock:
+            self._memo[key] = values
+            if len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return values
 
     def top(self, context: list[int], k: int) -> list[tuple[int, float]]:
-        return self.dist(context)[:k]
+        import torch
+
+        values, ids = torch.topk(self._logprobs(context), k)
+        return list(zip(ids.tolist(), values.tolist()))
+
+    def dist(self, context: list[int]) -> list[tuple[int, float]]:
+        """The most likely next tokens, best first (enough to decode greedily past an end token)."""
+        return self.top(context, 16)
+
+    def logprob(self, context: list[int], token: int) -> float:
+        return float(self._logprobs(context)[token])
 
 
 class RecordingServer:
@@ -226,11 +238,11 @@ class RecordingServer:
                 if outer.dead:
                     self.close_connection = True
                     return
-                size = self._send(code, payload)
-                if rec is not None:
-                    rec.response_bytes = size
+                if rec is not None:  # recorded before the answer leaves, so a client that has it sees it
+                    rec.response_bytes = len(json.dumps(payload).encode())
                     with outer.lock:
                         outer.records.append(rec)
+                self._send(code, payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -1,11 +1,14 @@
 """Label scoring over a completions server: each label's log-probability after each row.
 
 "topk" (the default) asks only for next-token top-k log-probabilities, in requests that extend
-a prompt the server has just seen (its prefix cache serves them): one greedy request after
-"**Confidence**:" with top-k log-probabilities gives the written confidence and the first label
-token of every label at once; labels that share a first token ("Almost ...", "Highly ...") need
-one more request per shared token unless the greedy path already went there. Each label is
-scored by its distinguishing prefix, the shortest start no other label shares.
+a prompt the server has just seen (its prefix cache serves them). Every label is scored along
+its whole token path, as the model itself would score it: one greedy request after
+"**Confidence**:" with top-k log-probabilities gives the written confidence and the first token
+of every label at once (and the next tokens along the path the model took); every other label
+prefix ("Almost", "Almost no", "Highly", ...) gets one one-token request that extends the row.
+When every token of a label is among the top k the server returns, the label's log-probability
+equals the model's own. When one is not, the label is left unscored (NaN), never replaced by a
+bound: the caller marks that row's distribution inexact.
 
 "prompt" (echoed prompt log-probabilities over whole labels) is there on request only: vLLM
 serves no prompt-log-prob request from its prefix cache.
@@ -13,6 +16,7 @@ serves no prompt-log-prob request from its prefix cache.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .base import ScoringUnavailable
@@ -23,61 +27,49 @@ SCORE_MODES = ("topk", "prompt", "none")
 Tops = dict[tuple[int, tuple[int, ...]], dict]  # (row, label tokens so far) -> {token: logprob}
 
 
-def distinguishing_prefixes(options: list[list[int]]) -> list[list[int]]:
-    """Each option's shortest prefix that is not a prefix of another option (whole option if none)."""
-    out = []
-    for i, o in enumerate(options):
-        others = [p for j, p in enumerate(options) if j != i]
-        n = next((n for n in range(1, len(o) + 1) if not any(p[:n] == o[:n] for p in others)), len(o))
-        out.append(o[:n])
-    return out
-
-
 def score_topk(client: CompletionsClient, dialect: Dialect, rows: list[list[int]], options: list[list[int]],
                label_tokens: int) -> tuple[list[list[float]], int]:
-    """(totals[row][option], misses): distinguishing prefixes through next-token top-k. The first
-    token from the greedy confidence request (`label_tokens` long, so the written confidence
-    needs no request of its own), deeper tokens from its greedy path where it went there, else
-    from one-token requests that extend the row. A token outside the top k gets the k-th
-    log-probability (an upper bound); misses counts them."""
-    prefixes = distinguishing_prefixes(options)
-    depth = max(len(p) for p in prefixes)  # the greedy path's top-k is of use this deep
+    """(totals[row][option], misses): every option's whole token path through next-token top-k.
+    The first token from the greedy confidence request (`label_tokens` long, so the written
+    confidence needs no request of its own), deeper tokens from its greedy path where it went
+    there, else from one-token requests that extend the row. An option with a token outside the
+    top k, or after a row whose answer held no log-probabilities, is NaN; misses counts them."""
+    depth = max(len(o) for o in options)  # the greedy path's top-k is of use this deep
     first = client.complete_many([dialect.topk_body(ids, label_tokens, 1) for ids in rows], keep_top=depth)
     tops: Tops = {}
     for r, got in enumerate(first):
-        per = _top(client, got, every=True)
+        per = got.get("top") or []
         path = got.get("ids") or []
         for d, alts in enumerate(per[: len(path) + 1] if path else per[:1]):
-            tops.setdefault((r, tuple(path[:d])), dict(map(tuple, alts)))
-    wanted = sorted({(r, tuple(p[:d])) for r in range(len(rows)) for p in prefixes for d in range(1, len(p))}
-                    - tops.keys())
+            if alts:
+                tops.setdefault((r, tuple(path[:d])), dict(map(tuple, alts)))
+    answered = {r for r, _ in tops}
+    if not answered:
+        raise ScoringUnavailable(f"{client.where}: the server returned no top log-probabilities")
+    wanted = sorted({(r, tuple(o[:d])) for r in answered for o in options for d in range(1, len(o))} - tops.keys())
     answers = client.complete_many([dialect.topk_body(rows[r] + list(p), 1) for r, p in wanted])
     for key, got in zip(wanted, answers):
-        tops[key] = dict(map(tuple, _top(client, got)[0]))
-    scored = [[_prefix_logprob(tops, r, p, dialect.decode) for p in prefixes] for r in range(len(rows))]
-    totals = [[total for total, _ in row] for row in scored]
-    return totals, sum(missed for row in scored for _, missed in row)
+        per = got.get("top") or []
+        if per and per[0]:
+            tops[key] = dict(map(tuple, per[0]))
+    totals = [[_path_logprob(tops, r, o, dialect.decode) for o in options] for r in range(len(rows))]
+    return totals, sum(math.isnan(v) for row in totals for v in row)
 
 
-def _top(client: CompletionsClient, got: dict[str, Any], every: bool = False) -> list:
-    """The answer's per-position top log-probabilities; the first position must have some."""
-    per = got.get("top") or []
-    if not per or not per[0]:
-        raise ScoringUnavailable(f"{client.where}: the server returned no top log-probabilities")
-    return per if every else per[:1]
-
-
-def _prefix_logprob(tops: Tops, row: int, prefix: list[int], decode) -> tuple[float, bool]:
-    """The log-probability of a label prefix after a row, and whether a token was outside the top k."""
+def _path_logprob(tops: Tops, row: int, option: list[int], decode) -> float:
+    """The log-probability of an option's whole path after a row; NaN where a token of it is not
+    among the top log-probabilities the server returned (or the server returned none there)."""
     total = 0.0
-    for d, tok in enumerate(prefix):
-        alts = tops[(row, tuple(prefix[:d]))]
+    for d, tok in enumerate(option):
+        alts = tops.get((row, tuple(option[:d])))
+        if alts is None:
+            return math.nan
         if tok not in alts and not any(isinstance(t, int) for t in alts):
             tok = decode([tok])  # servers that name tokens by their text only
         if tok not in alts:
-            return total + min(float(v) for v in alts.values()), True
+            return math.nan
         total += float(alts[tok])
-    return total, False
+    return total
 
 
 def score_prompt(client: CompletionsClient, dialect: Dialect, rows: list[list[int]],
