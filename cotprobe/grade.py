@@ -7,13 +7,15 @@ grades are never mixed silently):
 - ``alias`` (kind "open"): normalised exact match against the answer and its aliases, or an alias
   found as a whole-word span inside a short answer (see ``AliasGrader``).
 - ``mc`` (kind "mc"): reads a choice letter ("C", "(C)", "C) Paris", "The answer is C", "**C**",
-  "\\boxed{C}", "Paris (C)", "I think it's C") or the text of one option; "A/C" is no letter.
+  "\\boxed{C}", "Paris (C)", "C, Paris", "I would say C", "C is correct") or the text of one option;
+  "A/C" is no letter.
 - ``numeric`` (kind "numeric"): reads the last number on the first non-empty line of the answer
   and compares it with a relative tolerance.
 
 Every grader reads only the first non-empty line of the answer text (``answer_line``, with a
 ``\\boxed{...}`` opened), so a trailing "**Confidence**: ..." line or explanation does not leak
-into the grade. An open answer that names several candidates ("Solon or Cleisthenes") is wrong.
+into the grade. An open answer that names several candidates ("Solon or Cleisthenes", "Solon and
+Cleisthenes") is wrong; one that rejects a candidate is read for the one it names.
 ``grade(question, answer_text)`` dispatches on ``question.kind`` and never raises on a bad answer:
 an empty or unparseable answer is simply incorrect, with ``parsed=None``.
 """
@@ -140,13 +142,57 @@ def answer_line(answer_text: str | None) -> str:
     return ""
 
 
-_HEDGE = re.compile(r"\s+or\s+|(?<!\d)\s*/\s*(?!\d)|\s*;\s*|\s+and/or\s+", re.IGNORECASE)
+_HEDGE = re.compile(r"\s+or\s+|\(\s*or\s+|(?<!\d)\s*/\s*(?!\d)|\s*;\s*|\s+and/or\s+", re.IGNORECASE)
 
 
 def is_hedge(line: str) -> bool:
-    """Whether an answer names several candidates ("Solon or Cleisthenes", "A/C", "(A) or (B)"):
-    graded wrong, as the paper's judge grades it, unless it is itself a gold answer."""
+    """Whether an answer offers several candidates ("Solon or Cleisthenes", "Solon (or Cleisthenes)",
+    "A/C", "(A) or (B)"): graded wrong, as the paper's judge grades it, unless it is a gold answer."""
     return len([part for part in _HEDGE.split(line) if part.strip(" .,*_()[]")]) >= 2
+
+
+_REJECTED_FIRST = re.compile(r"^(?:it\s+(?:is|was)\s+)?not\s+.+?(?:,|;|\s+but)\s+(?:it\s+(?:is|was)\s+|rather\s+)?"
+                             r"(?P<named>.+)$", re.IGNORECASE)  # "Not Cleisthenes, it was Solon", "not Lyon but Paris"
+_REJECTED_AFTER = re.compile(r"^(?P<named>.+?)(?:,|\s+but|\s+and)\s+not\s+.+$", re.IGNORECASE)  # "Paris, not Lyon"
+_REJECTS_ONLY = re.compile(r"^(?:it\s+(?:is|was)\s+)?not\s+", re.IGNORECASE)  # "Not Paris"
+
+
+def named_part(line: str) -> str:
+    """What an answer that rejects a candidate names: "Solon" of "Solon, not Cleisthenes" and of
+    "Not Cleisthenes, it was Solon"; "" of "Not Paris"; any other answer, itself."""
+    for pattern in (_REJECTED_FIRST, _REJECTED_AFTER):
+        match = pattern.match(line)
+        if match:
+            return match.group("named").strip()
+    return "" if _REJECTS_ONLY.match(line) else line
+
+
+_COMMA = re.compile(r"\s*,\s*(?!\d{3}\b)")  # not a thousands separator
+_AND = re.compile(r"\s+(?:and|&)\s+", re.IGNORECASE)
+_PARTICLES = frozenset("of the de da di del der van von la le du y e and al bin ibn".split())
+_PLACE_QUESTION = re.compile(r"^\s*where\b|\b(?:city|town|country|state|province|county|capital|island|place)\b", re.I)
+
+
+def _looks_like_a_name(part: str) -> bool:
+    """Every word capitalised but particles ("Leonardo da Vinci"); "the Athenian lawgiver" describes."""
+    words = [w.strip("\"'“”‘’()[]*_.") for w in part.split()]
+    return bool(words) and words[0][:1].isupper() and all(w[:1].isupper() or w.lower() in _PARTICLES for w in words)
+
+
+def names_others(line: str, gold: str, question: Question) -> bool:
+    """Whether an answer holding the (normalised) gold names other candidates ("Solon and Cleisthenes",
+    "Solon, Cleisthenes"); not a part that describes ("Solon, the lawgiver"), repeats the question
+    ("Paris, France" for "the capital of France") or, after a comma, places a place ("Where is the Louvre?")."""
+    asked = set(normalize_answer(question.question).split())
+    for separator in (_COMMA, _AND):
+        parts = [p for p in separator.split(line) if normalize_answer(p)]
+        holding = [p for p in parts if _contains_span(normalize_answer(p).split(), gold.split())]
+        if len(parts) < 2 or not holding or (separator is _COMMA and _PLACE_QUESTION.search(question.question)):
+            continue
+        if any(_looks_like_a_name(p) and not set(normalize_answer(p).split()) <= asked
+               for p in parts if p not in holding):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- alias grader
@@ -172,12 +218,14 @@ class AliasGrader:
     and contains a gold alias as a whole-word span: "Paris, France" is correct for "Paris", a
     long sentence mentioning Paris in passing is not. Aliases shorter than ``min_span_chars``
     (2) or made only of function words ("it", "no", ...) are used for exact matches only.
-    An answer naming several candidates ("Solon or Cleisthenes") is wrong (see ``is_hedge``).
-    Known limit: a short answer that names the alias to reject it ("not Paris") counts as correct.
+    An answer naming several candidates ("Solon or Cleisthenes", "Solon and Cleisthenes", "Solon,
+    Cleisthenes") is wrong (``is_hedge``, ``names_others``); one rejecting a candidate is read for
+    the one it names (``named_part``). Known limit: where the question asks for a place, a name after
+    a comma passes as the answer's place ("Paris, Lyon" reads like "Paris, France").
     """
 
     name = "alias"
-    version = "2"
+    version = "3"
 
     def __init__(self, max_span_tokens: int = 10, min_span_chars: int = 2):
         self.max_span_tokens = max_span_tokens
@@ -188,19 +236,23 @@ class AliasGrader:
 
     def __call__(self, question: Question, answer_text: str) -> Grade:
         tag = f"{self.name}@{self.version}"
-        response = normalize_answer(answer_line(answer_text))
+        line = answer_line(answer_text)
+        response = normalize_answer(line)
         if not response:
             return Grade(False, tag, None)
         golds = {normalize_answer(a) for a in [question.answer, *question.aliases]} - {""}
         if response in golds:
             return Grade(True, tag, response)
-        if is_hedge(answer_line(answer_text)):
+        named = named_part(line)
+        if normalize_answer(named) in golds:
+            return Grade(True, tag, response)
+        if not named or is_hedge(named):
             return Grade(False, tag, response)
-        tokens = response.split()
+        tokens = normalize_answer(named).split()
         if len(tokens) <= self.max_span_tokens:
             for gold in sorted(golds, key=len, reverse=True):
                 if self._spannable(gold) and _contains_span(tokens, gold.split()):
-                    return Grade(True, tag, response)
+                    return Grade(not names_others(named, gold, question), tag, response)
         return Grade(False, tag, response)
 
 
@@ -209,14 +261,17 @@ class AliasGrader:
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _BARE_LETTER = re.compile(r"^\W*([A-Za-z])\W*$")  # "C", "(C)", "C.", "**C**", "c"
-_LEADING_LETTER = re.compile(r"^[\s*_(\[]*([A-Z])\s*[).:\]]")  # "C) Paris", "(C) Paris", "C. x"
-_STATED_LETTER = re.compile(  # "The answer is C", "answer: (C)", "Option **C**", "I think it's C"
-    r"(?i:\b(?:answer|option|choice)\b|\bit(?:['’]s|\s+is)\b)\s*(?i:is|would be|should be)?\s*:?\s*[*_(\[]*"
-    r"([A-Z])\b(?!['’]\w)"
-)
+_LEADING_LETTER = re.compile(r"^[\s*_(\[]*([A-Z])\s*[).:\],]")  # "C) Paris", "(C) Paris", "C. x", "C, Paris"
+_STATED_LETTER = re.compile(  # "The answer is C", "Option **C**", "it's C", "I would say C", "Definitely C"
+    r"(?i:\b(?:answer|option|choice)\b|\bit(?:['’]s|\s+is)\b|\bI(?:\s+would|['’]d|['’]ll)?\s+"
+    r"(?:say|go\s+with|pick|choose)\b|\b(?:definitely|certainly|surely|clearly|obviously|probably|likely)\b)"
+    r"\s*(?i:is|would be|should be)?\s*:?\s*[*_(\[]*([A-Z])\b(?!['’]\w)")
+_LETTER_IS_RIGHT = re.compile(  # "C is correct", "(C) is the right answer"
+    r"(?<![A-Za-z])\(?([A-Z])\)?\s+is\s+(?:correct|right|the\s+(?:(?:correct|right)\s+)?answer)\b")
 _LETTER_THEN_TEXT = re.compile(r"^[\s*_\[]*([A-Z])\s+\(")  # "B (Paris)"
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")  # "Paris (B)", "It's (B) Paris"
-_LETTER_HEDGE = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)?\s*(?:/|\bor\b|\band/or\b)\s*\(?([A-Z])\)?(?![A-Za-z])")
+_LETTER_HEDGE = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)?\s*(?:(?:/|\bor\b|\band/or\b)\s*\(?([A-Z])\)?(?![A-Za-z])"
+                           r"|,\s*\(?([A-Z])\)?\W*$)")  # "A/C", "A or C", "A, C"
 
 
 def _option_index(text: str, choices: list[str], canon) -> int | None:
@@ -225,16 +280,21 @@ def _option_index(text: str, choices: list[str], canon) -> int | None:
     return hits[0] if len(hits) == 1 and hits[0] < len(LETTERS) else None
 
 
+def _in_options(letter: str, choices: list[str]) -> bool:
+    return not choices or LETTERS.index(letter) < len(choices)
+
+
 def extract_letter(answer_text: str, choices: list[str]) -> str | None:
     """Read a choice letter from an answer, or None.
 
     Tried in order (after opening a ``\\boxed{}``): the answer's text equal to exactly one
     option (case-folded; not for a single-letter answer, which is read as a letter); two
-    letters offered as alternatives ("A/C", "(A) or (B)": a hedge, read as no letter); a bare
-    letter ("C", "(C)", "**C**"); a leading letter with a delimiter ("C) Paris", "C. Paris",
-    "C (Paris)"); a stated letter ("The answer is C", "Option (C)", "I think it's C"); one
+    letters offered as alternatives ("A/C", "(A) or (B)", "A, C": a hedge, read as no letter); a
+    bare letter ("C", "(C)", "**C**"); a leading letter with a delimiter ("C) Paris", "C. Paris",
+    "C, Paris", "C (Paris)"); a stated letter ("The answer is C", "Option (C)", "I think it's C",
+    "I would say C", "Definitely C"); a letter said to be right ("C is correct"); one
     parenthesised letter ("Paris (C)", "It's (C) Paris"); the answer equal to exactly one
-    option after ``normalize_answer``.
+    option after ``normalize_answer``. A letter past the last option ("I, for one, ...") is none.
     """
     text = answer_line(answer_text)
     if not text:
@@ -243,15 +303,16 @@ def extract_letter(answer_text: str, choices: list[str]) -> str | None:
     index = None if is_letter else _option_index(text, choices, str.casefold)
     if index is None:
         hedge = _LETTER_HEDGE.search(text)
-        if hedge and hedge.group(1) != hedge.group(2):
+        if hedge and hedge.group(1) != (hedge.group(2) or hedge.group(3)):
             return None
         for pattern in (_BARE_LETTER, _LEADING_LETTER, _LETTER_THEN_TEXT):
             match = pattern.match(text)
-            if match:
+            if match and _in_options(match.group(1).upper(), choices):
                 return match.group(1).upper()
-        match = _STATED_LETTER.search(text)
-        if match:
-            return match.group(1)
+        for pattern in (_STATED_LETTER, _LETTER_IS_RIGHT):
+            match = pattern.search(text)
+            if match and _in_options(match.group(1), choices):
+                return match.group(1)
         letters = set(_PAREN_LETTER.findall(text))
         if len(letters) == 1:
             return letters.pop()
@@ -263,7 +324,7 @@ class MCGrader:
     """Multiple choice: the letter read from the answer must equal the gold letter."""
 
     name = "mc"
-    version = "2"
+    version = "3"
 
     def __call__(self, question: Question, answer_text: str) -> Grade:
         tag = f"{self.name}@{self.version}"

@@ -63,7 +63,7 @@ def test_normalize_answer_keeps_article_letters_inside_words():
 )
 def test_alias_grader_accepts(answer):
     result = grade(PARIS, answer)
-    assert result.correct and result.grader == "alias@2"
+    assert result.correct and result.grader == "alias@3"
 
 
 @pytest.mark.parametrize("answer", ["Lyon", "Parisian", "France", "Par is"])
@@ -108,11 +108,11 @@ def test_alias_grader_reads_only_the_first_line():
 def test_mc_grader_accepts_letter_formats(answer):
     result = grade(MC, answer)
     assert result.correct, answer
-    assert result.parsed == "C" and result.grader == "mc@2"
+    assert result.parsed == "C" and result.grader == "mc@3"
 
 
 @pytest.mark.parametrize("answer, parsed", [("B", "B"), ("(A) Berlin", "A"), ("Rome", "D"),
-                                             ("The answer is B", "B"), ("E", "E")])
+                                             ("The answer is B", "B"), ("E", None)])  # E: past the 4 options
 def test_mc_grader_rejects_other_letters(answer, parsed):
     result = grade(MC, answer)
     assert not result.correct and result.parsed == parsed
@@ -120,7 +120,7 @@ def test_mc_grader_rejects_other_letters(answer, parsed):
 
 @pytest.mark.parametrize("answer", ["", "   ", "I'm not sure", "A good guess would be Lyon"])
 def test_mc_grader_unparseable_is_incorrect(answer):
-    assert grade(MC, answer) == Grade(False, "mc@2", None)
+    assert grade(MC, answer) == Grade(False, "mc@3", None)
 
 
 def test_extract_letter_prefers_exact_option_text():
@@ -223,7 +223,7 @@ def test_mc_grader_reads_reasoning_model_formats(answer, letter):
 
 @pytest.mark.parametrize("answer", ["A/C", "C/A", "(A) or (C)", "A or C", "C or D", "(C) or (B)"])
 def test_mc_hedge_between_letters_is_wrong(answer):
-    assert grade(MC, answer) == Grade(False, "mc@2", None)
+    assert grade(MC, answer) == Grade(False, "mc@3", None)
 
 
 @pytest.mark.parametrize("answer", ["J", "(J)", r"\boxed{J}", "The answer is J", "option 9", "J) option 9"])
@@ -249,3 +249,49 @@ def test_open_answers_read_boxed_text_and_keep_gold_with_or():
     assert grade(war, "Peace or War").correct  # a gold answer itself is no hedge
     assert grade(Question("n", "?", "0.5", kind="numeric"), r"\boxed{1/2}").correct
     assert grade(Question("n", "?", "42", kind="numeric"), r"$\boxed{42}$").correct
+
+
+@pytest.mark.parametrize("answer", ["Solon (or Cleisthenes)", "Solon and Cleisthenes", "Solon, Cleisthenes",
+                                    "Solon & Cleisthenes", "Cleisthenes and Solon", "Solon, Cleisthenes and Draco"])
+def test_open_answer_listing_several_candidates_is_wrong(answer):
+    assert not grade(SOLON, answer).correct
+
+
+@pytest.mark.parametrize("answer, correct", [
+    ("Cleisthenes, not Solon", False), ("Not Cleisthenes, it was Solon", True), ("Solon, not Cleisthenes", True),
+    ("Not Solon, it was Cleisthenes", False), ("It was not Cleisthenes but Solon", True), ("Not Solon", False),
+    ("Solon but not Draco", True), ("Not sure, maybe Solon", True),
+])
+def test_open_answer_rejecting_a_candidate_names_the_other(answer, correct):
+    result = grade(SOLON, answer)
+    assert result.correct is correct and result.grader == "alias@3", answer
+
+
+@pytest.mark.parametrize("question, answer", [
+    (SOLON, "Solon, the Athenian lawgiver"), (SOLON, "Solon, I think"), (DA_VINCI, "Leonardo da Vinci, Italian painter"),
+    (Question("q", "What is the capital of France?", "Paris"), "Paris, France"),  # France is in the question
+    (Question("q", "Where is the Louvre?", "Paris"), "Paris, France"),  # a place, placed
+    (Question("q", "Which duo sang The Boxer?", "Simon and Garfunkel"), "Simon and Garfunkel, the duo"),
+    (Question("q", "Who wrote the Federalist Papers with Madison?", "Hamilton"), "Hamilton and Madison"),
+])
+def test_open_answer_describing_or_placing_its_one_candidate_is_right(question, answer):
+    assert grade(question, answer).correct, answer
+
+
+def test_open_answer_naming_a_second_place_with_and_is_wrong():
+    assert not grade(Question("q", "Where is the Louvre?", "Paris"), "Paris and Lyon").correct
+    assert not grade(DA_VINCI, "Leonardo da Vinci and Michelangelo").correct
+
+
+@pytest.mark.parametrize("answer", ["B, Paris", "I would say B", "Definitely B", "B is correct", "I'd go with B",
+                                    "It's definitely B", "B is the right answer", "(B) is correct", "B, I think"])
+def test_mc_grader_reads_letters_said_in_words(answer):
+    question = Question("q", "Capital of France?", "B", kind="mc", choices=["Lyon", "Paris", "Nice", "Metz"])
+    result = grade(question, answer)
+    assert result == Grade(True, "mc@3", "B"), answer
+
+
+@pytest.mark.parametrize("answer", ["A, C", "B or C is correct", "Probably not B", "I, for one, am unsure"])
+def test_mc_hedges_and_letters_past_the_options_read_no_letter(answer):
+    question = Question("q", "Capital of France?", "B", kind="mc", choices=["Lyon", "Paris", "Nice", "Metz"])
+    assert grade(question, answer) == Grade(False, "mc@3", None), answer
