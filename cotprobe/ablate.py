@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     update_metrics(out, {"ablate": result})
     print_condition_summary(result, out)
     print_scoring(probes)
+    ex.report_grading(out)
     print_edits(edits)
     failed = [p for p in probes if p.error]
     if failed:

@@ -13,12 +13,14 @@ from .backends import TINY_MODEL, load_backend
 from .config import RunConfig
 from .forcing import Prober
 from .grade import RULES, Grader, Graders
+from .judge import grading_section
 from .models import EMBEDDED, check_name
 from .profiles import PROFILES, Profile, for_style, get_profile
 from .prompts import confidence_cue, few_shot_exemplars, get_template, prompt_spec
 from .records import Question, Trace, Verdict
 from .scales import get_scale
 from .store import RECORD_FILES, RunDir
+from .summary import update_metrics
 from .tracing import GenerationSettings, check_prompts, generate
 
 __all__ = [
@@ -78,10 +80,11 @@ class Experiment:
                              f"{missing[:3]}")
         return traces
 
-    def print_verdicts(self) -> None:
-        """The grading judge's counts, if there is one."""
+    def report_grading(self, run_dir: str | Path) -> None:
+        """With a grading judge: its verdict counts, printed and kept in metrics.json ("grading")."""
         if self.judge is not None:
             c = self.judge.counts()
+            update_metrics(run_dir, {"grading": grading_section(self.judge)})
             print(f"grading judge {self.judge.key}: {c['verdicts']} verdicts ({c['asked']} asked now), "
                   f"{c['unparsed']} unparsed (graded incorrect; see verdicts.jsonl)")
 

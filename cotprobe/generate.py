@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     result = trace_metrics(traces)
     update_metrics(args.out, {"traces": result})
     print_traces(result, args.out)
-    ex.print_verdicts()
+    ex.report_grading(args.out)
     return 0
 
 

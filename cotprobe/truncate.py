@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     figure = plot_progress({f"{config.model} ({ex.prober.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
     print_scoring(probes)
-    ex.print_verdicts()
+    ex.report_grading(out)
     print(f"figure: {figure}")
     if args.resample:
         with RunDir(out) as run:

@@ -253,3 +253,7 @@ def test_two_experiments_in_one_process_grade_each_with_its_own_grader(tiny_part
     assert ruled.prober.grader is RULES and ruled.recorded["grader"] == "rules"
     assert isinstance(judged.prober.grader, Graders) and judged.prober.grader.name == "judge"
     assert ruled.prober.grade(question, "Paris").correct  # still the rules after the judge was set up
+    judged.prober.grade(question, "Paris")  # one verdict (the random tiny judge's, parsed or not)
+    judged.report_grading(tmp_path / "b")
+    section = json.loads((tmp_path / "b" / "metrics.json").read_text())["grading"]
+    assert section["verdicts"] == 1 and section["unparsed"] in (0, 1)

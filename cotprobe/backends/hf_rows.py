@@ -172,6 +172,8 @@ class HFRows:
             if n <= 0:
                 continue
             own = torch.nonzero(self.own_mask[k]).flatten()
+            if n > len(own):  # the shared prefix cannot be taken back: the row would silently be wrong
+                raise ValueError(f"rewind of {n} tokens on row {k}, which has added only {len(own)}")
             self.own_mask[k, own[-n:]] = False
             self.position[k] -= n
             del self.ids[k][-n:]

@@ -401,6 +401,7 @@ class Metrics(TypedDict, total=False):
     behaviours: BehaviourSection
     latent: LatentSection
     early_exit: EarlyExitSection
+    grading: dict  # the LLM judge's verdict counts (`judge.grading_section`), when --grader judge
 
 
 SECTIONS = tuple(Metrics.__annotations__)  # the section names, in the file's usual order
