@@ -24,6 +24,7 @@ crashed process would (open connections are dropped).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import random
@@ -143,7 +144,9 @@ class ModelLM:
     def __init__(self, model: Any, tokenizer: Any):
         self.model, self.tokenizer = model, tokenizer
         self._memo: OrderedDict[tuple, Any] = OrderedDict()
-        self._lock = threading.Lock()  # the server answers requests on several threads
+        self._lock = threading.Lock()  # the server answers requests on several threads; one model
+        self._ids: list[int] = []  # the sequence `_past` holds the keys and values of
+        self._past: Any = None
 
     def _logprobs(self, context: list[int]):
         key = tuple(context)
@@ -151,16 +154,33 @@ class ModelLM:
             if key in self._memo:
                 self._memo.move_to_end(key)
                 return self._memo[key]
-        import torch
-
-        with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([context])).logits[0, -1].float()
-        values = torch.log_softmax(logits, dim=-1)
-        with self._lock:
-            self._memo[key] = values
+            values = self._memo[key] = self._forward(context)
             if len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
-        return values
+            return values
+
+    def _forward(self, context: list[int]):
+        """Next-token log-probabilities after `context`, encoding only what it does not share with
+        the last sequence encoded (whose keys and values are kept, as a server's prefix cache keeps them)."""
+        import torch
+        from transformers import DynamicCache
+
+        same = 0
+        for a, b in zip(context[:-1], self._ids):
+            if a != b:
+                break
+            same += 1
+        if same and self._past is not None:
+            if len(self._ids) > same:
+                self._past.crop(same - len(self._ids))  # take back what the contexts do not share
+        else:
+            same, self._past = 0, DynamicCache()
+        params = inspect.signature(self.model.forward).parameters  # transformers 5 calls it `cache`
+        cache = {("cache" if "cache" in params else "past_key_values"): self._past}
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([context[same:]]), use_cache=True, **cache)
+        self._ids = list(context)
+        return torch.log_softmax(out.logits[0, -1].float(), dim=-1)
 
     def top(self, context: list[int], k: int) -> list[tuple[int, float]]:
         import torch
