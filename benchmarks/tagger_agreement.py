@@ -19,6 +19,13 @@ order), and answers that do not parse count as no behaviour and are counted.
     python benchmarks/tagger_agreement.py [--eval FILE] [--lexicon FILE] [--errors]
     python benchmarks/tagger_agreement.py --real ../shared/real_traces/r1_distill_llama8b_math.jsonl [--errors] [--half 1|2]
     python benchmarks/tagger_agreement.py --judge smollm2-135m-instruct [--judge-backend openai --judge-base-url URL]
+    python benchmarks/tagger_agreement.py --codebook ../shared/real_traces/codebook/steps.jsonl [--per-step] [--errors]
+
+With ``--codebook FILE`` (JSONL: trace, i, text, labels_a, labels_b; issue 27) the tagger is measured
+against two annotators' labels under cotprobe's own definitions: each trace's steps are tagged in
+order with ``tag_texts`` (``--per-step``: each step alone with ``tag_step``), and per class it prints
+the annotators' agreement (F1 of one against the other), the tagger's F1 against each annotator and
+their mean, and the counts of steps labelled by A, B and the tagger.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cotprobe.resources import data_path
 from cotprobe.segment import split_steps
 from cotprobe.tags import BEHAVIOURS, load_lexicon, tag_step
+
+try:
+    from cotprobe.tags import tag_texts
+except ImportError:  # lexicon 1.4 had no context rules
+    tag_texts = None
 
 # Function labels of the real-trace chunks -> the tagger's behaviours (issue 12).
 REAL_MAPPING = {
@@ -149,6 +161,55 @@ def real_agreement(path: Path, lexicon, show_errors: bool, half: int | None = No
         print("\ndisagreements (chunk level):", *errors, sep="\n")
 
 
+def _f1(x: list[bool], y: list[bool]) -> float:
+    tp = sum(a and b for a, b in zip(x, y))
+    n = sum(x) + sum(y)
+    return 2 * tp / n if n else float("nan")
+
+
+def codebook_agreement(path: Path, lexicon, per_step: bool, show_errors: bool) -> dict[str, dict]:
+    """Per class: annotators' F1, the tagger's F1 against each and their mean, counts A / B / tagger."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    traces: dict[str, list[dict]] = {}
+    for r in rows:
+        traces.setdefault(r["trace"], []).append(r)
+    predicted: list[set[str]] = []
+    ordered: list[dict] = []
+    for trace_rows in traces.values():
+        trace_rows.sort(key=lambda r: r["i"])
+        texts = [r["text"] for r in trace_rows]
+        hits = [tag_step(t, lexicon) for t in texts] if per_step else tag_texts(texts, lexicon)
+        predicted += [{h.behaviour for h in hs} for hs in hits]
+        ordered += trace_rows
+    mode = "tag_step, each step alone" if per_step else "tag_texts, each trace in order"
+    print(f"{len(ordered)} steps of {len(traces)} traces from {path}; lexicon {lexicon.source} "
+          f"(version {lexicon.version}); {mode}")
+    print(f"\n{'class':<14}{'A vs B':>8}{'tagger vs A':>13}{'vs B':>7}{'mean':>7}{'A / B / tagger':>18}")
+    table, errors = {}, []
+    for b in BEHAVIOURS:
+        a = [b in r["labels_a"] for r in ordered]
+        bb = [b in r["labels_b"] for r in ordered]
+        t = [b in p for p in predicted]
+        fa, fb = _f1(t, a), _f1(t, bb)
+        table[b] = {"annotators": _f1(a, bb), "vs_a": fa, "vs_b": fb, "mean": (fa + fb) / 2,
+                    "counts": (sum(a), sum(bb), sum(t))}
+        row = table[b]
+        counts = "{} / {} / {}".format(*row["counts"])
+        print(f"{b:<14}{row['annotators']:>8.2f}{fa:>13.2f}{fb:>7.2f}{row['mean']:>7.2f}{counts:>18}")
+        for r, x, y, z in zip(ordered, a, bb, t):
+            if z != (x or y) or (z and not (x and y)):
+                if z != x or z != y:
+                    who = "both" if x == y else ("A" if x else "B")
+                    kind = "FP" if z else "FN"
+                    if z and (x or y):
+                        kind = "FP?"
+                    errors.append(f"  {kind:<3} {b:<13} [{who}] {r['trace']}#{r['i']}: {r['text'][:150]!r}")
+    if show_errors:
+        print("\ndisagreements (FP: tagged, neither annotator; FP?: one annotator; FN [who]: missed):",
+              *errors, sep="\n")
+    return table
+
+
 def judge_rows(rows: list[dict], args) -> list[set[str]]:
     from cotprobe.backends import load_backend
     from cotprobe.judge import judge_key, judge_steps, load_judge_prompt
@@ -181,7 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", type=int, choices=(1, 2), default=None,
                         help="with --real: only the traces of the first or second half of the problems "
                              "(tune on one, report the other held out)")
+    parser.add_argument("--codebook", type=Path, default=None,
+                        help="steps labelled by two annotators under the codebook (JSONL: trace, i, text, "
+                             "labels_a, labels_b): per-class F1 against each annotator and their own agreement")
+    parser.add_argument("--per-step", action="store_true",
+                        help="with --codebook: tag each step alone (tag_step) instead of each trace in order")
     args = parser.parse_args(argv)
+    if args.codebook:
+        codebook_agreement(args.codebook, load_lexicon(args.lexicon), args.per_step or tag_texts is None,
+                           args.errors)
+        return 0
     if args.real:
         real_agreement(args.real, load_lexicon(args.lexicon), args.errors, args.half)
         return 0

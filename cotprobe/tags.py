@@ -39,7 +39,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from typing import Any
 from cotprobe.records import Step, Tag
 from cotprobe.resources import data_path
 from cotprobe.segment import default_nlp
+from cotprobe.tag_context import ContextError, ContextRules
 
 __all__ = [
     "BEHAVIOURS",
@@ -57,11 +58,12 @@ __all__ = [
     "load_lexicon",
     "tag_step",
     "tag_steps",
+    "tag_texts",
 ]
 
 BEHAVIOURS = ("backtracking", "alternative", "verification", "hedging", "conclusion")
 POSITIONS = ("any", "sentence_initial", "clause_initial")
-_ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "without", "note"}
+_ENTRY_KEYS = {"phrase", "phrases", "tokens", "position", "context", "without", "unless", "note"}
 _DECOR = {'"', "'", "“", "‘", "(", "[", "*", "**", "_", "#", "-", ">", "•", "`"}
 _BULLETS = {"-", "*", "+", "•", "‣", "◦", "▪"}
 _CLAUSE_PUNCT = {",", ";", ":", "(", "—", "–", "-", "--", "...", "…"}
@@ -73,12 +75,17 @@ class LexiconError(ValueError):
 
 @dataclass(frozen=True)
 class TagHit:
-    """A behaviour cue found in a text: ``text[start:end] == cue``."""
+    """A behaviour cue found in a text: ``text[start:end] == cue``.
+
+    ``rule`` says what fired: the lexicon entry ("conclusion/patterns/5") or a context rule of
+    `tag_texts` ("context:check_run", see `cotprobe.tag_context`); it is left out of equality.
+    """
 
     behaviour: str
     cue: str
     start: int
     end: int
+    rule: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class _Rule:
     position: str
     context: frozenset[str]
     without: frozenset[str]
+    unless: frozenset[str]
 
 
 class Lexicon:
@@ -123,6 +131,17 @@ class Lexicon:
                 for i, entry in enumerate(entries):
                     where = f"{source}: behaviour {name!r}, {section} pattern {i}"
                     self._add(f"{name}/{section}/{i}", name, section == "exceptions", entry, where)
+        self.context, self.signals = None, None
+        context = data.get("context")
+        if context is not None:
+            if not isinstance(context, Mapping) or not isinstance(context.get("signals", {}), Mapping):
+                raise LexiconError(f"{source}: 'context' must be an object with a 'signals' object")
+            try:
+                self.context = ContextRules.from_data(context, source)
+            except ContextError as exc:
+                raise LexiconError(str(exc)) from None
+            self.signals = Lexicon({"openers": openers, "behaviours": context.get("signals", {})},
+                                   f"{source} (context signals)")
 
     def _add(self, key: str, behaviour: str, exception: bool, entry: Any, where: str) -> None:
         if not isinstance(entry, Mapping):
@@ -137,12 +156,12 @@ class Lexicon:
         if position not in POSITIONS:
             raise LexiconError(f"{where}: position {position!r} is not one of {POSITIONS}")
         words = {}
-        for option in ("context", "without"):
+        for option in ("context", "without", "unless"):
             value = entry.get(option, [])
             if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
                 raise LexiconError(f"{where}: {option!r} must be a list of strings")
             words[option] = frozenset(c.lower() for c in value)
-        self._rules[key] = _Rule(behaviour, exception, position, words["context"], words["without"])
+        self._rules[key] = _Rule(behaviour, exception, position, words["context"], words["without"], words["unless"])
         if kinds[0] == "tokens":
             tokens = entry["tokens"]
             if not isinstance(tokens, list) or not tokens or not all(isinstance(t, dict) for t in tokens):
@@ -173,8 +192,8 @@ class Lexicon:
         words: dict[int, set[str]] = defaultdict(set)
         for tok in doc:
             words[sent[tok.i]].add(tok.lower_)
-        hits: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        blocked: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        hits: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        blocked: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         strings = self.nlp.vocab.strings
         matches = list(self._phrases(doc)) if len(self._phrases) else []
         matches += list(self._matcher(doc)) if len(self._matcher) else []
@@ -184,24 +203,42 @@ class Lexicon:
                 continue
             if rule.position != "any" and not self._initial(doc, start, rule.position):
                 continue
-            if rule.without and self._followed_by(doc, end, rule.without):
+            if rule.without and self._followed_by(doc, end, rule.without) and not (
+                rule.unless and self._followed_by(doc, end, rule.unless)
+            ):
                 continue
-            (blocked if rule.exception else hits)[rule.behaviour].append((start, end))
+            (blocked if rule.exception else hits)[rule.behaviour].append((start, end, strings[match_id]))
         out = []
         for behaviour, spans in hits.items():
-            kept: list[tuple[int, int]] = []
-            for s, e in sorted(set(spans), key=lambda se: (se[0] - se[1], se[0])):
-                if not any(s < ke and ks < e for ks, ke in kept + blocked[behaviour]):
-                    kept.append((s, e))
-            for s, e in kept:
+            kept: list[tuple[int, int, str]] = []
+            for s, e, key in sorted(set(spans), key=lambda se: (se[0] - se[1], se[0], se[2])):
+                if not any(s < ke and ks < e for ks, ke, _ in kept + blocked[behaviour]):
+                    kept.append((s, e, key))
+            for s, e, key in kept:
                 while e - s > 1 and doc[e - 1].is_punct:  # cue "actually", not "actually,"
                     e -= 1
                 while e - s > 1 and doc[s].is_punct:  # cue "right", not ", right"
                     s += 1
                 a, b = doc[s:e].start_char, doc[s:e].end_char
-                out.append(TagHit(behaviour, text[a:b], a, b))
+                out.append(TagHit(behaviour, text[a:b], a, b, key))
         order = {b: i for i, b in enumerate(self.behaviours)}
         return sorted(out, key=lambda h: (h.start, order[h.behaviour], h.end))
+
+    def tag_texts(self, texts: Sequence[str]) -> list[list[TagHit]]:
+        """The hits of one trace's steps, in order, with the context rules applied."""
+        texts = list(texts)
+        hits = self.tag_many(texts)
+        if self.context is None or not texts:
+            return hits
+        adds, drops = self.context.apply(texts, hits, self.signals.tag_many(texts))
+        order = {b: i for i, b in enumerate(self.behaviours)}
+        out = []
+        for text, own, add, drop in zip(texts, hits, adds, drops):
+            own = [h for h in own if h.behaviour not in drop]
+            have = {h.behaviour for h in own}
+            own += [TagHit(b, text[s:e], s, e, rule) for b, s, e, rule in add if b not in have]
+            out.append(sorted(own, key=lambda h: (h.start, order.get(h.behaviour, len(order)), h.end)))
+        return out
 
     def _ends_sentence(self, doc, j: int) -> bool:
         tok = doc[j]
@@ -320,17 +357,25 @@ def tag_step(text: str, lexicon: Lexicon | Mapping | str | Path | None = None) -
     return _lexicon(lexicon).tag(text)
 
 
+def tag_texts(texts: Sequence[str], lexicon: Lexicon | Mapping | str | Path | None = None) -> list[list[TagHit]]:
+    """Behaviour hits of one trace's steps, tagged in order with what came before available to the
+    context rules (`cotprobe.tag_context`: a recomputation after an announced check is
+    verification, a sub-result that ends a computation a conclusion, ...); one list per step."""
+    return _lexicon(lexicon).tag_texts(texts)
+
+
 def tag_steps(
     question_id: str,
     steps: Sequence[Step],
     lexicon: Lexicon | Mapping | str | Path | None = None,
 ) -> list[Tag]:
-    """``records.Tag`` rows for the steps of one CoT (offsets inside each step's text)."""
+    """``records.Tag`` rows for the steps of one CoT, in order (`tag_texts`: context rules apply;
+    offsets inside each step's text)."""
     lex = _lexicon(lexicon)
     tagger = f"rules@{lex.version}"
     return [
         Tag(question_id, step.index, h.behaviour, h.cue, h.start, h.end, tagger)
-        for step, hits in zip(steps, lex.tag_many([s.text for s in steps]))
+        for step, hits in zip(steps, lex.tag_texts([s.text for s in steps]))
         for h in hits
     ]
 
