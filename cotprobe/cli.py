@@ -7,12 +7,14 @@ Also the small helpers every command's options share: `positive_int` (an argpars
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
 from collections.abc import Callable
 
 RESUME_NOTE = "finished records are saved; run the same command again to resume"
+_SYSTEM_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class Terminated(KeyboardInterrupt):
@@ -103,6 +105,13 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
         return main(argv)
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the disk or the file system refused (full, read-only, not permitted)
+        if exc.errno not in _SYSTEM_REFUSALS:
+            raise
+        place = f"{exc.filename}: " if exc.filename else ""
+        note = f" ({RESUME_NOTE} once there is room)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"error: {place}{exc.strerror or exc}{note}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

@@ -122,7 +122,12 @@ class RunDir:
             held[1] += 1
             self._key = key
             return self
-        lock = open(self.path / ".lock", "a+")  # never truncate: the holder's pid stays
+        _refuse_links(self.path)
+        try:
+            lock = open(self.path / ".lock", "a+")  # never truncate: the holder's pid stays
+        except OSError as exc:
+            raise RunDirError(f"{self.path}: cannot write in the run directory ({exc.strerror}); "
+                              "make it writable or copy it elsewhere") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -149,7 +154,10 @@ class RunDir:
         if held[1] > 0:
             return
         if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
-            self._undo()
+            try:
+                self._undo()
+            except OSError:  # the disk that failed the stage fails this too: the claim stays
+                pass
         del _HELD[key]
         fcntl.flock(held[0], fcntl.LOCK_UN)
         held[0].close()
@@ -290,6 +298,16 @@ class RunDir:
             fh.flush()
             os.fsync(fh.fileno())
         self._appended += 1
+
+
+def _refuse_links(path: Path) -> None:
+    """One rule for every file a stage writes (records are appended, manifest.json and
+    metrics.json replaced): a symbolic link there is refused, so that nothing is ever written
+    outside the run directory nor a link silently replaced by a file."""
+    for name in (MANIFEST, METRICS_FILE, QUESTIONS, *RECORD_FILES.values()):
+        if (path / name).is_symlink():
+            raise RunDirError(f"{path / name}: is a symbolic link; cotprobe writes only files inside the run "
+                              "directory: replace the link with a copy of the file")
 
 
 def _whole_json(line: bytes) -> bool:

@@ -36,7 +36,8 @@ from typing import Any
 
 from .data import DatasetError
 from .data.readers import jsonl_objects
-from .data.user_files import row_to_question
+from .data.questions import check_question
+from .data.user_files import IDENTITY, row_to_question
 from .jsonfile import JSONFileError, read_json
 from .prompts import ANSWER_PREFIX, CONFIDENCE_PREFIX
 from .records import Question
@@ -67,14 +68,15 @@ class ExternalTrace:
 def split_thought(response: str, tags=DEFAULT_TAGS) -> tuple[str, str, str]:
     """(thought, text after it, ended) of one response; see the module docstring."""
     for start, end in tags:
-        s = response.find(start)
-        e = response.find(end, s + len(start) if s >= 0 else 0)
-        if s < 0 and e < 0:
+        s, first_end = response.find(start), response.find(end)
+        if s < 0 and first_end < 0:
             continue
-        if s >= 0 and (e < 0 or e < s):
+        if first_end >= 0 and (s < 0 or first_end < s):  # the start tag was in the prompt
+            return response[:first_end].strip(), response[first_end + len(end):].strip(), "stop"
+        e = response.find(end, s + len(start))
+        if e < 0:
             return response[s + len(start):].strip(), "", "unclosed"
-        begin = s + len(start) if s >= 0 else 0
-        return response[begin:e].strip(), response[e + len(end):].strip(), "stop"
+        return response[s + len(start):e].strip(), response[e + len(end):].strip(), "stop"
     return "", response.strip(), "none"
 
 
@@ -128,6 +130,11 @@ def _text(value: Any, where: str, field: str) -> str:
         return ""
     if not isinstance(value, str):
         raise TraceFormatError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TraceFormatError(f"{where}: field '{field}' is not valid Unicode text (a lone surrogate "
+                               f"{value[exc.start]!r} at character {exc.start})") from None
     return value
 
 
@@ -148,20 +155,19 @@ def _question(row: dict, where: str, default_id: str) -> Question:
         raise TraceFormatError(f"{where}: missing field 'question' (or {', '.join(_QUESTION_KEYS[1:])})")
     if gold is None:
         raise TraceFormatError(f"{where}: missing field 'answer' (the gold answer; or {', '.join(_GOLD_KEYS[1:])})")
-    fields = {"question": row[q], "answer": row[gold]}
-    if isinstance(fields["answer"], (int, float)) and not isinstance(fields["answer"], bool):
-        fields["answer"] = str(fields["answer"])
-    for name, value in (("question", fields["question"]), ("answer", fields["answer"])):
-        _text(value, where, q if name == "question" else gold)
+    fields = {"question": row[q], "answer": row[gold]}  # a number is read by the dataset rule (4.0 -> "4")
     if qid is not None:
-        fields["id"] = str(row[qid])
+        fields["id"] = row[qid]
     for key in ("aliases", "choices", "kind", "subject", "source"):
         if row.get(key) is not None:
             fields[key] = row[key]
-    try:
-        return row_to_question(fields, where, default_id)
+    mapping = {**IDENTITY, "question": q, "answer": gold, "id": qid or "id"}
+    try:  # the dataset loader's rules, so every later stage accepts the run's questions.jsonl
+        question = row_to_question({mapping[k]: v for k, v in fields.items()}, where, default_id, mapping)
+        check_question(question, where)
     except DatasetError as exc:
         raise TraceFormatError(str(exc)) from None
+    return question
 
 
 def _trace(question: Question, row: dict, where: str, tags, model: str) -> ExternalTrace:
@@ -208,14 +214,19 @@ def read_openai_chat(path: Path, tags=DEFAULT_TAGS) -> Iterator[ExternalTrace]:
             raise TraceFormatError(f"{where}: field 'request.messages' has no user message")
         content = users[-1].get("content")
         if isinstance(content, list):  # content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = "".join(_text(p.get("text"), where, f"request.messages[-1].content[{k}].text")
+                              for k, p in enumerate(content) if isinstance(p, dict))
         meta = request.get("metadata") if isinstance(request.get("metadata"), dict) else {}
         fields = {**meta, **{k: v for k, v in row.items() if k not in ("request", "response")}}
         fields["question"] = content
         question = _question(fields, where, f"{path.stem}-{i:04d}")
         choices = response.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0].get("message"), dict):
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict) \
+                or not isinstance(choices[0].get("message"), dict):
             raise TraceFormatError(f"{where}: field 'response.choices[0].message' is missing")
+        if len(choices) > 1:
+            raise TraceFormatError(f"{where}: field 'response.choices' holds {len(choices)} samples; a run keeps "
+                                   f"one trace per question: write each sample on its own line with its own id")
         message = dict(choices[0]["message"])
         message.setdefault("finish_reason", choices[0].get("finish_reason"))
         if message.get("reasoning_content") is None and message.get("reasoning") is None:
@@ -255,7 +266,7 @@ def read_thought_anchors(path: Path, tags=DEFAULT_TAGS) -> Iterator[ExternalTrac
         if row["answer"] is None and problem.get("answer_letter") is not None:
             row["answer"] = problem["answer_letter"]
         question = _question({k: v for k, v in row.items() if v is not None}, str(problem_file), rel)
-        yield _trace(question, {"response": base["solution"]}, where, tags, str(base.get("model") or ""))
+        yield _trace(question, {"solution": base["solution"]}, where, tags, str(base.get("model") or ""))
 
 
 READERS = {"jsonl": read_jsonl_traces, "openai-chat": read_openai_chat,

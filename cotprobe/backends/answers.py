@@ -35,13 +35,17 @@ def compact(resp: dict[str, Any], echo: bool = False) -> dict[str, Any]:
         raise MalformedAnswer("the answer has no choices[0]") from None
     if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), (str, type(None))):
         raise MalformedAnswer(f"choices[0] is not a completion: {str(choice)[:100]!r}")
+    if not echo and not isinstance(choice.get("text"), str):  # an answer without text is not an empty trace
+        raise MalformedAnswer(f"choices[0].text is {json_type(choice.get('text'))}, not the generated text")
+    lp = choice.get("logprobs") or {}
+    if not isinstance(lp, dict):
+        raise MalformedAnswer(f"choices[0].logprobs is {json_type(lp)}, not an object")
     # an echoed answer's text and top log-probabilities run over the whole prompt: not kept
     out: dict[str, Any] = {"text": "" if echo else choice.get("text") or "", "finish": choice.get("finish_reason")}
     for key in ("stop_reason", "matched_stop"):
         if key in choice:
             out["stop"] = choice[key]
             break
-    lp = choice.get("logprobs") or {}
     ids = _generated_ids(choice, lp, echo)
     if ids is not None:
         out["ids"] = ids
@@ -55,13 +59,22 @@ def compact(resp: dict[str, Any], echo: bool = False) -> dict[str, Any]:
     return out
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    names = {type(None): "null", bool: "a boolean", str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
 def _add_top(out: dict[str, Any], lp: dict[str, Any]) -> None:
     """out["top"]: per generated position, [token, logprob] pairs (token an id where known)."""
-    if lp.get("top_logprobs"):  # legacy completions format
-        out["top"] = [[[_token(t), float(v)] for t, v in (d or {}).items()] for d in lp["top_logprobs"]]
-    elif lp.get("content"):  # llama-server: [{"id", "token", "logprob", "top_logprobs": [{id, token, logprob}]}]
-        out["top"] = [[[t["id"] if isinstance(t.get("id"), int) else t["token"], float(t["logprob"])]
-                       for t in item.get("top_logprobs") or []] for item in lp["content"]]
+    try:
+        if lp.get("top_logprobs"):  # legacy completions format
+            out["top"] = [[[_token(t), float(v)] for t, v in (d or {}).items()] for d in lp["top_logprobs"]]
+        elif lp.get("content"):  # llama-server: [{"id", "token", "logprob", "top_logprobs": [{id, token, logprob}]}]
+            out["top"] = [[[t["id"] if isinstance(t.get("id"), int) else t["token"], float(t["logprob"])]
+                           for t in item.get("top_logprobs") or []] for item in lp["content"]]
+    except (AttributeError, TypeError, KeyError) as exc:  # a string, a list of strings, a missing field
+        raise MalformedAnswer(f"choices[0].logprobs holds top log-probabilities in no known layout ({exc})") from None
 
 
 def _is_ids(value: Any) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,18 +40,48 @@ class RequestCache:
 
     def __init__(self, root: str | Path | None, max_bytes: int = 4 * 1024**3):
         self.max_bytes = max_bytes
-        if root is None:
-            target = ":memory:"
-        else:
-            Path(root).mkdir(parents=True, exist_ok=True)
-            target = str(Path(root) / "requests.sqlite")
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(target, check_same_thread=False, timeout=60, isolation_level=None)
-        if root is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, k INTEGER, "
-                         "value TEXT NOT NULL, used REAL NOT NULL)")
-        self._bytes = self._db.execute("SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM answers").fetchone()[0]
+        if root is None:
+            self._db, self._bytes = self._open(":memory:")
+            return
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the folder should be, or no permission
+            raise ValueError(f"--cache-dir: cannot use {root} for the request cache ({exc.strerror})") from None
+        target = root / "requests.sqlite"
+        try:
+            self._db, self._bytes = self._open(str(target))
+        except sqlite3.DatabaseError as exc:
+            if _read_only(exc):
+                raise ValueError(f"--cache-dir: the request cache {target} cannot be written ({exc}); make it "
+                                 "writable or give another --cache-dir") from None
+            aside = target.with_name(f"{target.name}.corrupt-{int(time.time())}")
+            target.replace(aside)  # a cache is derived: set it aside and start a new one, as metrics.json
+            for tail in ("-wal", "-shm"):
+                target.with_name(target.name + tail).unlink(missing_ok=True)
+            print(f"cotprobe: {target}: not a readable request cache ({exc}); set aside as {aside.name}, "
+                  "starting a new one", file=sys.stderr)
+            self._db, self._bytes = self._open(str(target))
+
+    @staticmethod
+    def _open(target: str) -> tuple[sqlite3.Connection, int]:
+        """The connection to the cache's file, checked by reading it whole once."""
+        db = sqlite3.connect(target, check_same_thread=False, timeout=60, isolation_level=None)
+        try:
+            if target != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, k INTEGER, "
+                       "value TEXT NOT NULL, used REAL NOT NULL)")
+            stored = db.execute("SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM answers").fetchone()[0]
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            db.execute("INSERT OR REPLACE INTO answers VALUES ('', NULL, '', 0)")  # writable?
+            db.execute("DELETE FROM answers WHERE key = ''")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db, stored
 
     @staticmethod
     def key(path: str, body: dict[str, Any]) -> str:
@@ -98,3 +129,6 @@ class RequestCache:
             self._db.execute("DELETE FROM answers WHERE key = ?", (key,))
             self._bytes -= size
 
+
+def _read_only(exc: sqlite3.DatabaseError) -> bool:
+    return "readonly" in str(exc) or "read-only" in str(exc) or "unable to open" in str(exc)

@@ -36,11 +36,21 @@ def cell(value: Any, where: str, column: str, numbers: bool = True) -> str:
     if _missing(value):
         return ""
     if isinstance(value, str):
-        return value.strip()
+        return _unicode(value, where, column).strip()
     if numbers and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return as_text(value)
     kind = "text or a number" if numbers else "text"
     raise DatasetError(f"{where}: field {column!r} should be {kind}, got {show(value)}")
+
+
+def _unicode(text: str, where: str, column: str) -> str:
+    """text, refused if it cannot be written as UTF-8 (a lone surrogate from a \\udXXX escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DatasetError(f"{where}: field {column!r} is not valid Unicode text (a lone surrogate "
+                           f"{text[exc.start]!r} at character {exc.start})") from None
+    return text
 
 
 def as_list(value: Any, where: str, column: str) -> list[str]:
