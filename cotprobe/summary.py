@@ -84,9 +84,18 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
     """Per requested cut level: metrics with intervals; the trend of each metric along the CoT.
 
     With more than MAX_LEVELS distinct requested fractions (`--cut every-step`), levels are the
-    realised fractions binned to tenths, and the result says so ("binned")."""
+    realised fractions binned to tenths, and the result says so ("binned"); each question then
+    counts once per level, by its cut nearest the level (a long thought has many steps in a bin,
+    which pooled would outweigh a short one's single cut there)."""
     probes = [p for p in probes if p.condition == "cut"]
     binned = len({round(p.fraction_requested, 6) for p in probes}) > MAX_LEVELS
+    if binned:
+        nearest: dict[tuple[str, float], Probe] = {}
+        for p in probes:
+            key = (p.question_id, cut_level(p, True))
+            if key not in nearest or abs(p.fraction_realised - key[1]) < abs(nearest[key].fraction_realised - key[1]):
+                nearest[key] = p
+        probes = list(nearest.values())
     by_level: dict[float, list[Probe]] = defaultdict(list)
     for p in probes:
         by_level[cut_level(p, binned)].append(p)

@@ -421,9 +421,18 @@ def test_every_step_cuts_are_binned_by_realised_tenths_and_requested_levels_are_
     assert result["binned"]
     levels = [row["level"] for row in result["levels"]]
     assert levels == sorted(levels) and set(levels) <= {round(k / 10, 6) for k in range(11)}
-    expected = {lv: sum(1 for p in probes if round(round(p.fraction_realised * 10) / 10, 6) == lv) for lv in levels}
+    # each question once per level (its cut nearest the level), however many of its steps fall there
+    pairs = {(p.question_id, round(round(p.fraction_realised * 10) / 10, 6)) for p in probes}
+    expected = {lv: sum(1 for _, level in pairs if level == lv) for lv in levels}
     assert {row["level"]: row["n_total"] for row in result["levels"]} == expected
-    assert sum(expected.values()) == len(probes)
+    assert sum(expected.values()) == len(pairs) < len(probes)
+    long = [_cut_probe("long", f, f, 0.9, True) for f in (0.46, 0.48, 0.5, 0.52, 0.54)]
+    short = [_cut_probe("short", f, f + 0.01, 0.1, False) for f in (0.0, 0.5, 1.0)]
+    many = [_cut_probe("other", k / 40, k / 40, 0.5, True) for k in range(30)]  # > MAX_LEVELS requested levels
+    result = cut_metrics(long + short + many, n_resamples=20)
+    row = next(r for r in result["levels"] if r["level"] == 0.5)
+    assert result["binned"] and row["n_total"] == 3  # long, short and other once each
+    assert row["fraction_realised"] == pytest.approx((0.5 + 0.51 + 0.5) / 3)  # long by its cut at 0.50
 
     fixed = [_cut_probe(f"q{q}", k / 10, k / 10 + 0.01 * (q % 3), 0.5, q % 2 == 0) for q in range(20) for k in range(11)]
     result = cut_metrics(fixed, n_resamples=50)
@@ -470,4 +479,5 @@ def test_import_of_the_metrics_loads_no_tables_run_directory_or_command():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(eval(out))
     assert loaded <= {"cotprobe", "cotprobe.metrics", "cotprobe.metrics.scores", "cotprobe.metrics.bootstrap",
-                      "cotprobe.metrics.trends", "cotprobe.metrics.table", "cotprobe.metrics.sections"}, loaded
+                      "cotprobe.metrics.trends", "cotprobe.metrics.table", "cotprobe.metrics.sections",
+                      "cotprobe.metrics.early_exit_sections"}, loaded
