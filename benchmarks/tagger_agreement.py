@@ -197,15 +197,12 @@ def codebook_agreement(path: Path, lexicon, per_step: bool, show_errors: bool) -
         counts = "{} / {} / {}".format(*row["counts"])
         print(f"{b:<14}{row['annotators']:>8.2f}{fa:>13.2f}{fb:>7.2f}{row['mean']:>7.2f}{counts:>18}")
         for r, x, y, z in zip(ordered, a, bb, t):
-            if z != (x or y) or (z and not (x and y)):
-                if z != x or z != y:
-                    who = "both" if x == y else ("A" if x else "B")
-                    kind = "FP" if z else "FN"
-                    if z and (x or y):
-                        kind = "FP?"
-                    errors.append(f"  {kind:<3} {b:<13} [{who}] {r['trace']}#{r['i']}: {r['text'][:150]!r}")
+            if z != x or z != y:
+                kind = ("FP" if not (x or y) else "FP?") if z else "FN"
+                who = "both" if x == y else ("A" if x else "B")
+                errors.append(f"  {kind:<3} {b:<13} [{who}] {r['trace']}#{r['i']}: {r['text'][:150]!r}")
     if show_errors:
-        print("\ndisagreements (FP: tagged, neither annotator; FP?: one annotator; FN [who]: missed):",
+        print("\ndisagreements (FP: tagged by neither annotator, FP?: by one; FN: missed, [who] labelled it):",
               *errors, sep="\n")
     return table
 

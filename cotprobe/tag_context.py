@@ -7,8 +7,9 @@ a retraction), and hands both to `ContextRules.apply`, which adds and drops hits
 
 - ``announced_check``: a step that announces a check ("Wait, let me double-check that.") opens a
   check. If the step also checks something (a number and a result word after the announcement:
-  "let me check if n = 3 gives 9") it is verification; if not, it is planning, and any
-  verification hit of its own is dropped ("an announced check with no check in it").
+  "let me check if n = 3 gives 9", or a verdict cue after the announcement: "Let me double-check:
+  it is indeed in Paris.") it is verification; if not, it is planning, and any verification hit
+  of its own is dropped ("an announced check with no check in it").
 - ``check_run``: the steps after an announced check are verification (the recomputations done to
   check, which carry no cue word) until the check closes: at a step that states the answer or the
   quantity the question asks for without a verdict ("So, the number of x-intercepts is 2865."),
@@ -96,11 +97,11 @@ class ContextRules:
             numbers = set(_NUMBER.findall(text))
             span = _span(text)
             if "check_announcement" in sig:
-                after = text[max(s.end for s in sig["check_announcement"]):]
-                if self._has_result(after):
+                end = max(s.end for s in sig["check_announcement"])
+                if self._has_result(text[end:]):
                     cue = sig["check_announcement"][0]
                     adds[i].append(("verification", cue.start, cue.end, "context:announced_check"))
-                else:
+                elif not any(h.behaviour == "verification" and h.start >= end for h in hits[i]):
                     drops[i].add("verification")
                 mode, left = "check", self.max_check_steps
             elif mode == "check":

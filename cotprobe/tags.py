@@ -30,7 +30,13 @@ marks or a list marker precede it in its sentence; ``"clause_initial"``: that, o
 after , ; : ( a dash or an opener word), ``context`` (lower-case tokens of which one
 must occur in the same sentence), ``without`` (lower-case tokens none of which may follow
 the cue before its sentence ends, line breaks not ending it: "Therefore" before an equation
-is a computation, not a conclusion) and ``note``. Keys starting with "_" are ignored.
+is a computation, not a conclusion), ``unless`` (lower-case tokens that, following the cue
+in its sentence, let it stand despite ``without``: "the number is 318 - 31 + 1 = 288" is a
+result) and ``note``. Keys starting with "_" are ignored.
+
+``tag_texts`` tags one trace's steps in order: each step alone as above, then the context rules
+of `cotprobe.tag_context`, whose cues are the lexicon's ``context`` section (its ``signals`` are
+entries in the same format). Every hit names what fired in ``TagHit.rule``.
 """
 
 from __future__ import annotations
