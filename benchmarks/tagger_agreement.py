@@ -104,7 +104,7 @@ def problem_half(rows: list[dict], half: int | None) -> list[dict]:
     return [r for r in rows if problem(r) in chosen]
 
 
-def real_agreement(path: Path, lexicon, show_errors: bool, half: int | None = None) -> None:
+def real_agreement(path: Path, lexicon, show_errors: bool, half: int | None = None, per_step: bool = False) -> None:
     """Segmenter and tagger against the chunks and GPT-4o function labels of real traces."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = problem_half(rows, half)
@@ -124,9 +124,9 @@ def real_agreement(path: Path, lexicon, show_errors: bool, half: int | None = No
         pk, wd = pk_windowdiff(gold, pred, len(text))
         pks.append(pk)
         wds.append(wd)
-        hits = [(s.start + h.start, h.behaviour) for s, hs in zip(steps, lexicon.tag_many([s.text for s in steps]))
-                for h in hs]
-        chunk_hits = lexicon.tag_many([text[c["start"]:c["end"]] for c in chunks])
+        tag = lexicon.tag_many if per_step or not hasattr(lexicon, "tag_texts") else lexicon.tag_texts
+        hits = [(s.start + h.start, h.behaviour) for s, hs in zip(steps, tag([s.text for s in steps])) for h in hs]
+        chunk_hits = tag([text[c["start"]:c["end"]] for c in chunks])
         for c, own in zip(chunks, chunk_hits):
             labels = set(c.get("tags") or [])
             for name, (gold_labels, ours) in REAL_MAPPING.items():
@@ -144,7 +144,8 @@ def real_agreement(path: Path, lexicon, show_errors: bool, half: int | None = No
                                       + (f"  [{cues}]" if cues else ""))
     p, r, f = _prf(tp, n_pred, n_gold)
     which = f" (problem half {half})" if half else ""
-    print(f"{len(rows)} traces{which} from {path}; lexicon {lexicon.source} (version {lexicon.version})")
+    print(f"{len(rows)} traces{which} from {path}; lexicon {lexicon.source} (version {lexicon.version}); "
+          f"{'each chunk alone' if per_step else 'each trace in order (tag_texts)'}")
     print(f"\nboundaries vs the chunks (+-{TOLERANCE} chars): precision {p:.3f} recall {r:.3f} F1 {f:.3f} "
           f"({n_pred} predicted, {n_gold} gold)")
     print(f"Pk {sum(pks) / len(pks):.3f}  WindowDiff {sum(wds) / len(wds):.3f} (mean over traces; lower is better)")
@@ -243,14 +244,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="steps labelled by two annotators under the codebook (JSONL: trace, i, text, "
                              "labels_a, labels_b): per-class F1 against each annotator and their own agreement")
     parser.add_argument("--per-step", action="store_true",
-                        help="with --codebook: tag each step alone (tag_step) instead of each trace in order")
+                        help="with --codebook or --real: tag each step alone (tag_step) instead of each trace in order")
     args = parser.parse_args(argv)
     if args.codebook:
         codebook_agreement(args.codebook, load_lexicon(args.lexicon), args.per_step or tag_texts is None,
                            args.errors)
         return 0
     if args.real:
-        real_agreement(args.real, load_lexicon(args.lexicon), args.errors, args.half)
+        real_agreement(args.real, load_lexicon(args.lexicon), args.errors, args.half, args.per_step)
         return 0
 
     path = args.eval or data_path("behaviour_eval.jsonl")
