@@ -18,7 +18,7 @@ from pathlib import Path
 from .cli import given_options, non_negative_int, positive_float, positive_int
 from .data import DATASETS
 from .models import DEFAULT_MODEL, Loading, add_loading_arguments, loading_from
-from .profiles import PROFILES
+from .profiles import PROFILES, get_profile
 from .prompts import DEFAULT_TEMPLATE, STYLES, TEMPLATE_NAMES
 from .scales import SCALES
 from .store import open_existing, read_manifest, stage_settings
@@ -67,6 +67,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.cue_budget < 0:
             raise ValueError(f"--cue-budget {self.cue_budget}: must be 0 or more")
+        if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(f"--timeout {self.timeout:g}: must lie in (0, {MAX_TIMEOUT:g}] seconds")
+        if self.grader == "judge" and self.judge_backend == "openai" and not self.judge_base_url:
+            raise ValueError("--judge-backend openai needs --judge-base-url (the judge's server, e.g. "
+                             "http://localhost:8001/v1)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
@@ -94,10 +99,9 @@ class RunConfig:
         made the traces. `given`: the options the user wrote (cli.given_options); one that
         contradicts the run is refused, naming it, instead of being silently replaced."""
         made = stage_settings(read_manifest(run_dir), "generate")
-        try:
-            recorded = {option: made[key] for option, key in RUN_OPTIONS} | {"profile": made["profile"]["name"]}
-        except (KeyError, TypeError):
-            raise ValueError(f"{run_dir}: no generation recorded in manifest.json; is it a cotprobe run?") from None
+        if not made:
+            raise ValueError(f"{run_dir}: no generation recorded in manifest.json; is it a cotprobe run?")
+        recorded = recorded_options(made, Path(run_dir) / "manifest.json")
         for option, value in recorded.items():
             if option in given and getattr(self, option) != value:
                 flag = "-n" if option == "limit" else f"--{option.replace('_', '-')}"
@@ -118,6 +122,41 @@ class RunConfig:
 RUN_OPTIONS = [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
                ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]
 MANIFEST_KEYS = RUN_OPTIONS + [("cue_budget", "cue_budget"), ("prompt_template", "prompt_template_spec")]
+
+
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: a week; more is no limit at all (and overflows the HTTP client)
+
+# The type of each recorded generate setting from_run reads (limit may be null).
+_RECORDED_TYPES = {"model": str, "dataset": str, "limit": (int, type(None)), "seed": int, "style": str,
+                   "scale_spec": str, "budget": int}
+
+
+def recorded_options(made: dict, manifest: Path) -> dict:
+    """The RUN_OPTIONS and the profile name of a generate stage's settings, each checked for its
+    type (a hand-edited manifest is named by its field, not met later as a TypeError)."""
+    recorded = {}
+    for option, key in RUN_OPTIONS:
+        if key not in made:
+            raise ValueError(f"{manifest}: stages.generate.settings has no '{key}'; is it a cotprobe run?")
+        value, wanted = made[key], _RECORDED_TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            raise ValueError(f"{manifest}: stages.generate.settings.{key} should be "
+                             f"{'a whole number' if wanted in (int, (int, type(None))) else 'text'}, got {value!r}")
+        recorded[option] = value
+    profile = made.get("profile")
+    name = profile.get("name") if isinstance(profile, dict) else profile  # a profile given by its name
+    if not isinstance(name, str) or not _known_profile(name):
+        raise ValueError(f"{manifest}: stages.generate.settings.profile should be one of {', '.join(sorted(PROFILES))} "
+                         f"(or an object with its 'name'), got {profile!r}")
+    return recorded | {"profile": name}
+
+
+def _known_profile(name: str) -> bool:
+    try:
+        get_profile(name)
+    except ValueError:
+        return False
+    return True
 
 
 def default_experiment(parser: argparse.ArgumentParser, argv: list[str] | None) -> list[str]:

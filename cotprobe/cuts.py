@@ -146,7 +146,8 @@ def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question]
             done.setdefault(p.question_id, []).append(p)
     out = []
     for trace in tqdm(traces, desc="truncate", unit="trace"):
-        cuts = plan_cuts(steps_by_q[trace.question_id], len(trace.cot_token_ids), sweep.fractions, sweep.mode)
+        cuts = plan_cuts(steps_by_q.get(trace.question_id, []), len(trace.cot_token_ids), sweep.fractions,
+                         sweep.mode)  # an empty thought has no steps
         have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
         todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]
         question = questions[trace.question_id]

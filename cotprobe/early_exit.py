@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     probes = run.probes()
     if not any(p.condition == "cut" for p in probes):
         raise ValueError(f"{run_dir}: no cut probes to replay (run python -m cotprobe.truncate --from-run {run_dir})")
+    if not any(p.condition == "cut" and p.correct is not None for p in probes):
+        raise ValueError(f"{run_dir}: none of the cut probes is graded (every forced answer is ungraded), so "
+                         "there is no accuracy to replay; check the run's grading (metrics.json 'traces')")
     latent = {(r.question_id, r.token_index): r.confidence
               for r in run.records(LatentPrediction) if r.condition == "cut"} or None
     sources = ["verbal", "scored"] + (["latent"] if latent else [])

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .backends import capabilities_of
-from .records import HiddenState, read_jsonl
-from .store import RunDir, RunDirError, read_manifest, stage_settings
+from .records import HiddenState
+from .store import RunDir, RunDirError, read_manifest, read_records, stage_settings
 
 ARRAY = "hidden_states.f16"
 INDEX = "hidden_states.jsonl"
@@ -76,15 +76,12 @@ class HiddenStore:
                                      "dtype": "float16", "array": ARRAY, "index": INDEX})
         self.row_bytes = len(self.layers) * self.hidden_size * DTYPE.itemsize
         self.run.repair(INDEX)
-        self.records = self.run.read(INDEX, HiddenState)
+        self.records, self.n_rows = _index(self.run.path, self.row_bytes)
         array = self.run.path / ARRAY
         size = array.stat().st_size if array.exists() else 0
-        if size < len(self.records) * self.row_bytes:
-            raise RunDirError(f"{array}: shorter than its {len(self.records)} records in {INDEX}; "
-                              "the files do not belong together (delete both to extract again)")
-        if size > len(self.records) * self.row_bytes:  # rows whose records a kill lost
+        if size > self.n_rows * self.row_bytes:  # rows whose records a kill lost
             with array.open("rb+") as fh:
-                fh.truncate(len(self.records) * self.row_bytes)
+                fh.truncate(self.n_rows * self.row_bytes)
         self.keys = {(r.question_id, r.condition, r.token_index) for r in self.records}
 
     def has(self, question_id: str, condition: str, token_index: int) -> bool:
@@ -106,10 +103,32 @@ class HiddenStore:
             fh.flush()
             os.fsync(fh.fileno())
         for t, _ in new:
-            record = HiddenState(question_id, condition, t, len(self.records))
+            record = HiddenState(question_id, condition, t, self.n_rows)
             self.run.append(INDEX, record)
             self.records.append(record)
+            self.n_rows += 1
             self.keys.add((question_id, condition, t))
+
+
+def _index(run_dir: Path, row_bytes: int) -> tuple[list[HiddenState], int]:
+    """The records of hidden_states.jsonl by the rule every record file is read by (a torn last
+    line skipped, a repeated position read once), and the rows of hidden_states.f16 they use;
+    a record pointing past the array's end is a RunDirError naming both files."""
+    index, array = run_dir / INDEX, run_dir / ARRAY
+    records, seen = [], set()
+    for r in read_records(index, HiddenState, quiet=True):
+        if (r.question_id, r.condition, r.token_index) not in seen:
+            seen.add((r.question_id, r.condition, r.token_index))
+            records.append(r)
+    n_rows = max((r.row for r in records), default=-1) + 1
+    size = array.stat().st_size if array.exists() else 0
+    bad = next((r for r in records if not isinstance(r.row, int) or r.row < 0), None)
+    if bad is not None or size < n_rows * row_bytes:
+        what = (f"row {bad.row!r} of {bad.question_id!r}" if bad is not None
+                else f"row {n_rows - 1} but {array.name} holds {size // row_bytes if row_bytes else 0} rows")
+        raise RunDirError(f"{index}: a record points at {what}; the two files do not belong together "
+                          f"(delete {array.name} and {index.name} to extract again)")
+    return records, n_rows
 
 
 def load(run_dir: str | Path) -> tuple[list[HiddenState], np.ndarray, list[int]]:
@@ -119,9 +138,13 @@ def load(run_dir: str | Path) -> tuple[list[HiddenState], np.ndarray, list[int]]
     if not (run_dir / INDEX).exists():
         return [], np.zeros((0, 0, 0), dtype=DTYPE), []
     settings = stage_settings(read_manifest(run_dir), STAGE)
-    layers, hidden = settings["layers"], settings["hidden_size"]
-    records = read_jsonl(run_dir / INDEX, HiddenState)
+    layers, hidden = settings.get("layers"), settings.get("hidden_size")
+    if not (isinstance(layers, list) and layers and all(isinstance(v, int) for v in layers)
+            and isinstance(hidden, int) and hidden > 0):
+        raise RunDirError(f"{run_dir / 'manifest.json'}: stage '{STAGE}' should record 'layers' (a list of "
+                          f"layer numbers) and 'hidden_size'; delete {ARRAY} and {INDEX} to extract again")
+    records, n_rows = _index(run_dir, len(layers) * hidden * DTYPE.itemsize)
     if not records:
         return [], np.zeros((0, len(layers), hidden), dtype=DTYPE), layers
-    array = np.memmap(run_dir / ARRAY, DTYPE, "r", shape=(len(records), len(layers), hidden))
+    array = np.memmap(run_dir / ARRAY, DTYPE, "r", shape=(n_rows, len(layers), hidden))
     return records, array, layers

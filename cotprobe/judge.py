@@ -165,9 +165,10 @@ class AnswerJudge:
         self.cache = Path(cache) if cache else None
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         if self.cache and self.cache.exists():
-            from .records import read_jsonl
+            from .store import RunDir, read_records
 
-            for v in read_jsonl(self.cache, Verdict):
+            RunDir(self.cache.parent).repair(self.cache.name)  # a torn last verdict (a kill) is cut off
+            for v in read_records(self.cache, Verdict):
                 if v.judge == self.key:
                     self.verdicts[(v.question_id, v.answer)] = v
         self.asked = 0

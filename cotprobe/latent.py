@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"inverse L2 strength of the logistic probes (default {ProbeSettings.C})")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
     args = parser.parse_args(argv)
-    if not args.C > 0:
-        raise ValueError(f"--C must be > 0, got {args.C}")
+    if not 0 < args.C < float("inf"):
+        raise ValueError(f"--C must be a finite number > 0, got {args.C}")
+    if args.folds < 2:
+        raise ValueError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
 
     run_dir = open_existing(args.run_dir)
     reader = RunDir(run_dir)  # read only: no lock
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if not probes:
         command = "truncate --from-run" if args.source_stage == "truncate" else "ablate"
         raise ValueError(f"{run_dir}: no {args.source_stage} probes (run python -m cotprobe.{command} {run_dir} first)")
+    check_folds(args.folds, len({p.question_id for p in probes if p.correct is not None}))  # before extracting
     stored = reader.stage_settings(hs.STAGE)
 
     with RunDir(run_dir) as run:
@@ -116,6 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     for figure in plot_latent(run_dir, result):
         print(f"figure: {figure}")
     return 0
+
+
+def check_folds(folds: int, n_questions: int) -> None:
+    """--folds against the questions with graded probes: every fold must leave at least two
+    questions to train on (the layer is chosen by inner folds over them)."""
+    def fits(k: int) -> bool:
+        return n_questions >= k and n_questions - -(-n_questions // k) >= 2
+    if not fits(folds):
+        best = max((k for k in range(2, n_questions + 1) if fits(k)), default=None)
+        hint = f"use --folds {best} or fewer" if best else "it needs at least 3 questions"
+        raise ValueError(f"--folds {folds}: the run has {n_questions} question(s) with graded probes, too few for "
+                         f"{folds}-fold cross-validation that leaves at least 2 questions to train on ({hint})")
 
 
 def key_of(p: Probe) -> tuple[str, str, int]:

@@ -211,6 +211,7 @@ class LatentPrediction:
 
 
 RecordT = TypeVar("RecordT")
+MAX_TOKEN_ID = 2**31 - 1  # what a tokenizer takes; no vocabulary is larger
 
 
 def to_dict(record: Any) -> dict[str, Any]:
@@ -243,7 +244,10 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise RecordError(f"{where}: expected a list, got {type(value).__name__}")
         (item,) = typing.get_args(hint) or (Any,)
-        if item is int and all(type(v) is int for v in value):  # token ids: the long lists
+        if item is int and all(type(v) is int for v in value):  # token ids (and counts): the long lists
+            if value and (min(value) < 0 or max(value) > MAX_TOKEN_ID):
+                i = next(i for i, v in enumerate(value) if not 0 <= v <= MAX_TOKEN_ID)
+                raise RecordError(f"{where}[{i}]: {value[i]} is not a token id (0 to {MAX_TOKEN_ID})")
             return value
         return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or hint is dict:

@@ -106,6 +106,7 @@ class RunDir:
         self._created = False
         self._started: list[tuple[str, int]] = []  # stages this session added, records appended before
         self._appended = 0  # records this session appended
+        self._recorded: list[tuple[str, Any, int]] = []  # record_stage: the entry it replaced, records before
 
     # -- locking -----------------------------------------------------------------------------
     def __enter__(self) -> "RunDir":
@@ -169,11 +170,18 @@ class RunDir:
         """After a failure: forget the stages this session started but wrote nothing for, so
         the corrected rerun is not refused for 'different settings'."""
         idle = [stage for stage, appended in self._started if appended == self._appended]
-        if not idle:
+        replaced = [(stage, old) for stage, old, appended in self._recorded if appended == self._appended]
+        if not idle and not replaced:
             return
         manifest = self.read_manifest()
+        stages = manifest.get("stages", {})
         for stage in idle:
-            manifest.get("stages", {}).pop(stage, None)
+            stages.pop(stage, None)
+        for stage, old in reversed(replaced):  # a record_stage entry that nothing was written under
+            if old is None:
+                stages.pop(stage, None)
+            else:
+                stages[stage] = old
         self.write_manifest(manifest)
 
     def _remove_if_empty(self) -> None:
@@ -216,7 +224,9 @@ class RunDir:
         """Record a stage that replaces its output on every run (tagging): its latest settings
         replace any earlier ones, with no resume check."""
         manifest = self.read_manifest()
-        manifest.setdefault("stages", {})[stage] = _stage_entry(settings)
+        stages = manifest.setdefault("stages", {})
+        self._recorded.append((stage, stages.get(stage), self._appended))
+        stages[stage] = _stage_entry(settings)
         self.write_manifest(manifest)
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
@@ -255,6 +265,7 @@ class RunDir:
     def rewrite(self, cls: type, records: Iterable[Any]) -> None:
         """Replace the file of `cls` with `records`, atomically."""
         write_jsonl(self.path / RECORD_FILES[cls], records)
+        self._appended += 1  # a write: the stages started before it are not idle
 
     def repair_records(self, *classes: type) -> None:
         """`repair` the files of these record types."""

@@ -11,9 +11,11 @@ probes.jsonl, metrics.json and figures/calibration_progress.png.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict
 
-from .cli import entry_point
+from .backends import capabilities_of
+from .cli import entry_point, given_options
 from .config import DEFAULT_EXPERIMENT, add_run_arguments, default_experiment, resolve_run
 from .cuts import CUT_MODES, Sweep, parse_fractions, truncate
 from .experiment import setup
@@ -62,17 +64,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_RESAMPLES = 1024  # continuations per cut: more is a memory bound, not a finer estimate
+
+
+def check_resample_options(args: argparse.Namespace, given: set[str], fractions: list[float]
+                           ) -> tuple[float, ...] | None:
+    """The --resample-fractions levels (None: every level), with --resample K, --temperature and
+    --resample-fractions checked against each other and the cut levels, before anything runs."""
+    if not 0 <= args.resample <= MAX_RESAMPLES:
+        raise ValueError(f"--resample must lie in 0..{MAX_RESAMPLES}, got {args.resample}")
+    if args.resample == 0:
+        unused = [f"--{name.replace('_', '-')}" for name in ("resample_fractions", "temperature") if name in given]
+        if unused:
+            raise ValueError(f"{unused[0]}: given without --resample K, so nothing would be resampled; "
+                             "add --resample K (continuations per cut) or leave it out")
+        return None
+    if not 0 < args.temperature < math.inf:
+        raise ValueError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    if args.resample_fractions is None:
+        return None
+    try:
+        at = parse_fractions(args.resample_fractions)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--fractions", "--resample-fractions", 1)) from None
+    if args.cut != "every-step":
+        off = [f for f in at if not any(abs(f - level) < 1e-9 for level in fractions)]
+        if off:
+            raise ValueError(f"--resample-fractions {args.resample_fractions}: {off[0]:g} is not a cut level of "
+                             f"--fractions {args.fractions}; resampling happens only at cuts")
+    return tuple(at)
+
+
+def check_backend(backend, args: argparse.Namespace) -> None:
+    """--resample and --hidden-states need a backend that samples and one that gives hidden states."""
+    if args.resample and not capabilities_of(backend).samples:
+        raise ValueError(f"--resample needs a backend that samples; {type(backend).__name__} does not (use --backend hf)")
+    if args.hidden_states:
+        from .hidden import model_layers
+
+        model_layers(backend)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(default_experiment(parser, argv))
-    if args.resample < 0:
-        raise ValueError(f"--resample must be >= 0, got {args.resample}")
-    if args.resample and not args.temperature > 0:
-        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
-
     fractions = parse_fractions(args.fractions)
+    resample_at = check_resample_options(args, given_options(parser, argv), fractions)
     out, config = resolve_run(parser, args, argv, args.from_run, "--from-run")
     ex = setup(config, out, new_traces=not args.from_run)
+    check_backend(ex.prober.backend, args)  # before any trace is generated or any stage claimed
     with RunDir(out) as run:
         traces = ex.traces(run, reuse=bool(args.from_run), stage="truncate")
         run.start_stage("truncate", {"fractions": fractions, "cut": args.cut})
@@ -84,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             store = HiddenStore(run, parse_layers(args.layers, n_layers), size)
         resample = None
         if args.resample:
-            at = tuple(parse_fractions(args.resample_fractions)) if args.resample_fractions else None
-            resample = ResampleSettings(args.resample, args.temperature, config.budget, config.seed, at)
+            resample = ResampleSettings(args.resample, args.temperature, config.budget, config.seed, resample_at)
             run.start_stage("resample", asdict(resample))
         probes = truncate(ex.prober, traces, ex.by_id, run, Sweep(fractions, args.cut, store, resample))
     result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled")
