@@ -65,7 +65,6 @@ class Experiment:
         """The run's existing traces (reuse) or freshly generated ones, checked against the questions.
         The manifest records the backend this stage runs on (`backend:<stage>`: kind, model, how
         it scores, the top-k of a server)."""
-        run.record_stage(f"backend:{stage}", self.prober.backend.describe())
         if reuse:
             traces = run.traces()
             if not traces:
@@ -78,6 +77,7 @@ class Experiment:
         if missing:
             raise ValueError(f"{run.path}: traces for questions not in --dataset {self.recorded['dataset']}: "
                              f"{missing[:3]}")
+        run.record_stage(f"backend:{stage}", self.prober.backend.describe())
         return traces
 
     def report_grading(self, run_dir: str | Path) -> None:
