@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     out = open_existing(args.run_dir)
     judge = None
     if args.judge:
+        if args.judge_backend == "openai" and not args.judge_base_url:
+            raise ValueError("--judge-backend openai needs --judge-base-url (the judge's server, e.g. "
+                             "http://localhost:8001/v1)")
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge, kind=args.judge_backend, cache_root=args.cache_dir,
                                base_url=args.judge_base_url, **RunConfig.from_args(args).server_options(), loading=loading_from(args))

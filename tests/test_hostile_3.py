@@ -209,3 +209,11 @@ def test_token_ids_outside_any_vocabulary_are_named_at_their_line(run, capsys, b
     before = snapshot(run)
     refused(truncate, ["--from-run", run, "--fractions", "0,0.5,1"], capsys, "traces.jsonl:2", "cot_token_ids")
     assert snapshot(run) == before
+
+
+def test_tag_judge_on_a_server_without_its_address_names_judge_base_url(probed, capsys):
+    from cotprobe import tag
+
+    before = sorted(p.name for p in probed.iterdir())
+    refused(tag, [str(probed), "--judge", "x", "--judge-backend", "openai"], capsys, "--judge-base-url")
+    assert sorted(p.name for p in probed.iterdir()) == before

@@ -20,7 +20,7 @@ class PromptTooLong(ValueError):
 class ScoringUnavailable(RuntimeError):
     """The backend returns no log-probabilities: scored confidence cannot be computed.
 
-    Forcing then records the sampled (written) confidence only (see `probe.force_answers`)."""
+    Forcing then records the sampled (written) confidence only (see `forcing.answer_and_confidence`)."""
 
 
 class NoHiddenStates(ValueError):
