@@ -1,7 +1,7 @@
 """What an 11-cut truncation sweep of an 8,192-token CoT costs a vLLM server, measured without a GPU.
 
 The real OpenAI backend drives the recording server (cotprobe.backends.recording_server), which
-speaks vLLM's dialect of /v1/completions (max_logprobs 20 as vLLM's default, token-id prompts,
+speaks vLLM's dialect of /v1/completions (max_logprobs 20 as vLLM's default or --max-logprobs, token-id prompts,
 return_token_ids, 16-token prefix-cache blocks that prompt-log-prob requests do not read) with a
 synthetic model over the embedded model's real tokenizer. One trace is generated first (an
 8,192-token thought); the sweep then runs against a fresh server (cold prefix cache) with a
@@ -18,7 +18,8 @@ ends with the line
 
   serving cost: <R> requests/trace, <U> uncached prompt tokens/trace, <B> cache bytes/trace
 
-    python benchmarks/serving_cost.py [--cot-tokens 8192] [--compare-prompt] [--llama] [--llama-cot-tokens 256]
+    python benchmarks/serving_cost.py [--cot-tokens 8192] [--max-logprobs 20] [--compare-prompt] [--llama]
+        [--llama-cot-tokens 256]
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the sweep with echoed prompt log-probabilities (score_mode prompt)")
     parser.add_argument("--llama", action="store_true", help="also measure the llama.cpp server the tests start")
     parser.add_argument("--llama-cot-tokens", type=int, default=256, help="thought length on llama.cpp (default 256)")
+    parser.add_argument("--max-logprobs", type=int, default=20,
+                        help="the server's top-k cap, as vLLM's --max-logprobs (default 20, vLLM's default)")
     args = parser.parse_args(argv)
     from transformers import AutoTokenizer
 
@@ -109,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     context = args.cot_tokens + 4096
 
     def vllm_like() -> RecordingServer:
-        return RecordingServer(tokenizer, MODEL, labels=VERBAL_10.labels, context=context, max_logprobs=20)
+        return RecordingServer(tokenizer, MODEL, labels=VERBAL_10.labels, context=context,
+                               max_logprobs=args.max_logprobs)
 
     with tempfile.TemporaryDirectory() as tmp:
         main_cost = sweep_cost(vllm_like, tokenizer, args.cot_tokens, Path(tmp) / "topk")

@@ -66,7 +66,7 @@ class Confidence:
     # True: the distribution is the model's own; False: a server's top-k left out a token of some
     # label, so no distribution was recorded (never a bound); None: not scored at all
     scored_exact: bool | None = None
-    scored_misses: int = 0  # label sequences the server's top-k did not reach
+    scored_misses: int = 0  # label sequences left unscored (a token of theirs, or of another label, beyond the top-k)
 
 
 @dataclass

@@ -33,7 +33,9 @@ def score_topk(client: CompletionsClient, dialect: Dialect, rows: list[list[int]
     The first token from the greedy confidence request (`label_tokens` long, so the written
     confidence needs no request of its own), deeper tokens from its greedy path where it went
     there, else from one-token requests that extend the row. An option with a token outside the
-    top k, or after a row whose answer held no log-probabilities, is NaN; misses counts them."""
+    top k, or after a row whose answer held no log-probabilities, is NaN; misses counts them. A
+    row where some label's first token is already outside the top k cannot be exact: it gets no
+    further requests (its other labels' deeper tokens would change nothing recorded)."""
     depth = max(len(o) for o in options)  # the greedy path's top-k is of use this deep
     first = client.complete_many([dialect.topk_body(ids, label_tokens, 1) for ids in rows], keep_top=depth)
     tops: Tops = {}
@@ -46,14 +48,21 @@ def score_topk(client: CompletionsClient, dialect: Dialect, rows: list[list[int]
     answered = {r for r, _ in tops}
     if not answered:
         raise ScoringUnavailable(f"{client.where}: the server returned no top log-probabilities")
-    wanted = sorted({(r, tuple(o[:d])) for r in answered for o in options for d in range(1, len(o))} - tops.keys())
+    reachable = {r for r in answered if all(_has(tops[(r, ())], o[0], dialect.decode) for o in options)}
+    wanted = sorted({(r, tuple(o[:d])) for r in reachable for o in options for d in range(1, len(o))} - tops.keys())
     answers = client.complete_many([dialect.topk_body(rows[r] + list(p), 1) for r, p in wanted])
     for key, got in zip(wanted, answers):
         per = got.get("top") or []
         if per and per[0]:
             tops[key] = dict(map(tuple, per[0]))
-    totals = [[_path_logprob(tops, r, o, dialect.decode) for o in options] for r in range(len(rows))]
+    totals = [[_path_logprob(tops, r, o, dialect.decode) if r in reachable else math.nan for o in options]
+              for r in range(len(rows))]
     return totals, sum(math.isnan(v) for row in totals for v in row)
+
+
+def _has(alts: dict, tok: int, decode) -> bool:
+    """Whether a token is among a position's top log-probabilities (keyed by id, or by text)."""
+    return tok in alts or (not any(isinstance(t, int) for t in alts) and decode([tok]) in alts)
 
 
 def _path_logprob(tops: Tops, row: int, option: list[int], decode) -> float:
@@ -62,13 +71,9 @@ def _path_logprob(tops: Tops, row: int, option: list[int], decode) -> float:
     total = 0.0
     for d, tok in enumerate(option):
         alts = tops.get((row, tuple(option[:d])))
-        if alts is None:
+        if alts is None or not _has(alts, tok, decode):
             return math.nan
-        if tok not in alts and not any(isinstance(t, int) for t in alts):
-            tok = decode([tok])  # servers that name tokens by their text only
-        if tok not in alts:
-            return math.nan
-        total += float(alts[tok])
+        total += float(alts[tok] if tok in alts else alts[decode([tok])])  # by id, or by text
     return total
 
 
