@@ -72,6 +72,12 @@ class Experiment:
         else:
             run.start_stage("generate", self.recorded)
             traces = generate(self.prober, self.questions, run, self.settings)
+        size = self.prober.backend.vocab_size
+        outside = next((t for t in traces if any(not 0 <= i < size for i in t.cot_token_ids)), None)
+        if outside is not None:
+            raise ValueError(f"{run.path / RECORD_FILES[Trace]} (question {outside.question_id!r}): cot_token_ids "
+                             f"outside the vocabulary of {self.prober.backend.name} ({size} tokens); were these "
+                             "traces made with another tokenizer?")
         known = {q.id for q in self.questions}
         missing = [t.question_id for t in traces if t.question_id not in known]
         if missing:

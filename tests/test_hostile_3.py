@@ -217,3 +217,13 @@ def test_tag_judge_on_a_server_without_its_address_names_judge_base_url(probed, 
     before = sorted(p.name for p in probed.iterdir())
     refused(tag, [str(probed), "--judge", "x", "--judge-backend", "openai"], capsys, "--judge-base-url")
     assert sorted(p.name for p in probed.iterdir()) == before
+
+
+def test_token_ids_outside_the_models_vocabulary_are_refused_naming_the_question(run, capsys):
+    traces = [dataclasses.asdict(t) for t in read_jsonl(run / "traces.jsonl", Trace)]
+    traces[1]["cot_token_ids"] = [5, 100_000]  # a valid id for some tokenizer, not for this model's
+    (run / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in traces))
+    before = snapshot(run)
+    refused(truncate, ["--from-run", run, "--fractions", "0,0.5,1"], capsys, "traces.jsonl",
+            repr(traces[1]["question_id"]), "outside the vocabulary")
+    assert snapshot(run) == before

@@ -69,6 +69,11 @@ class TokenizerOps:
         return self.tokenizer.batch_decode(pieces, skip_special_tokens=False) if pieces else []
 
     @cached_property
+    def vocab_size(self) -> int:
+        """Token ids lie in [0, vocab_size): the tokenizer's vocabulary with its added tokens."""
+        return len(self.tokenizer)
+
+    @cached_property
     def special_ids(self) -> frozenset[int]:
         """The tokenizer's added (special) tokens: a cut is never re-encoded across one."""
         return frozenset(self.tokenizer.added_tokens_decoder or {})

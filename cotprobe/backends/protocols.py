@@ -37,6 +37,7 @@ class Tokenizing(Protocol):
         """`decode` of each piece (one batched call where the tokenizer has one)."""
 
     special_ids: frozenset[int]  # the tokenizer's added (special) tokens: never merged into text
+    vocab_size: int  # token ids lie in [0, vocab_size)
 
 
 @runtime_checkable
