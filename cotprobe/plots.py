@@ -282,7 +282,8 @@ def draw_latent_layers(result: LatentSection, axes=None) -> Figure:
 
 def draw_early_exit(result: EarlyExitSection, ax=None) -> Figure:
     """Thinking tokens used (share of the full thought) against accuracy for every replayed
-    stopping policy, one colour per family, the Pareto frontier and the full-thought point."""
+    stopping policy, one colour per family, the Pareto frontier, the full-thought point and the
+    oracle (the earliest right cut, in hindsight: the ceiling)."""
     fig, (ax,), new = _panels(ax, 1, 1, (6.4, 4.6))
     rows = result["policies"]
     families = list(dict.fromkeys(r["family"] for r in rows))
@@ -301,6 +302,9 @@ def draw_early_exit(result: EarlyExitSection, ax=None) -> Figure:
     full = result["full"]
     ax.plot([full["token_share"]], [full["accuracy"]], marker="*", ms=14, color="black", ls="none",
             label=f"full thought ({full['accuracy']:.2f})")
+    oracle = result["oracle"]
+    ax.plot([oracle["token_share"]], [oracle["accuracy"]], marker="D", ms=8, mfc="none", color="black", ls="none",
+            label=f"oracle, in hindsight ({oracle['accuracy']:.2f})")
     ax.set_ylabel("accuracy at the stopping cut (95% CI)")
     _cot_axes((ax,), xlabel="thinking tokens used (share of the full thought)", xlim=(-0.02, 1.05))
     ax.set_title(f"Early exit replayed on {result['n_questions']} traces")

@@ -60,7 +60,7 @@ class Question:
 
 @dataclass(frozen=True)
 class Policy:
-    kind: str  # "confidence" | "stable" | "budget" | "tokens" | "full"
+    kind: str  # "confidence" | "stable" | "budget" | "tokens" | "full" | "oracle"
     parameter: float = 0.0  # threshold, run length, budget fraction or token count
     source: str = ""  # confidence source for kind "confidence"
     budget: int = 0  # the thinking budget, for kind "budget"
@@ -75,13 +75,16 @@ class Policy:
             return f"budget {self.parameter:.1f}"
         if self.kind == "tokens":
             return f"{int(self.parameter)} tokens"
+        if self.kind == "oracle":
+            return "oracle (hindsight)"
         return "full thought"
 
     @property
     def family(self) -> str:
         if self.kind == "confidence":
             return f"confidence ({self.source})"
-        return {"budget": "fixed budget", "tokens": "fixed tokens", "full": "full thought"}.get(self.kind, self.kind)
+        return {"budget": "fixed budget", "tokens": "fixed tokens", "full": "full thought",
+                "oracle": "oracle (hindsight)"}.get(self.kind, self.kind)
 
     @property
     def limit(self) -> float:
@@ -90,6 +93,9 @@ class Policy:
 
 
 FULL = Policy("full")
+# The ceiling no online policy can reach: stop at the earliest recorded cut whose forced answer is
+# right (else think to the end), chosen in hindsight from the grades.
+ORACLE = Policy("oracle")
 
 
 def normalise_answer(answer: str) -> str:
@@ -102,6 +108,8 @@ def stop(question: Question, policy: Policy) -> CutView:
     never sees a cut beyond the one it stops at."""
     if policy.kind == "full":
         return question.end
+    if policy.kind == "oracle":  # hindsight: reads every cut's grade
+        return next((c for c in question.cuts if c.correct), question.end)
     if policy.kind in ("budget", "tokens"):
         if question.end.token_index <= policy.limit + 1e-9:
             return question.end
@@ -293,6 +301,7 @@ def early_exit_metrics(questions: dict[str, Question], sources: list[str], n_res
     return {"n_questions": len(questions), "mean_cuts": float(np.mean([len(q.cuts) for q in questions.values()])),
             "sources": sources, "budget": budget or None, "policies": rows, "full": rows[-1],
             "pareto": [r["policy"] for r in pareto(rows)],
+            "oracle": evaluate(questions, ORACLE, n_resamples, seed),
             "matched_accuracy": matched_accuracy(questions, settings, n_folds, n_resamples, seed),
             "threshold_choice": threshold_choice(min(n_folds, len(questions))),
             "full_thought": "the whole trace: its thinking tokens and its own final answer and grade",
@@ -319,6 +328,9 @@ def print_early_exit(result: EarlyExitSection, run_dir) -> None:
         brier = f"{r['brier']:.3f}" if has_interval(r, "brier") else "  -  "
         print(f"{mark}{r['policy']:<23} {r['mean_tokens']:>7.1f} {cell(r, 'token_share')}  {cell(r, 'accuracy')}  "
               f"{cell(r, 'accuracy_diff', '+')}  {brier:>6}")
+    o = result["oracle"]
+    print(f" {o['policy']:<23} {o['mean_tokens']:>7.1f} {cell(o, 'token_share')}  {cell(o, 'accuracy')}  "
+          f"{cell(o, 'accuracy_diff', '+')}  (the earliest cut whose answer is right: a ceiling, not a policy)")
     print("* on the tokens/accuracy Pareto frontier (every setting on every question: descriptive)")
     print(f"\ntoken reduction at matched accuracy, setting {result['threshold_choice']}:")
     for r in result["matched_accuracy"]:

@@ -70,6 +70,7 @@ TRACES3 = [whole("a", 12, "y", True, 0.9), whole("b", 6, "q", False, 0.5), whole
     (Policy("stable", 2), (8, 6, 16), (1, 0, 1)),                # a: y at 4 and 8; c never repeats: its end
     (Policy("confidence", 0.7, "scored"), (4, 0, 16), (1, 0, 1)),
     (Policy("confidence", 0.8, "verbal"), (12, 0, 16), (1, 0, 1)),
+    (Policy("oracle"), (4, 6, 16), (1, 0, 1)),  # hindsight: a's first right cut, b never right, c only at its end
 ])
 def test_three_question_replay_by_hand(policy, tokens, correct):
     row = evaluate(views(RUN3, traces=TRACES3), policy, n_resamples=50)
@@ -196,3 +197,15 @@ def test_early_exit_without_cut_probes_is_one_clear_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cotprobe.early_exit", str(run)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "no cut probes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_oracle_row_is_the_hindsight_ceiling_and_no_policy_of_the_table():
+    section = early_exit_metrics(views(RUN3, traces=TRACES3), ["scored", "verbal"], n_resamples=50, budget=16)
+    oracle = section["oracle"]
+    assert oracle["policy"] == "oracle (hindsight)" and oracle["mean_tokens"] == pytest.approx(26 / 3)
+    assert oracle["accuracy"] == pytest.approx(2 / 3)
+    assert all(r["policy"] != oracle["policy"] for r in section["policies"])  # nor on the frontier
+    assert oracle["policy"] not in section["pareto"]
+    # no online policy beats it: at its tokens or fewer, none is more accurate
+    assert not any(r["accuracy"] > oracle["accuracy"] and r["mean_tokens"] <= oracle["mean_tokens"]
+                   for r in section["policies"])

@@ -66,6 +66,7 @@ class EarlyExitSection(TypedDict):
     policies: list[PolicyRow]
     full: PolicyRow
     pareto: list[str]
+    oracle: PolicyRow  # the earliest cut whose answer is right, in hindsight: the ceiling of any policy
     matched_accuracy: list[MatchedAccuracy]
     threshold_choice: str
     full_thought: str
