@@ -80,14 +80,23 @@ def cut_level(p: Probe, binned: bool) -> float:
 
 
 def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int = 1000,
-                beside: str | None = None) -> CutSection:
+                beside: str | None = None, censored: frozenset[str] = frozenset(),
+                completed_only: bool = False) -> CutSection:
     """Per requested cut level: metrics with intervals; the trend of each metric along the CoT.
+
+    censored: the questions whose thought hit the thinking budget (`Trace.thinking_ended`
+    "budget"), counted in the section; with completed_only they are left out of every row, so the
+    table reads on finished thoughts alone (a truncated thought graded wrong is not a wrong answer
+    the model finished).
 
     With more than MAX_LEVELS distinct requested fractions (`--cut every-step`), levels are the
     realised fractions binned to tenths, and the result says so ("binned"); each question then
     counts once per level, by its cut nearest the level (a long thought has many steps in a bin,
     which pooled would outweigh a short one's single cut there)."""
     probes = [p for p in probes if p.condition == "cut"]
+    n_censored = len({p.question_id for p in probes} & censored)
+    if completed_only:
+        probes = [p for p in probes if p.question_id not in censored]
     binned = len({round(p.fraction_requested, 6) for p in probes}) > MAX_LEVELS
     if binned:
         nearest: dict[tuple[str, float], Probe] = {}
@@ -127,7 +136,7 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
             ols = metrics.slope_ols(realised, values) if sum(np.isfinite(values)) >= 3 else None
             trends[name] = {"clustered": _plain(clustered), "ols_per_level": _plain(ols)}
     return {"source": source, "binned": "realised fraction, nearest tenth" if binned else None,
-            "levels": per_level, "trends": trends, "trajectories": _trajectory_summary(usable, source)}
+            "censored": n_censored, "completed_only": completed_only, "levels": per_level, "trends": trends, "trajectories": _trajectory_summary(usable, source)}
 
 
 def condition_metrics(probes: list[Probe], reference: str = "full", source: str = "expected",
@@ -269,6 +278,11 @@ def update_metrics(run_dir: str | Path, sections: Metrics, drop: Iterable[str] =
         tmp.replace(path)
 
 
+def censored_questions(traces: Iterable[Trace]) -> frozenset[str]:
+    """The questions whose thought hit the thinking budget (cut off, not finished)."""
+    return frozenset(t.question_id for t in traces if t.thinking_ended == "budget")
+
+
 def print_scoring(probes: Iterable[Probe]) -> None:
     """Say how many scored confidences are the model's exact label distribution: a server whose
     top-k misses a label token leaves that probe unscored, and the scored and expected rows of
@@ -293,6 +307,11 @@ def print_cut_summary(result: CutSection, run_dir: str | Path) -> None:
         ols = f"; per-level OLS slope {o['slope']:+.3f} (p={o['p_value']:.3f})" if o else ""
         print(f"trend {name:<8} slope {c['slope']:+.3f} per unit of CoT "
               f"[{c['low']:+.3f}, {c['high']:+.3f}] (question-clustered bootstrap){ols}")
+    if result.get("completed_only"):
+        print(f"completed thoughts only: {result['censored']} question(s) whose thought hit the budget left out")
+    elif result.get("censored"):
+        print(f"censored: {result['censored']} question(s)' thoughts hit the thinking budget and are in the rows "
+              "above (--completed-only reads the finished thoughts alone)")
 
 
 def print_condition_summary(result: ConditionSection, run_dir: str | Path) -> None:

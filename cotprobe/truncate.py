@@ -23,7 +23,7 @@ from .plots import plot_prefix_accuracy, plot_progress
 from .resample import ResampleSettings, prefix_metrics, print_prefix_summary
 from .records import SOURCES
 from .store import RunDir
-from .summary import cut_metrics, print_cut_summary, print_scoring, update_metrics
+from .summary import censored_questions, cut_metrics, print_cut_summary, print_scoring, update_metrics
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "parse rate is shown), the expected value of the scored label distribution (never "
                              "unparsed; shown beside the sampled one), or the scored distribution's most likely label")
     parser.add_argument("--from-run", help="reuse the traces of this run directory instead of generating")
+    parser.add_argument("--completed-only", action="store_true",
+                        help="leave out of the tables the questions whose thought hit the thinking budget (their "
+                             "probes are still recorded); by default they are in, and counted as censored")
     parser.add_argument("--hidden-states", action="store_true",
                         help="also store the hidden state at every cut (hidden_states.f16, from the pass that "
                              "encodes the trace for the sweep) for python -m cotprobe.latent; hf backend only")
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             resample = ResampleSettings(args.resample, args.temperature, config.budget, config.seed, resample_at)
             run.start_stage("resample", asdict(resample))
         probes = truncate(ex.prober, traces, ex.by_id, run, Sweep(fractions, args.cut, store, resample))
-    result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled")
+    result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled",
+                         censored=censored_questions(traces), completed_only=args.completed_only)
     update_metrics(out, {"truncate": result})
     figure = plot_progress({f"{config.model} ({ex.prober.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)

@@ -481,3 +481,16 @@ def test_import_of_the_metrics_loads_no_tables_run_directory_or_command():
     assert loaded <= {"cotprobe", "cotprobe.metrics", "cotprobe.metrics.scores", "cotprobe.metrics.bootstrap",
                       "cotprobe.metrics.trends", "cotprobe.metrics.table", "cotprobe.metrics.sections",
                       "cotprobe.metrics.early_exit_sections"}, loaded
+
+
+def test_censored_thoughts_are_counted_and_completed_only_leaves_them_out():
+    from cotprobe.summary import cut_metrics
+
+    probes = [_cut_probe(f"q{q}", k / 10, k / 10, 0.6, q % 2 == 0) for q in range(6) for k in range(11)]
+    censored = frozenset({"q1", "q3", "q4"})  # their thoughts hit the budget
+    both = cut_metrics(probes, n_resamples=20, censored=censored | {"elsewhere"})
+    assert both["censored"] == 3 and not both["completed_only"]
+    assert all(row["n_total"] == 6 for row in both["levels"])
+    done = cut_metrics(probes, n_resamples=20, censored=censored, completed_only=True)
+    assert done["censored"] == 3 and done["completed_only"]
+    assert all(row["n_total"] == 3 and row["accuracy"] == pytest.approx(2 / 3) for row in done["levels"])  # q0, q2, q5

@@ -13,6 +13,7 @@ from ..store import RunDir, open_existing
 from ..summary import (
     BESIDE,
     HEADLINE,
+    censored_questions,
     condition_metrics,
     cut_metrics,
     print_condition_summary,
@@ -39,6 +40,9 @@ def recompute(argv: list[str] | None = None) -> int:
         "Recompute the metric tables of a run directory (traces, cuts, ablations) from its records, print them "
         "and write metrics.json afresh. No model is loaded.",
         "a run directory made by cotprobe")
+    parser.add_argument("--completed-only", action="store_true",
+                        help="cut tables without the questions whose thought hit the thinking budget (counted "
+                             "as censored either way)")
     parser.add_argument("--source", choices=SOURCES, default=HEADLINE,
                         help=f"confidence used for cut and ablation tables (default {HEADLINE}: the label the model "
                              f"wrote, as the paper; cut tables show {BESIDE} beside it)")
@@ -50,7 +54,8 @@ def recompute(argv: list[str] | None = None) -> int:
         if traces:
             tables["traces"] = trace_metrics(traces, args.resamples)
         if any(p.condition == "cut" for p in probes):
-            tables["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE)
+            tables["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE,
+                                             censored=censored_questions(traces), completed_only=args.completed_only)
         if any(p.condition != "cut" for p in probes):
             edits = read_metrics(run_dir).get("ablate", {}).get("edits")  # made by ablate, not from records
             tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples, edits=edits)

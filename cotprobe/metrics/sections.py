@@ -170,6 +170,8 @@ class CutSection(TypedDict):
 
     source: str
     binned: str | None  # how every-step cuts were binned, or None
+    censored: int  # questions whose thought hit the thinking budget (a truncated thought, not a finished one)
+    completed_only: bool  # True: those questions are left out of every row
     levels: list[LevelRow]
     trends: dict[str, Trend]
     trajectories: Trajectories
