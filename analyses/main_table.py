@@ -32,6 +32,7 @@ from cotprobe import plots
 from cotprobe.metrics.sections import has_interval
 
 from .common import (
+    LOWER_IS_BETTER,
     METRIC_LABELS,
     METRIC_NAMES,
     METRICS,
@@ -155,15 +156,15 @@ def plot_pairs(frame: pd.DataFrame, stem: Path, source: str) -> None:
         d = frame[f"d_{name}"].to_numpy(dtype=float)
         err = error_bars(d, frame[f"d_{name}_low"], frame[f"d_{name}_high"])
         for i in range(n):
-            good = d[i] < 0 if name in ("ece", "brier") else d[i] > 0
+            good = d[i] < 0 if LOWER_IS_BETTER[name] else d[i] > 0
             color = neutral if name == "accuracy" or not np.isfinite(d[i]) or d[i] == 0 else better if good else worse
             ax.errorbar(d[i], y[i], xerr=err[:, i:i + 1], fmt="o", color=color, capsize=3, ms=6)
             if not np.isfinite(d[i]):
                 ax.text(0, y[i], " n/a ", ha="center", va="center", fontsize=8, color="0.3",
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         ax.axvline(0, color="0.2", lw=1)
-        arrow = {"ece": "\n(< 0: A better)", "brier": "\n(< 0: A better)", "auroc": "\n(> 0: A better)",
-                 "accuracy": "\n(fraction correct)"}[name]
+        arrow = ("\n(fraction correct)" if name == "accuracy"
+                 else "\n(< 0: A better)" if LOWER_IS_BETTER[name] else "\n(> 0: A better)")
         ax.set_xlabel(f"Δ {METRIC_NAMES[name]}, A − B{arrow}")
         ax.set_title(f"Δ {METRIC_NAMES[name]}")
     labels = [f"{s}\n(n={k})" for s, k in zip(frame["setting"], frame["n_shared"])]

@@ -300,7 +300,7 @@ def test_paired_diff_rejects_unpaired_lengths():
 def test_summarize_has_all_keys_and_is_json_serializable():
     conf, y = _sample(150)
     s = summarize(conf, y, clusters=np.arange(150) // 3, n_resamples=200)
-    names = ["accuracy", "ece", "brier", "auroc", "mean_confidence"]
+    names = ["accuracy", "ece", "smooth_ece", "brier", "auroc", "mean_confidence"]
     assert set(s) == {"n", *names, *(f"{m}_{b}" for m in names for b in ("low", "high"))}
     assert s["n"] == 150 and s["brier"] == pytest.approx(brier(conf, y))
     assert all(type(v) is float for k, v in s.items() if k != "n")
@@ -454,10 +454,10 @@ def test_bootstrap_p_values_are_floored_at_one_over_b_plus_one():
 def test_metric_table_names_labels_directions_and_functions():
     from cotprobe.metrics import CALIBRATION, COMPARED, METRICS, metric_fns
 
-    assert list(METRICS) == ["accuracy", "ece", "brier", "auroc", "mean_confidence"]
+    assert list(METRICS) == ["accuracy", "ece", "smooth_ece", "brier", "auroc", "mean_confidence"]
     assert set(COMPARED) | set(CALIBRATION) <= set(METRICS) and set(CALIBRATION) < set(COMPARED)
     assert {m.name: m.higher_is_better for m in METRICS.values()} == {
-        "accuracy": True, "ece": False, "brier": False, "auroc": True, "mean_confidence": None}
+        "accuracy": True, "ece": False, "smooth_ece": False, "brier": False, "auroc": True, "mean_confidence": None}
     assert all(METRICS[k].label in METRICS[k].axis_label for k in COMPARED)
     assert all(METRICS[k].direction in METRICS[k].axis_label for k in CALIBRATION)
     conf, y = _sample(200)

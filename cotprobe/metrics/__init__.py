@@ -8,6 +8,9 @@ last bin [1 - 1/n, 1] is closed. The bin index is ``floor(conf * n + 1e-9)`` cli
 n - 1, so values on an edge (0.3, 0.6, 0.7 with n = 10) land in the bin that starts
 there, not in the one below as float edge comparisons can make them.
 
+``smooth_ece`` is relplot's smooth ECE (``relplot.smECE``, no bins, its own bandwidth); its
+bootstrap resamples are scored at the bandwidth the full rows chose (``scores.SmoothECE``).
+
 Bootstrap intervals are percentile intervals. With ``clusters`` (e.g. question ids when
 each question appears at several chain-of-thought cut levels) whole clusters are
 resampled with replacement, keeping all their rows. Replicates that come out NaN (e.g.
@@ -17,7 +20,7 @@ Layout: `scores` (point metrics), `bootstrap` (intervals, paired differences), `
 over cut level), `table` (the metric facts every table and figure reads), `sections` (the typed
 shape of metrics.json and the accessors of its computed keys). The command
 `python -m cotprobe.metrics RUN_DIR` lives in `__main__` and is not imported here, so this
-package needs only numpy and scipy.
+package needs only numpy and scipy (and relplot, imported when smooth ECE is first computed).
 """
 
 from . import sections
@@ -32,6 +35,8 @@ from .scores import (
     brier_target,
     ece,
     ece_target,
+    for_resamples,
+    smooth_ece,
     trajectory,
 )
 from .table import (
@@ -48,6 +53,6 @@ from .trends import Slope, slope_clustered, slope_ols
 __all__ = [
     "CALIBRATION", "COMPARED", "METRICS", "Diff", "Metric", "MetricFacts", "Resampling", "Slope", "_bin_index",
     "accuracy", "auroc", "binomial_ci", "bootstrap_ci", "bootstrap_diff", "bootstrap_stat", "brier", "brier_target",
-    "ece", "ece_target", "mean_confidence", "metric_fns", "paired_bootstrap_diff", "sections",
-    "slope_clustered", "slope_ols", "summarize", "trajectory",
+    "ece", "ece_target", "for_resamples", "mean_confidence", "metric_fns", "paired_bootstrap_diff", "sections",
+    "slope_clustered", "slope_ols", "smooth_ece", "summarize", "trajectory",
 ]

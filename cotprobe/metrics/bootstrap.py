@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scores import Metric, _check, _check_clusters
+from .scores import Metric, _check, _check_clusters, for_resamples
 
 
 @dataclass
@@ -89,10 +89,12 @@ def bootstrap_ci(metric: Metric, confidence, correct, clusters=None, n_resamples
                  level: float = 0.95, seed=0) -> tuple[float, float]:
     """Percentile bootstrap interval (low, high) of metric(confidence, correct).
 
-    With clusters, resample clusters with replacement and take all rows of each.
+    With clusters, resample clusters with replacement and take all rows of each. A `Tuned` metric
+    (smooth ECE) scores the resamples at the tuning chosen on all rows (`scores.for_resamples`).
     """
     c, y = _check(confidence, correct)
-    reps = _replicates(lambda i: metric(c[i], y[i]), _sampler(c.size, clusters), n_resamples, seed)
+    fn = for_resamples(metric, c, y)
+    reps = _replicates(lambda i: fn(c[i], y[i]), _sampler(c.size, clusters), n_resamples, seed)
     return _interval(reps, level)
 
 
@@ -100,14 +102,16 @@ def paired_bootstrap_diff(metric: Metric, conf_a, correct_a, conf_b, correct_b,
                           resampling: Resampling = Resampling()) -> Diff:
     """metric(A) - metric(B) where row i of A and of B is the same question.
 
-    Question indices are resampled jointly; p_value = 2 * min(P(diff <= 0), P(diff >= 0)),
+    Question indices are resampled jointly (a `Tuned` metric keeps each side's full-sample tuning);
+    p_value = 2 * min(P(diff <= 0), P(diff >= 0)),
     floored at 1/(B+1) (see `bootstrap_diff`).
     """
     ca, ya = _check(conf_a, correct_a)
     cb, yb = _check(conf_b, correct_b)
     if ca.size != cb.size:
         raise ValueError(f"paired conditions differ in length: {ca.size} vs {cb.size}")
-    return bootstrap_diff(lambda i: metric(ca[i], ya[i]) - metric(cb[i], yb[i]), ca.size, None, resampling)
+    fa, fb = for_resamples(metric, ca, ya), for_resamples(metric, cb, yb)
+    return bootstrap_diff(lambda i: fa(ca[i], ya[i]) - fb(cb[i], yb[i]), ca.size, None, resampling)
 
 
 def bootstrap_diff(diff: Callable[[np.ndarray], float], n: int, clusters=None,

@@ -1,5 +1,5 @@
-"""Point metrics over (confidence, correct) arrays: accuracy, Brier, ECE, AUROC, their soft-target
-forms, the Wilson interval of a proportion and the shape of one confidence trajectory.
+"""Point metrics over (confidence, correct) arrays: accuracy, Brier, ECE, smooth ECE, AUROC, their
+soft-target forms, the Wilson interval of a proportion and the shape of one confidence trajectory.
 
 See `cotprobe.metrics` for the input rules and the binning convention."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -102,6 +103,63 @@ def auroc(confidence, correct) -> float:
         return float("nan")
     ranks = stats.rankdata(c)
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# ---------------------------------------------------------------- smooth ECE (relplot)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A metric with a tuning it chooses from the rows it scores (smooth ECE's kernel bandwidth).
+
+    Called, it chooses the tuning and scores (`fn`). `frozen(c, y)` is the metric at the tuning
+    chosen on (c, y), for the bootstrap resamples of those rows: the interval then measures the
+    sampling variation of the calibration error at the full sample's bandwidth, not that of the
+    bandwidth search (which would cost its search on every resample, see `smooth_ece`)."""
+
+    fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]  # (c, y) -> (value, tuning)
+    at: Callable[[np.ndarray, np.ndarray, float], float]  # (c, y, tuning) -> value
+
+    def __call__(self, confidence, correct) -> float:
+        return self.fn(*_check(confidence, correct))[0]
+
+    def tuning(self, confidence, correct) -> float:
+        return self.fn(*_check(confidence, correct))[1]
+
+    def frozen(self, confidence, correct) -> Metric:
+        tuning = self.tuning(confidence, correct)
+        return lambda c, y: self.at(*_check(c, y), tuning)
+
+
+def for_resamples(metric: Metric, confidence, correct) -> Metric:
+    """The form of `metric` a bootstrap applies to the resamples of (confidence, correct): the
+    metric itself, or a `Tuned` one at the tuning the full rows chose."""
+    return metric.frozen(confidence, correct) if isinstance(metric, Tuned) else metric
+
+
+def _smece_tuned(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    import relplot  # imported on first use: it loads matplotlib, pandas and scikit-learn
+
+    value, sigma = relplot.smECE(c, y, return_width=True)
+    return float(value), float(sigma)
+
+
+def _smece_at(c: np.ndarray, y: np.ndarray, sigma: float) -> float:
+    import relplot
+
+    return float(relplot.smECE_sigma(c, y, sigma))
+
+
+class SmoothECE(Tuned):
+    """Smooth ECE (Błasiok & Nakkiran, 2023): the calibration error of a kernel-smoothed reliability
+    curve, with no bins, through `relplot.smECE` (its automatic bandwidth: the fixed point sigma =
+    smECE_sigma(sigma); a reflected Gaussian kernel). Bootstrap intervals (`bootstrap_ci`,
+    `slope_clustered`, the paired differences) score every resample with `relplot.smECE_sigma` at
+    the bandwidth the full rows chose (`Tuned.frozen`): the search costs about 12 kernel passes a
+    call, so 1000 resamples of every cut table, each with its own search, would dominate `metrics`."""
+
+
+smooth_ece = SmoothECE(_smece_tuned, _smece_at)
 
 
 # ---------------------------------------------------------------- soft targets, proportions

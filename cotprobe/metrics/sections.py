@@ -71,6 +71,9 @@ class Summary(TypedDict, total=False):
     ece: float
     ece_low: float
     ece_high: float
+    smooth_ece: float
+    smooth_ece_low: float
+    smooth_ece_high: float
     brier: float
     brier_low: float
     brier_high: float
@@ -185,6 +188,7 @@ class PairedDiff(_Counts, total=False):
 
     accuracy: DiffFit
     ece: DiffFit
+    smooth_ece: DiffFit
     brier: DiffFit
     auroc: DiffFit
 

@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 
 from .bootstrap import bootstrap_ci
-from .scores import Metric, _check, accuracy, auroc, brier, ece
+from .scores import Metric, _check, accuracy, auroc, brier, ece, smooth_ece
 from .sections import Summary, interval_fields
 
 
@@ -47,11 +47,12 @@ def mean_confidence(confidence, correct) -> float:
 METRICS: dict[str, MetricFacts] = {m.name: m for m in (
     MetricFacts("accuracy", "Accuracy", "Accuracy (fraction correct)", True, _accuracy),
     MetricFacts("ece", "ECE", "ECE (prob. units; lower is better)", False, ece),
+    MetricFacts("smooth_ece", "smECE", "smECE, smooth ECE (prob. units; lower is better)", False, smooth_ece),
     MetricFacts("brier", "Brier", "Brier score (lower is better)", False, brier),
     MetricFacts("auroc", "AUROC", "AUROC (higher is better)", True, auroc),
     MetricFacts("mean_confidence", "Mean conf.", "Mean confidence", None, mean_confidence),
 )}
-COMPARED = ("accuracy", "ece", "brier", "auroc")  # compared between conditions and along the CoT
+COMPARED = ("accuracy", "ece", "smooth_ece", "brier", "auroc")  # compared between conditions and along the CoT
 CALIBRATION = ("ece", "brier", "auroc")  # the paper's three calibration metrics
 
 
@@ -62,8 +63,9 @@ def metric_fns(names: tuple[str, ...] = COMPARED) -> dict[str, Metric]:
 
 def summarize(confidence, correct, clusters=None, n_bins: int = 10, n_resamples: int = 1000,
               level: float = 0.95, seed=0) -> Summary:
-    """n, then every metric of METRICS (accuracy, ece, brier, auroc, mean_confidence) with its
-    `<name>_low/_high` bootstrap interval; ece uses n_bins equal-width bins."""
+    """n, then every metric of METRICS (accuracy, ece, smooth_ece, brier, auroc, mean_confidence)
+    with its `<name>_low/_high` bootstrap interval; ece uses n_bins equal-width bins, smooth_ece's
+    resamples the bandwidth chosen on all rows (`scores.SmoothECE`)."""
     c, y = _check(confidence, correct)
     fns = dict(metric_fns(tuple(METRICS)), ece=partial(ece, n_bins=n_bins))
     out: Summary = {"n": int(c.size)}

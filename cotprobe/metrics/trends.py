@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 
 from .bootstrap import Resampling, _interval, _p_two_sided, _replicates, _sampler
-from .scores import Metric, _check
+from .scores import Metric, _check, for_resamples
 
 
 @dataclass
@@ -43,13 +43,15 @@ def slope_ols(levels, values) -> Slope:
                  float(r.slope - half), float(r.slope + half))
 
 
-def _level_fit(metric: Metric, f, c, y, codes, n_groups: int) -> tuple[float, float]:
+def _level_fit(fns: list[Metric], f, c, y, codes) -> tuple[float, float]:
+    """OLS slope and intercept of fns[g](rows of level g) on the levels' mean fraction."""
+    n_groups = len(fns)
     xs = np.full(n_groups, np.nan)
     vs = np.full(n_groups, np.nan)
     for g in range(n_groups):
         m = codes == g
         if m.any():
-            xs[g], vs[g] = f[m].mean(), metric(c[m], y[m])
+            xs[g], vs[g] = f[m].mean(), fns[g](c[m], y[m])
     ok = ~(np.isnan(xs) | np.isnan(vs))
     x, v = xs[ok], vs[ok]
     if x.size < 2 or np.ptp(x) == 0:
@@ -66,7 +68,8 @@ def slope_clustered(metric: Metric, fractions, confidence, correct, clusters, le
     Each question (cluster) contributes one row per cut level; rows are grouped by
     `levels` (the requested level; defaults to `fractions`). The whole slope is recomputed
     on resamples of questions, so the shared questions across levels are accounted for
-    (unlike slope_ols, which treats the levels as independent points).
+    (unlike slope_ols, which treats the levels as independent points). A `Tuned` metric (smooth
+    ECE) scores each level of a resample at the tuning chosen on that level's full rows.
     """
     c, y = _check(confidence, correct)
     f = np.asarray(fractions, dtype=float)
@@ -77,7 +80,9 @@ def slope_clustered(metric: Metric, fractions, confidence, correct, clusters, le
         raise ValueError(f"levels must have one value per row ({c.size}), got shape {lv.shape}")
     codes = np.unique(lv, return_inverse=True)[1].ravel()
     n_groups = int(codes.max()) + 1
-    slope, intercept = _level_fit(metric, f, c, y, codes, n_groups)
-    reps = _replicates(lambda i: _level_fit(metric, f[i], c[i], y[i], codes[i], n_groups)[0],
+    fns = [for_resamples(metric, c[codes == g], y[codes == g]) if (codes == g).any() else metric
+           for g in range(n_groups)]
+    slope, intercept = _level_fit(fns, f, c, y, codes)
+    reps = _replicates(lambda i: _level_fit(fns, f[i], c[i], y[i], codes[i])[0],
                        _sampler(c.size, clusters), resampling.n_resamples, resampling.seed)
     return Slope(slope, intercept, _p_two_sided(reps), *_interval(reps, resampling.level))
