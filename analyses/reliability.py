@@ -7,10 +7,18 @@ The diagonal is perfect calibration and the title gives the ECE (`cotprobe.metri
 bins). Bins are the 10 equal-width bins [k/10, (k+1)/10) of `cotprobe.metrics` (last bin closed;
 0.3 lands in [0.3, 0.4)).
 
-A second figure, reliability_classes, has one bar per verbal class (the ten labels of the scale)
+Beside it, reliability_smooth draws relplot's smoothed reliability diagram of the same answers
+(`relplot.prepare_rel_diagram` / `plot_rel_diagram`: a kernel-smoothed curve of accuracy against
+confidence at the bandwidth smooth ECE chose, drawn thicker where more answers lie, with the
+density of the confidences below), its title the smooth ECE with its question-clustered interval
+(`cotprobe.metrics.smooth_ece`, as in every table). relplot's own bootstrap bands are not drawn (they
+are unseeded and resample answers, not questions).
+
+A further figure, reliability_classes, has one bar per verbal class (the ten labels of the scale)
 for a class-valued confidence (the scored label, or the sampled one), with the per-class ECE.
 
-Writes reliability.{png,svg,csv} and reliability_classes.{png,svg,csv}.
+Writes reliability.{png,svg,csv}, reliability_smooth.{png,svg,csv} (the curve on relplot's mesh)
+and reliability_classes.{png,svg,csv}.
 
     python -m analyses.reliability RUN_DIR... [--out figures] [--source expected] [--class-source scored]
 """
@@ -51,6 +59,23 @@ def bin_table(run: Run, source: str, n_bins: int = N_BINS) -> pd.DataFrame:
                      "ece": metrics.ece(conf, correct, n_bins=n_bins), "n_answers": int(conf.size),
                      "n_unparsed": unparsed})
     return pd.DataFrame(rows)
+
+
+def smooth_table(run: Run, source: str, n_resamples: int) -> pd.DataFrame:
+    """relplot's smoothed reliability curve of the final answers: one row per mesh point (the
+    curve, the density of confidences), with the smooth ECE and its interval on every row."""
+    import relplot
+
+    _, conf, correct = run.trace_items(source)
+    if conf.size == 0:
+        return pd.DataFrame()
+    diagram = relplot.prepare_rel_diagram(conf, correct, plot_confidence_band=False, report_CE_std=False)
+    row = run.trace_table(source, n_resamples)
+    return pd.DataFrame({"run": run.label, "path": str(run.path), "source": source, "mesh": diagram["mesh"],
+                         "mu": diagram["mu"], "density": diagram["density"], "sigma": diagram["sigma"],
+                         "smooth_ece": row["smooth_ece"], "smooth_ece_low": row["smooth_ece_low"],
+                         "smooth_ece_high": row["smooth_ece_high"], "n_answers": int(conf.size),
+                         "n_unparsed": row["n_unparsed"]})
 
 
 def class_table(run: Run, source: str) -> pd.DataFrame:
@@ -119,6 +144,28 @@ def plot_bins(tables: list[tuple[Run, pd.DataFrame]], stem: Path, source: str) -
     plots.save(fig, stem)
 
 
+def plot_smooth(tables: list[tuple[Run, pd.DataFrame]], stem: Path, source: str) -> None:
+    """relplot's smoothed diagram per run (its drawing, on our axes and style)."""
+    import relplot
+
+    plots.style()
+    fig, axes = _grid(len(tables))
+    for ax, (run, table) in zip(axes, tables):
+        diagram = {"mesh": table["mesh"].to_numpy(), "mu": table["mu"].to_numpy(),
+                   "density": table["density"].to_numpy(), "bags": []}
+        relplot.plot_rel_diagram(diagram, fig=fig, ax=ax, use_default_style=False, plot_density=True,
+                                 plot_density_ticks=False, color=sns.color_palette("colorblind")[3])
+        first = table.iloc[0]
+        ax.set_title(f"{run.title}\nsmooth ECE = {first['smooth_ece']:.3f} [{first['smooth_ece_low']:.3f}, "
+                     f"{first['smooth_ece_high']:.3f}] (σ = {first['sigma']:.3f})\n{_count(table)}", fontsize=10.5)
+        ax.set_xlabel(f"confidence ({source}; kernel-smoothed, no bins)")
+        ax.set_ylabel("accuracy (smoothed E[correct | confidence])")
+    fig.suptitle("Smoothed reliability of final answers (relplot; line width and grey area: density of answers)",
+                 y=1.0)
+    fig.tight_layout()
+    plots.save(fig, stem)
+
+
 def plot_classes(tables: list[tuple[Run, pd.DataFrame]], stem: Path, source: str) -> None:
     plots.style()
     fig, axes = _grid(len(tables))
@@ -155,6 +202,10 @@ def main(run_dirs: Sequence[str | Path | Run], out_dir: str | Path = "figures", 
     write_csv(pd.concat([t for _, t in tables]), out / f"{NAME}.csv")
     plot_bins(tables, out / NAME, source)
     written += [out / f"{NAME}.csv", out / f"{NAME}.png", out / f"{NAME}.svg"]
+    smooth = [(run, smooth_table(run, source, n_resamples)) for run, _ in tables]
+    write_csv(pd.concat([t for _, t in smooth]), out / f"{NAME}_smooth.csv")
+    plot_smooth(smooth, out / f"{NAME}_smooth", source)
+    written += [out / f"{NAME}_smooth.csv", out / f"{NAME}_smooth.png", out / f"{NAME}_smooth.svg"]
     classes = [(run, class_table(run, class_source)) for run in runs]
     classes = [(r, t) for r, t in classes if not t.empty]
     if classes:

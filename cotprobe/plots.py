@@ -27,7 +27,7 @@ from .metrics import COMPARED, METRICS
 from .metrics.sections import (BehaviourSection, ConditionRow, ConditionSection, CutSection, EarlyExitSection,
                                LatentSection, PrefixSection, has_interval, interval)
 
-PROGRESS_PANELS = ("ece", "brier", "auroc", "accuracy")
+PROGRESS_PANELS = ("ece", "smooth_ece", "brier", "auroc", "accuracy")
 LATENT_PANELS = ("auroc", "ece", "brier")
 COT_AXIS = "fraction of CoT kept (tokens)"
 

@@ -88,7 +88,7 @@ def arrays(values, correct=CORRECT):
 
 def test_every_script_writes_png_svg_csv(built):
     out, written = built
-    for stem in ("main_table", "main_table_pairs", "reliability", "reliability_classes", "confidence_hist",
+    for stem in ("main_table", "main_table_pairs", "reliability", "reliability_smooth", "reliability_classes", "confidence_hist",
                  "progress", "ablation", "slow_think"):
         for suffix in (".png", ".svg", ".csv"):
             path = out / f"{stem}{suffix}"
@@ -165,6 +165,19 @@ def test_reliability_bins_with_value_on_edge(built, runs):
     assert (bins["n"] * (bins["accuracy"] - bins["mean_confidence"]).abs()).sum() / 20 == pytest.approx(metrics.ece(c, y))
     classes = read(out, "reliability_classes.csv")
     assert set(classes["label"]) <= set(Run(runs["direct"]).scale_labels)
+
+
+def test_smoothed_reliability_is_relplots_curve_with_the_smooth_ece(built, runs):
+    import relplot
+
+    out, _ = built
+    smooth = read(out, "reliability_smooth.csv")
+    part = smooth[smooth["path"] == str(runs["direct"])]
+    c, y = arrays(DIRECT)
+    diagram = relplot.prepare_rel_diagram(c, y, plot_confidence_band=False, report_CE_std=False)
+    assert part["mu"].to_numpy() == pytest.approx(diagram["mu"])
+    assert part["smooth_ece"].iloc[0] == pytest.approx(float(relplot.smECE(c, y)))
+    assert part["smooth_ece_low"].iloc[0] <= part["smooth_ece"].iloc[0] <= part["smooth_ece_high"].iloc[0]
 
 
 def test_confidence_hist_counts(built, runs):
@@ -244,10 +257,11 @@ def test_draw_functions_compose_panels_into_one_figure(runs, tmp_path):
     probes = read_jsonl(runs["reason"] / "probes.jsonl", Probe)
     cuts = summary.cut_metrics(probes, "expected", n_resamples=R)
     conditions = summary.condition_metrics(probes, n_resamples=R)
-    fig, axes = plt.subplots(1, 5, figsize=(20, 4))
-    assert plots.draw_progress({"reason": cuts}, axes=axes[:4]) is fig
-    assert plots.draw_conditions(conditions, ax=axes[4]) is fig
-    assert [ax.get_title() for ax in axes[:4]] == [metrics.METRICS[k].axis_label for k in plots.PROGRESS_PANELS]
-    assert all(len(ax.lines) == 1 for ax in axes[:4]) and len(axes[4].patches) > 0
+    k = len(plots.PROGRESS_PANELS)
+    fig, axes = plt.subplots(1, k + 1, figsize=(4 * (k + 1), 4))
+    assert plots.draw_progress({"reason": cuts}, axes=axes[:k]) is fig
+    assert plots.draw_conditions(conditions, ax=axes[k]) is fig
+    assert [ax.get_title() for ax in axes[:k]] == [metrics.METRICS[m].axis_label for m in plots.PROGRESS_PANELS]
+    assert all(len(ax.lines) == 1 for ax in axes[:k]) and len(axes[k].patches) > 0
     png = plots.save(fig, tmp_path / "composed")
     assert png.exists() and png.with_suffix(".svg").exists()
