@@ -8,6 +8,7 @@ only its forcing suffix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from .backends import capabilities_of
 from .forcing import Prober, force_cuts
+from .inflight import in_order
 from .records import Probe, Question, Resample, Step, Trace
 from .resample import ResampleSettings, resample_cuts
 from .steps import ensure_steps
@@ -122,19 +124,40 @@ def probe_cuts(prober: Prober, trace: Trace, question: Question, cuts: list[Cut]
 class Sweep:
     """What the cut sweep does at every trace: cut at `fractions` (`mode`: see `plan_cuts`), and,
     when given, store each cut's hidden states (`hidden_store`, a `cotprobe.hidden.HiddenStore`)
-    and sample continuations at the cuts (`resample`)."""
+    and sample continuations at the cuts (`resample`). batch: traces probed together (None:
+    automatic, `traces_together`): on a backend with requests in flight from several threads (a
+    server), that many traces in flight at once; elsewhere one trace at a time."""
 
     fractions: list[float]
     mode: str = "step"
     hidden_store: Any = None
     resample: ResampleSettings | None = None
+    batch: int | None = None
+
+
+def traces_together(backend, sweep: Sweep, n_traces: int) -> int:
+    """How many traces the sweep keeps in flight on a server: `sweep.batch`, else enough that
+    the backend's requests in flight (`--concurrency`) stay full, twice over, since each trace
+    also spends some of its time on one request alone (`CompletionsClient.map`). 1 elsewhere."""
+    in_flight = capabilities_of(backend).in_flight
+    if in_flight <= 1:
+        return 1
+    if sweep.batch is not None:
+        return max(1, min(sweep.batch, n_traces))
+    rows = max(1, len(sweep.fractions)) if sweep.mode != "every-step" else 16
+    return max(1, min(n_traces, -(-2 * in_flight // rows)))
 
 
 def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question], run: RunDir,
              sweep: Sweep) -> list[Probe]:
     """Segment every trace (steps.jsonl) and probe it at every cut (probes.jsonl), resuming; with
     the sweep's hidden store, also every cut's hidden states, taken in the pass that encodes the
-    cuts (`store_hidden`); with its resample settings, continuations at the cuts (resamples.jsonl)."""
+    cuts (`store_hidden`); with its resample settings, continuations at the cuts (resamples.jsonl).
+
+    On a server several traces are in flight at once (`traces_together`), yet records are
+    written one trace after another in the traces' order, each trace's probes in one write: a
+    run killed at any moment has written a prefix of what an uninterrupted run writes, so the
+    same command resumes it exactly."""
     backend, hidden_store, resample = prober.backend, sweep.hidden_store, sweep.resample
     run.repair_records(Probe, Resample)
     resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.resamples()}
@@ -144,29 +167,41 @@ def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question]
     for p in run.probes():
         if p.condition == "cut":
             done.setdefault(p.question_id, []).append(p)
-    out = []
-    for trace in tqdm(traces, desc="truncate", unit="trace"):
-        cuts = plan_cuts(steps_by_q.get(trace.question_id, []), len(trace.cot_token_ids), sweep.fractions,
+    layers = hidden_store.layers if hidden_store is not None else None
+
+    def cuts_of(trace: Trace) -> list[Cut]:
+        return plan_cuts(steps_by_q.get(trace.question_id, []), len(trace.cot_token_ids), sweep.fractions,
                          sweep.mode)  # an empty thought has no steps
+
+    def work(trace: Trace) -> Iterator[list[Probe] | list[Resample] | dict[int, object]]:
+        """The trace's new records, a batch at a time: its probes (and the hidden states their
+        pass took), then its resamples. Nothing is written here."""
+        cuts = cuts_of(trace)
         have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
         todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]
         question = questions[trace.question_id]
         hidden: dict[int, object] = {}
-        if todo:
-            layers = hidden_store.layers if hidden_store is not None else None
-            for probe in probe_cuts(prober, trace, question, todo, hidden_layers=layers, states=hidden):
-                run.add(probe)
-                done.setdefault(trace.question_id, []).append(probe)
-        if hidden_store is not None:
-            store_hidden(prober, trace, cuts, hidden_store, hidden)
+        yield probe_cuts(prober, trace, question, todo, hidden_layers=layers, states=hidden) if todo else []
+        yield hidden
         if resample is not None:
-            wanted = [c for c in cuts if round(c.fraction_requested, 6) not in
-                      {f for q, f in resampled if q == trace.question_id}
+            wanted = [c for c in cuts if (trace.question_id, round(c.fraction_requested, 6)) not in resampled
                       and (resample.fractions is None
                            or any(abs(c.fraction_requested - f) < 1e-9 for f in resample.fractions))]
-            if wanted:
-                for record in resample_cuts(prober, trace, question, wanted, resample):
-                    run.add(record)
+            yield resample_cuts(prober, trace, question, wanted, resample) if wanted else []
+
+    together = traces_together(backend, sweep, len(traces))
+    step = work if together == 1 else (lambda t: list(work(t)))  # one at a time: written as they come
+    out = []
+    for trace, parts in tqdm(in_order(step, traces, together), total=len(traces), desc="truncate", unit="trace"):
+        for part in parts:
+            if isinstance(part, dict):  # the hidden states of the probes' pass
+                if hidden_store is not None:
+                    store_hidden(prober, trace, cuts_of(trace), hidden_store, part)
+            elif part and isinstance(part[0], Probe):
+                run.add_many(part)
+                done.setdefault(trace.question_id, []).extend(part)
+            else:
+                run.add_many(part)
         out.extend(done.get(trace.question_id, []))
     return out
 

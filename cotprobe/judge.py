@@ -9,16 +9,18 @@ one run directory and an interrupted judging run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .backends import cut_at_stop
+from .backends import capabilities_of, cut_at_stop
 from .jsonfile import JSONFileError, read_json
 from .records import Judgement, Step, Tag, Verdict
 from .resources import data_path
@@ -172,6 +174,8 @@ class AnswerJudge:
                 if v.judge == self.key:
                     self.verdicts[(v.question_id, v.answer)] = v
         self.asked = 0
+        self._lock = threading.Lock()
+        self._asking = threading.Lock() if capabilities_of(backend).in_flight <= 1 else contextlib.nullcontext()
 
     def verdict(self, question, answer: str) -> Verdict:
         known = self.verdicts.get((question.id, answer))
@@ -182,17 +186,20 @@ class AnswerJudge:
         message = (self.prompt.instruction.replace("{question}", question_text(question))
                    .replace("{gold}", gold_text(question)).replace("{answer}", answer or "(no answer)"))
         prompt = self.backend.chat_prompt([{"role": "user", "content": message}]) + self.prompt.open
-        (completion,) = self.backend.generate([self.backend.encode(prompt)], self.prompt.max_tokens, [self.prompt.close])
+        with self._asking:  # a local judge model runs one request at a time, whatever the threads
+            (completion,) = self.backend.generate([self.backend.encode(prompt)], self.prompt.max_tokens,
+                                                  [self.prompt.close])
         output = cut_at_stop(completion.text, [self.prompt.close])[0].removesuffix(self.prompt.close).strip()
         verdict, error = parse_verdict(output)
         record = Verdict(question.id, answer, self.key, output, verdict, error)
-        self.asked += 1
-        self.verdicts[(question.id, answer)] = record
-        if self.cache:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-            with self.cache.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
-                fh.flush()
+        with self._lock:  # traces in flight on a server are graded from several threads
+            self.asked += 1
+            self.verdicts[(question.id, answer)] = record
+            if self.cache:
+                self.cache.parent.mkdir(parents=True, exist_ok=True)
+                with self.cache.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
+                    fh.flush()
         return record
 
     def __call__(self, question, answer_text: str):

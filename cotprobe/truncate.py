@@ -19,6 +19,7 @@ from .cli import entry_point, given_options
 from .config import DEFAULT_EXPERIMENT, add_run_arguments, default_experiment, resolve_run
 from .cuts import CUT_MODES, Sweep, parse_fractions, truncate
 from .experiment import setup
+from .lengths import length_metrics, print_length_summary
 from .plots import plot_prefix_accuracy, plot_progress
 from .resample import ResampleSettings, prefix_metrics, print_prefix_summary
 from .records import SOURCES
@@ -62,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "P(correct | prefix) with a binomial interval (resamples.jsonl)")
     parser.add_argument("--temperature", type=float, default=0.7,
                         help="sampling temperature of --resample continuations (default 0.7)")
+    parser.add_argument("--sweep-batch", type=int, default=None, metavar="N",
+                        help="traces probed together: on --backend openai, N traces in flight at once (default: "
+                             "enough to keep --concurrency requests in flight); on --backend hf, the cut rows of N "
+                             "traces decoded as one batch (default: from the device, see docs/serving.md)")
     parser.add_argument("--resample-fractions", default=None,
                         help="resample only at these cut levels (same syntax as --fractions; default every level)")
     return parser
@@ -74,6 +79,8 @@ def check_resample_options(args: argparse.Namespace, given: set[str], fractions:
                            ) -> tuple[float, ...] | None:
     """The --resample-fractions levels (None: every level), with --resample K, --temperature and
     --resample-fractions checked against each other and the cut levels, before anything runs."""
+    if args.sweep_batch is not None and args.sweep_batch < 1:
+        raise ValueError(f"--sweep-batch must be a positive number of traces, got {args.sweep_batch}")
     if not 0 <= args.resample <= MAX_RESAMPLES:
         raise ValueError(f"--resample must lie in 0..{MAX_RESAMPLES}, got {args.resample}")
     if args.resample == 0:
@@ -129,12 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.resample:
             resample = ResampleSettings(args.resample, args.temperature, config.budget, config.seed, resample_at)
             run.start_stage("resample", asdict(resample))
-        probes = truncate(ex.prober, traces, ex.by_id, run, Sweep(fractions, args.cut, store, resample))
+        probes = truncate(ex.prober, traces, ex.by_id, run, Sweep(fractions, args.cut, store, resample,
+                                                                     args.sweep_batch))
     result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled",
                          censored=censored_questions(traces), completed_only=args.completed_only)
-    update_metrics(out, {"truncate": result})
+    by_length = length_metrics(probes, traces, args.source, censored=censored_questions(traces),
+                               completed_only=args.completed_only)
+    update_metrics(out, {"truncate": result, "by_length": by_length})
     figure = plot_progress({f"{config.model} ({ex.prober.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
+    print_length_summary(by_length, out, levels=False)
     print_scoring(probes)
     ex.report_grading(out)
     print(f"figure: {figure}")

@@ -32,6 +32,7 @@ from .loader import load_backend
 from .protocols import (
     Backend,
     Capabilities,
+    ConcurrentBackend,
     ForkingBackend,
     HiddenStatesBackend,
     PrefixRemembering,
@@ -50,6 +51,7 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Completion",
+    "ConcurrentBackend",
     "ForkingBackend",
     "HiddenStatesBackend",
     "PrefixRemembering",

@@ -75,6 +75,12 @@ class OpenAIBackend(TokenizerOps):
     # the rows of a fork go to the servers as requests in flight together (`protocols.ForkingBackend`)
     shares_rows = True
 
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight at once (`--concurrency`), from any number of threads
+        (`protocols.ConcurrentBackend`): the cut sweep keeps several traces in flight to fill them."""
+        return self.client.concurrency
+
     def __init__(self, base_url: str | list[str], model: str | None, tokenizer: Any, concurrency: int | None = None,
                  timeout: float = 1800, retries: int = 3, cache_dir: str | Path | None = None, *,
                  name: str | None = None, context_length: int | None = None, api_key: str | None = None,
@@ -107,6 +113,7 @@ class OpenAIBackend(TokenizerOps):
         self.ids_source = "server" if self.dialect.id_fields is not None else "re-encoded"
         self._score_mode = score_mode
         self._topk_probed = False
+        self._probe_lock = threading.Lock()  # traces in flight on several threads score at once
 
     # -- what the client and the servers offer --------------------------------------------------
     base_url = _delegated("client", "where", "The server root, or the roots joined by commas.")
@@ -122,13 +129,14 @@ class OpenAIBackend(TokenizerOps):
     @property
     def score_mode(self) -> str:
         """How `score` gets log-probabilities; probed with a few tiny requests on first use."""
-        if self._score_mode in (None, "topk") and not self._topk_probed:
-            self._topk_probed = True
-            found = probe_topk(self.client, self.dialect, self.encode, self.dialect.topk)
-            if found is not None:
-                self.dialect.topk, self.dialect.n_probs = found
-            self._score_mode = "topk" if found is not None else "none"
-        return self._score_mode
+        with self._probe_lock:
+            if self._score_mode in (None, "topk") and not self._topk_probed:
+                found = probe_topk(self.client, self.dialect, self.encode, self.dialect.topk)
+                if found is not None:
+                    self.dialect.topk, self.dialect.n_probs = found
+                self._score_mode = "topk" if found is not None else "none"
+                self._topk_probed = True
+            return self._score_mode
 
     def describe(self) -> dict[str, Any]:
         """What a run manifest should record about the servers."""

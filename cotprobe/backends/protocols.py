@@ -124,6 +124,13 @@ class HiddenStatesBackend(ForkingBackend, Protocol):
 
 
 @runtime_checkable
+class ConcurrentBackend(Protocol):
+    # requests the backend keeps in flight at once, safely from several threads (a server's
+    # client); the cut sweep then keeps several traces in flight (`cuts.truncate`)
+    in_flight: int
+
+
+@runtime_checkable
 class PrefixRemembering(Protocol):
     def remember_prefix(self, ids: list[int]) -> None:
         """Keep the encoding of `ids`, which the coming prompts start with (the HF backend; a
@@ -139,6 +146,7 @@ class Capabilities:
     samples: bool  # sessions and rows sample (`SamplingBackend`)
     hidden_states: bool  # `HiddenStatesBackend`
     remembers_prefix: bool  # `PrefixRemembering`
+    in_flight: int = 1  # requests in flight at once from several threads (`ConcurrentBackend`); 1: none
 
 
 def capabilities_of(backend: Backend) -> Capabilities:
@@ -148,7 +156,8 @@ def capabilities_of(backend: Backend) -> Capabilities:
         forks=forks, shares_rows=forks and bool(backend.shares_rows),
         samples=isinstance(backend, SamplingBackend) and bool(backend.samples),
         hidden_states=isinstance(backend, HiddenStatesBackend),
-        remembers_prefix=isinstance(backend, PrefixRemembering))
+        remembers_prefix=isinstance(backend, PrefixRemembering),
+        in_flight=max(1, int(backend.in_flight)) if isinstance(backend, ConcurrentBackend) else 1)
 
 
 def conformance(obj: Any, protocol: type) -> list[str]:

@@ -17,6 +17,8 @@ recent context, over a real tokenizer's vocabulary) answers requests the way vLL
 
 `ModelLM` puts a transformers model in the synthetic model's place, so that what the client
 computes through the server can be compared exactly with the same model run in-process.
+`step=SECONDS` makes each request take a batching engine's time (`step_clock.StepClock`: its
+prefill and each generated token one step, steps shared by the requests in flight together).
 `forward=URL` sends each request on to a real server (llama.cpp) instead and records it the same
 way, so that the same figures can be taken of it. `RecordingServer.kill()` stops answering as a
 crashed process would (open connections are dropped).
@@ -34,6 +36,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .step_clock import StepClock
 
 BLOCK = 16  # vLLM's default KV-cache block size
 
@@ -201,12 +205,13 @@ class RecordingServer:
 
     def __init__(self, tokenizer, model: str = "synthetic", *, lm: SyntheticLM | ModelLM | None = None, labels=(),
                  context: int = 32768, max_logprobs: int = 20, logprobs: bool = True,
-                 delays: list[float] | None = None, forward: str | None = None):
+                 delays: list[float] | None = None, forward: str | None = None, step: float = 0.0):
         self.tokenizer, self.name, self.context, self.max_logprobs = tokenizer, model, context, max_logprobs
         self.lm = lm or SyntheticLM(tokenizer, labels)
         self.offers_logprobs = logprobs
         self.delays = list(delays or [])  # seconds to stall the first completions requests
         self.forward = forward
+        self.clock = StepClock(step)  # step: seconds per decoding step, shared by requests in flight together
         self.cache = PrefixCache()
         self.records: list[Recorded] = []
         self.lock = threading.Lock()
@@ -258,6 +263,8 @@ class RecordingServer:
                 if outer.dead:
                     self.close_connection = True
                     return
+                if rec is not None:
+                    outer.clock.wait(1 + rec.completion_tokens)  # its prefill, then one step per token
                 if rec is not None:  # recorded before the answer leaves, so a client that has it sees it
                     rec.response_bytes = len(json.dumps(payload).encode())
                     with outer.lock:
