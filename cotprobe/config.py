@@ -11,14 +11,15 @@ experiment that a command line without arguments runs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .cli import given_options, non_negative_int, positive_float, positive_int
 from .data import DATASETS
 from .models import DEFAULT_MODEL, Loading, add_loading_arguments, loading_from
-from .profiles import PROFILES, get_profile
+from .profiles import AUTO, PROFILES, get_profile
 from .prompts import DEFAULT_TEMPLATE, STYLES, TEMPLATE_NAMES
 from .scales import SCALES
 from .store import open_existing, read_manifest, stage_settings
@@ -40,7 +41,9 @@ class RunConfig:
     """Everything that decides which traces a run holds and how a model is run and graded."""
 
     model: str = DEFAULT_MODEL
-    profile: str | None = None  # None: the model's own (embedded models) or refused
+    profile: str | None = None  # None: the model's own (embedded models) or refused; "auto": from the chat template
+    chat_template: str | None = None  # a Jinja file rendering the prompts instead of the tokenizer's template
+    chat_template_kwargs: dict = field(default_factory=dict)  # options to the chat template (over the profile's)
     dataset: str = "trivia"
     limit: int | None = None
     seed: int = 0
@@ -69,6 +72,8 @@ class RunConfig:
             raise ValueError(f"--cue-budget {self.cue_budget}: must be 0 or more")
         if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:
             raise ValueError(f"--timeout {self.timeout:g}: must lie in (0, {MAX_TIMEOUT:g}] seconds")
+        if self.chat_template is not None and not Path(self.chat_template).is_file():
+            raise ValueError(f"--chat-template {self.chat_template}: no such file (give a Jinja chat template file)")
         if self.grader == "judge" and self.judge_backend == "openai" and not self.judge_base_url:
             raise ValueError("--judge-backend openai needs --judge-base-url (the judge's server, e.g. "
                              "http://localhost:8001/v1)")
@@ -102,6 +107,7 @@ class RunConfig:
         if not made:
             raise ValueError(f"{run_dir}: no generation recorded in manifest.json; is it a cotprobe run?")
         recorded = recorded_options(made, Path(run_dir) / "manifest.json")
+        recorded |= {"chat_template": made.get("chat_template"), "chat_template_kwargs": made.get("chat_template_kwargs") or {}}
         for option, value in recorded.items():
             if option in given and getattr(self, option) != value:
                 flag = "-n" if option == "limit" else f"--{option.replace('_', '-')}"
@@ -121,7 +127,9 @@ class RunConfig:
 # The two "_spec" keys hold the option as given: "scale" and "prompt_template" hold what it resolved to.
 RUN_OPTIONS = [("model", "model"), ("dataset", "dataset"), ("limit", "limit"), ("seed", "seed"),
                ("style", "style"), ("scale", "scale_spec"), ("budget", "budget")]
-MANIFEST_KEYS = RUN_OPTIONS + [("cue_budget", "cue_budget"), ("prompt_template", "prompt_template_spec")]
+MANIFEST_KEYS = RUN_OPTIONS + [("cue_budget", "cue_budget"), ("prompt_template", "prompt_template_spec"),
+                               ("profile", "profile_spec"), ("chat_template", "chat_template"),
+                               ("chat_template_kwargs", "chat_template_kwargs")]
 
 
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: a week; more is no limit at all (and overflows the HTTP client)
@@ -145,6 +153,8 @@ def recorded_options(made: dict, manifest: Path) -> dict:
         recorded[option] = value
     profile = made.get("profile")
     name = profile.get("name") if isinstance(profile, dict) else profile  # a profile given by its name
+    if made.get("profile_spec") == AUTO:  # chosen from the chat template: chosen again, the same way
+        return recorded | {"profile": AUTO}
     if not isinstance(name, str) or not _known_profile(name):
         raise ValueError(f"{manifest}: stages.generate.settings.profile should be one of {', '.join(sorted(PROFILES))} "
                          f"(or an object with its 'name'), got {profile!r}")
@@ -152,6 +162,8 @@ def recorded_options(made: dict, manifest: Path) -> dict:
 
 
 def _known_profile(name: str) -> bool:
+    if name == AUTO:
+        return True
     try:
         get_profile(name)
     except ValueError:
@@ -195,8 +207,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a model (the fields of RunConfig)."""
     parser.add_argument("--model", default=RunConfig.model,
                         help=f"embedded model name, local model folder or Hugging Face id (default {DEFAULT_MODEL})")
-    parser.add_argument("--profile", choices=sorted(PROFILES),
-                        help="model family profile (think tags, template options); required for non-embedded models")
+    parser.add_argument("--profile", choices=sorted(PROFILES) + [AUTO],
+                        help="model family profile (think tags, who opens the thought, how the answer is opened, "
+                             "template options); required for non-embedded models. auto: read off the chat template "
+                             "(rendered with a probe conversation, never from the model's name); an ambiguous "
+                             "template is refused, naming the profiles to choose from")
+    parser.add_argument("--chat-template", default=None, metavar="FILE",
+                        help="a Jinja chat template file to render the prompts with instead of the tokenizer's own "
+                             "(as transformers and vLLM take it); recorded in the manifest")
+    parser.add_argument("--chat-template-kwargs", type=json_object, default={}, metavar="JSON",
+                        help="options passed to the chat template, over the profile's, e.g. "
+                             "'{\"reasoning_effort\": \"high\"}' or '{\"enable_thinking\": false}'; recorded in the manifest")
     parser.add_argument("--dataset", default=RunConfig.dataset,
                         help=f"bundled set ({', '.join(DATASETS)}) or a .jsonl/.csv file (default trivia)")
     parser.add_argument("-n", "--limit", type=positive_int, default=None,
@@ -239,6 +260,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                          help="the grading judge (embedded name, local folder, hub id, or the served model's name)")
     grading.add_argument("--judge-backend", choices=("hf", "openai"), default=RunConfig.judge_backend, help="default hf")
     grading.add_argument("--judge-base-url", default=None, help="server of --judge-backend openai")
+
+
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object (the chat template's options)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"enable_thinking\": true}}', got {text!r}")
+    return value
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,9 @@ record of it all for the manifest; and the traces a probing stage works on."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+import sys
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +17,18 @@ from .forcing import Prober
 from .grade import RULES, Grader, Graders
 from .judge import grading_section
 from .models import EMBEDDED, check_name
-from .profiles import PROFILES, Profile, for_style, get_profile
+from .profiles import AUTO, PROFILES, Profile, for_style, get_profile
 from .prompts import confidence_cue, few_shot_exemplars, get_template, prompt_spec
 from .records import Question, Trace, Verdict
 from .scales import get_scale
 from .store import RECORD_FILES, RunDir
 from .summary import update_metrics
+from .template_probe import detect
 from .tracing import GenerationSettings, check_prompts, generate
 
 __all__ = [
     "Experiment",
+    "chosen_profile",
     "default_profile",
     "load_model",
     "make_grader",
@@ -43,6 +47,19 @@ def default_profile(model: str, profile: str | None) -> Profile:
     if model == TINY_MODEL:
         return get_profile("plain")
     raise ValueError(f"--profile is required for {model!r} (one of: {', '.join(PROFILES)})")
+
+
+def chosen_profile(config: RunConfig, backend) -> tuple[Profile, dict[str, Any] | None]:
+    """The configuration's profile with --chat-template-kwargs over its own template options, and
+    None; --profile auto: the profile read off the backend's chat template (`template_probe.detect`,
+    said in one line on stderr) and what was read, for the manifest."""
+    if config.profile == AUTO:
+        detection = detect(backend.chat_prompt, backend.template_source(), config.chat_template_kwargs)
+        print(detection.line(), file=sys.stderr)
+        return detection.profile, detection.record()
+    profile = default_profile(config.model, config.profile)
+    options = {**profile.chat_template_kwargs, **config.chat_template_kwargs}
+    return (replace(profile, chat_template_kwargs=options) if options != profile.chat_template_kwargs else profile), None
 
 
 @dataclass(frozen=True)
@@ -124,16 +141,22 @@ def make_grader(config: RunConfig, run_dir: str | Path) -> tuple[Any, Grader, An
 def setup(config: RunConfig, run_dir: str | Path, new_traces: bool = True) -> Experiment:
     """Load everything a configuration names. new_traces: traces are to be made, so every
     question's prompt is first checked against the model's context."""
-    profile = for_style(default_profile(config.model, config.profile), config.style)
+    if config.profile != AUTO:
+        default_profile(config.model, config.profile)  # an unknown or missing profile: refused before loading
     scale = get_scale(config.scale)
     places: dict[str, str] = {}
     questions = datasets.load_dataset(config.dataset, n=config.limit, seed=config.seed,
                                       data_dir=config.data_dir, places=places)
     template = get_template(config.prompt_template)
     settings = GenerationSettings.from_config(config)
-    spec = prompt_spec(settings.style, scale, template, profile.reasoning)
     recorded_grader, grader, judge = make_grader(config, run_dir)
-    prober = Prober(load_model(config), profile, scale, settings.force, grader)
+    backend = load_model(config)
+    if config.chat_template:
+        backend.chat_template = Path(config.chat_template).read_text(encoding="utf-8")
+    profile, detected = chosen_profile(config, backend)
+    profile = for_style(profile, config.style)
+    spec = prompt_spec(settings.style, scale, template, profile.reasoning)
+    prober = Prober(backend, profile, scale, settings.force, grader)
     if new_traces:
         check_prompts(prober, questions, settings, places)
     recorded = config.to_manifest() | {
@@ -141,6 +164,10 @@ def setup(config: RunConfig, run_dir: str | Path, new_traces: bool = True) -> Ex
         "decoding": "greedy", "force": asdict(prober.force), "prompt_template": template.name,
         "prompt_instruction": spec.instruction(), "prompt_restate": spec.restate_message(),
     }
+    if config.chat_template:
+        recorded["chat_template_sha256"] = hashlib.sha256(backend.chat_template.encode("utf-8")).hexdigest()
+    if detected:
+        recorded["profile_auto"] = detected
     if config.loading.recorded():
         recorded["loading"] = config.loading.recorded()
     if profile.confidence_cue:

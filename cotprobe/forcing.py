@@ -95,10 +95,12 @@ class Closing:
 
 def closing_for(prober: Prober) -> Closing:
     """Reasoning: a newline, the profile's end tag (one special token where the tokenizer has it),
-    a blank line, **Answer**:. Non-reasoning: the restating turn, or a blank line in the same turn."""
+    what opens the answer (`Profile.answer_open`: a blank line, or the family's own opener such as
+    harmony's final channel), **Answer**:. Non-reasoning: the restating turn, or a blank line in
+    the same turn."""
     profile, restate = prober.profile, prober.force.restate
     if profile.reasoning:
-        return Closing("\n", f"{profile.think_end}\n\n{ANSWER_PREFIX}")
+        return Closing("\n", profile.close_thought() + ANSWER_PREFIX)
     if restate is not None:
         return Closing("", restate_turn(prober.backend, profile, prober.scale, restate) + ANSWER_PREFIX)
     return Closing("\n\n", ANSWER_PREFIX)
@@ -135,7 +137,7 @@ def close_at(backend, ids: list[int], floor: int, closing: Closing) -> tuple[int
 
 def forcing_suffix(profile: Profile, cot: str, closing: Closing | None = None) -> str:
     """What is appended after a CoT whose tokens are kept as they are (see `force_answers`)."""
-    closing = closing or (Closing("\n", f"{profile.think_end}\n\n{ANSWER_PREFIX}") if profile.reasoning
+    closing = closing or (Closing("\n", profile.close_thought() + ANSWER_PREFIX) if profile.reasoning
                           else Closing("\n\n", ANSWER_PREFIX))
     if not cot.strip():
         return closing.body

@@ -1,9 +1,11 @@
 """Model profiles: how a model family thinks and how to force it to answer.
 
-Profiles are chosen explicitly (`--profile`), never guessed from a model's name.
-A reasoning profile has think tags: generation runs until the end tag (or the thinking
-budget), and forcing closes the thought with the model's own end tag. A non-reasoning
-profile has none: the chain of thought is the response before `**Answer**:`.
+Profiles are chosen explicitly (`--profile NAME`, or `--profile auto`: read off the chat template
+by `cotprobe.template_probe`), never guessed from a model's name. A reasoning profile has think
+tags: generation runs until the end tag (or the thinking budget), and forcing closes the thought
+the family's own way (`close_thought`: the end tag, then what opens the answer, e.g. harmony's
+final channel). A non-reasoning profile has none: the chain of thought is the response before
+`**Answer**:`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,19 @@ class Profile:
     system_prompt: str | None = None
     # Inject the paper's confidence cue at the end of the thought and let the model think on.
     confidence_cue: bool = False
+    # What cotprobe writes after think_start when it opens the thought itself.
+    after_start: str = "\n"
+    # What follows think_end before the answer: how the model opens its answer (harmony: the
+    # final channel's header; Granite: <response>).
+    answer_open: str = "\n\n"
+
+    def open_thought(self) -> str:
+        """What cotprobe appends to a prompt to open the thought (prefill_think profiles)."""
+        return self.think_start + self.after_start
 
     def close_thought(self) -> str:
-        return f"{self.think_end}\n\n" if self.reasoning else "\n\n"
+        """What closes a (cut) thought and opens the answer, before `**Answer**:`; the same at every cut."""
+        return self.think_end + self.answer_open if self.reasoning else "\n\n"
 
 
 PROFILES = {
@@ -67,6 +79,59 @@ PROFILES = {
     ]
 }
 
+AUTO = "auto"  # --profile auto: the profile read off the chat template (cotprobe.template_probe)
+
+HARMONY_FINAL = "<|start|>assistant<|channel|>final<|message|>"  # how gpt-oss opens its answer
+
+
+def _thinking(name: str, family: str, switch: str) -> list[Profile]:
+    """A <think> family with a chat-template switch: on (cotprobe opens the thought where the template
+    does not) and off (the non-reasoning counterpart, as qwen3-nothinking)."""
+    return [
+        Profile(name, f"{family} with {switch}=True", reasoning=True, think_start="<think>",
+                think_end="</think>", prefill_think=True, chat_template_kwargs={switch: True}),
+        Profile(f"{name}-nothinking", f"{family} with {switch}=False (non-reasoning counterpart)", reasoning=False,
+                chat_template_kwargs={switch: False}),
+    ]
+
+
+# The families of open reasoning models beyond R1, QwQ, Qwen3 and EXAONE Deep. The first five, with
+# plain, think, think-prefill and exaone-deep, are the thought formats `--profile auto` chooses
+# between (template_probe.FORMATS); the others pin a family's switch on or off.
+FAMILIES = [
+    Profile("harmony", "gpt-oss (harmony): the analysis channel, answer in the final channel; cotprobe opens "
+            "the analysis channel (reasoning_effort low/medium/high: --chat-template-kwargs)", reasoning=True,
+            think_start="<|channel|>analysis<|message|>", think_end="<|end|>", prefill_think=True,
+            after_start="", answer_open=HARMONY_FINAL),
+    Profile("seed-think", "Seed-OSS: <seed:think>...</seed:think>, opened by the model (cotprobe opens it)",
+            reasoning=True, think_start="<seed:think>", think_end="</seed:think>", prefill_think=True),
+    Profile("apriel", "Apriel Thinker: 'Here are my reasoning steps:' ... '[BEGIN FINAL RESPONSE]', opened by "
+            "the template", reasoning=True, think_start="Here are my reasoning steps:",
+            think_end="[BEGIN FINAL RESPONSE]", prefill_think=True, answer_open="\n"),
+    Profile("hunyuan", "Hunyuan: <think:opensource>...</think:opensource> (thinking on: --chat-template-kwargs "
+            "'{\"reasoning_effort\": \"high\"}')", reasoning=True, think_start="<think:opensource>",
+            think_end="</think:opensource>", prefill_think=True),
+    Profile("granite", "Granite 3.3 with thinking=True: <think>...</think> then the answer in <response>",
+            reasoning=True, think_start="<think>", think_end="</think>", prefill_think=True,
+            answer_open="\n<response>", chat_template_kwargs={"thinking": True}),
+    Profile("seed-nothinking", "Seed-OSS with thinking_budget=0: the non-reasoning counterpart", reasoning=False,
+            chat_template_kwargs={"thinking_budget": 0}),
+    *_thinking("glm", "GLM-4.5 / 4.6", "enable_thinking"),
+    *_thinking("deepseek-v3.1", "DeepSeek-V3.1", "thinking"),
+    *_thinking("deepseek-v3.2", "DeepSeek-V3.2", "enable_thinking"),
+    *_thinking("exaone4", "EXAONE 4.0", "enable_thinking"),
+    *_thinking("smollm3", "SmolLM3", "enable_thinking"),
+    Profile("nemotron", "Nemotron (Nano v2, Super v1.5) with /think in the system prompt", reasoning=True,
+            think_start="<think>", think_end="</think>", prefill_think=True, system_prompt="/think"),
+    Profile("nemotron-nothinking", "Nemotron with /no_think in the system prompt (non-reasoning counterpart)",
+            reasoning=False, system_prompt="/no_think"),
+    Profile("kimi", "Kimi-K2-Thinking: <think>, opened by the model (cotprobe opens it)", reasoning=True,
+            think_start="<think>", think_end="</think>", prefill_think=True),
+    Profile("minimax", "MiniMax-M2: <think>, opened by the template", reasoning=True, think_start="<think>",
+            think_end="</think>", prefill_think=True),
+]
+PROFILES.update({p.name: p for p in FAMILIES})
+
 
 # Styles whose prompt makes a non-reasoning model think inside think tags (see prompts.FEW_SHOT).
 THINKING_STYLES = ("slow-think",)
@@ -99,7 +164,7 @@ def for_style(profile: Profile, style: str) -> Profile:
     """
     if style not in THINKING_STYLES or profile.reasoning:
         return profile
-    if profile.name == "plain":
+    if profile == PROFILES["plain"]:
         return SLOW_THINK
     return replace(profile, name=f"{profile.name}+{style}", description=f"{profile.description}; {SLOW_THINK.description}",
                    reasoning=True, think_start="<think>", think_end="</think>", prefill_think=True)

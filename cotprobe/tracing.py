@@ -66,7 +66,8 @@ def open_thought(backend, profile: Profile, text: str) -> str:
         return text
     ids = backend.encode(text)
     start, end = backend.encode(profile.think_start), backend.encode(profile.think_end)
-    opened = _ends_with(ids, start, backend) is not None
+    # on token ids (a special tag), or on the text (a tag of words, which merges with what precedes it)
+    opened = _ends_with(ids, start, backend) is not None or text.rstrip().endswith(profile.think_start.rstrip())
     closed_at = _ends_with(ids, end, backend)
     if closed_at is not None and _ends_with(ids[:closed_at], start, backend) is not None:
         body = text.rstrip().removesuffix(profile.think_end).rstrip()
@@ -82,7 +83,7 @@ def open_thought(backend, profile: Profile, text: str) -> str:
         raise ThinkTagError(
             f"--profile {profile.name}: the chat template does not open {profile.think_start!r} at the end of the "
             f"prompt; use --profile think-prefill (cotprobe opens it) for this model")
-    return text + profile.think_start + "\n"
+    return text + profile.open_thought()
 
 
 def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: Question,

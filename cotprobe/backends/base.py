@@ -49,6 +49,7 @@ class TokenizerOps:
 
     tokenizer: Any
     name: str
+    chat_template: str | None = None  # a Jinja chat template used instead of the tokenizer's own (--chat-template)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -57,9 +58,20 @@ class TokenizerOps:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def chat_prompt(self, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
+        """The messages rendered by the chat template, ending where the assistant starts
+        (add_generation_prompt=False among the options: ending after the last message)."""
+        generation = template_kwargs.pop("add_generation_prompt", True)
         return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+            messages, add_generation_prompt=generation, tokenize=False, chat_template=self.chat_template,
+            **template_kwargs,
         )
+
+    def template_source(self) -> str:
+        """The Jinja text of the chat template `chat_prompt` renders ("" when there is none)."""
+        if self.chat_template is not None:
+            return self.chat_template
+        source = self.tokenizer.chat_template or ""
+        return source.get("default", "") if isinstance(source, dict) else source
 
     def describe(self) -> dict[str, Any]:
         """What a run's manifest records of the backend."""
