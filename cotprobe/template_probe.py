@@ -12,7 +12,8 @@ source holds, never from the model's name, it reads:
   Granite, or `<think>`); a template holding none is not a reasoning template (`plain`);
 - who opens the thought: the template (its generation prompt ends with the open tag) or the
   model (cotprobe then opens it); a generation prompt that closes the thought (an empty block,
-  Seed-OSS's budget 0, DeepSeek-V3.1's bare `</think>`) means thinking is off: `plain`, the
+  DeepSeek-V3.1's bare `</think>`) or opens it only to write markup of its own into it
+  (Seed-OSS's budget reflection at budget 0) means thinking is off: `plain`, the
   non-reasoning counterpart, with the same options. So does a generation prompt with no tag
   where a switch would turn the thought on (Granite without `thinking`);
 - what each switch does, for the manifest and the line printed.
@@ -111,14 +112,19 @@ def generation_prompt(render: Render, messages: list[dict[str, str]], options: d
 
 def thought_state(prompt: str, profile: Profile) -> str:
     """Where a generation prompt leaves the profile's thought: "opened" (ends with the open tag),
-    "closed" (holds the end tag: thinking off), "none" (no tag: the model opens it, or never
-    thinks), "unclear" (an open tag left behind something else)."""
+    "closed" (holds the end tag: thinking off), "steered" (the open tag followed by markup of the
+    template's own, no words: Seed-OSS's budget reflection at thinking_budget=0, which the model
+    closes at once: thinking off), "none" (no tag: the model opens it, or never thinks),
+    "unclear" (an open tag followed by text)."""
     start, end = profile.think_start.rstrip(), profile.think_end
     if start and prompt.rstrip().endswith(start):
         return "opened"
     if end and end in prompt:
         return "closed"
-    return "unclear" if start and start in prompt else "none"
+    if start and start in prompt:
+        after = prompt[prompt.rindex(start) + len(start):]
+        return "steered" if re.fullmatch(r"(\s*<[^<>\s]+>)+\s*", after) else "unclear"
+    return "none"
 
 
 def find_format(source: str) -> str | None:
@@ -149,6 +155,7 @@ def _with_system(text: str, messages: list[dict[str, str]]) -> list[dict[str, st
 def _describe(state: str) -> str:
     return {"opened": "the template opens the thought", "closed": "the template closes the thought (thinking off)",
             "none": "no thought tag (the model opens it, or thinks not at all)",
+            "steered": "the template opens the thought and writes markup into it (thinking off)",
             "unclear": "an open tag not at the end", "error": "the template refused these options"}[state]
 
 
@@ -188,7 +195,7 @@ def detect(render: Render, source: str, options: dict[str, Any] | None = None) -
     if state == "unclear":
         raise TemplateProbeError(f"--profile auto: the chat template's generation prompt {base!r} holds "
                                  f"{tags.think_start!r} but does not end with it; {_choose()}")
-    if state == "closed" or (state == "none" and turns_on):
+    if state in ("closed", "steered") or (state == "none" and turns_on):
         off = replace(PROFILES["plain"], chat_template_kwargs=options)
         return Detection(off, name, None, base, switches)
     opened_by = "template" if state == "opened" else "cotprobe"

@@ -90,13 +90,18 @@ def build_prompt(backend, profile: Profile, scale: Scale, style: str, question: 
                  template: str = RunConfig.prompt_template) -> str:
     """The chat prompt for one question, ending where the model starts (inside an open thought
     for reasoning profiles). Few-shot exemplars go in prior turns where the chat template keeps
-    their thoughts, else into the user message."""
+    their thoughts, else (a template that strips, empties or refuses them) into the user message."""
     spec = prompt_spec(style, scale, template, profile.reasoning)
     system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
     shots = few_shot_messages(style, scale, profile.think_start, profile.think_end, spec.template,
                               profile.reasoning)  # [] for most styles
     user = {"role": "user", "content": spec.user_message(question)}
-    text = backend.chat_prompt(system + shots + [user], **profile.chat_template_kwargs)
+    try:
+        text = backend.chat_prompt(system + shots + [user], **profile.chat_template_kwargs)
+    except Exception:  # noqa: BLE001  (a template that refuses thought tags in earlier turns: gpt-oss)
+        if not shots:
+            raise
+        text = ""
     if shots and not all(m["content"] in text for m in shots if m["role"] == "assistant"):
         user = {"role": "user", "content": few_shot_block(shots) + "\n\n" + user["content"]}
         text = backend.chat_prompt(system + [user], **profile.chat_template_kwargs)
