@@ -7,7 +7,12 @@ of CoT and its interval in the legend.
 
 Writes progress.{png,svg,csv} (one row per run and level) and progress_trends.csv (slopes).
 
-    python -m analyses.progress RUN_DIR... [--out figures] [--source expected]
+With --by-length, also the same curves within terciles of full-thought length
+(`cotprobe.lengths`, the "by_length" section of metrics.json): progress_by_length.{png,svg,csv}
+and progress_by_length_trends.csv, one line per run and stratum, so a curve that is only the
+selection of hard questions into long thoughts shows as a pooled curve no stratum follows.
+
+    python -m analyses.progress RUN_DIR... [--out figures] [--source expected] [--by-length]
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from cotprobe import plots
+from cotprobe.lengths import as_cut_sections, length_metrics
 from cotprobe.metrics.sections import CutSection, has_interval
 
 from .common import (
@@ -66,8 +72,9 @@ def trend_rows(run: Run, result: CutSection) -> list[dict[str, Any]]:
 
 
 def main(run_dirs: Sequence[str | Path | Run], out_dir: str | Path = "figures", source: str = "expected",
-         n_resamples: int = 1000) -> list[Path]:
-    """Write progress.{png,svg,csv} and progress_trends.csv."""
+         n_resamples: int = 1000, by_length: bool = False) -> list[Path]:
+    """Write progress.{png,svg,csv} and progress_trends.csv (with by_length, their
+    progress_by_length counterparts too)."""
     out = Path(out_dir)
     runs = runs_with_cuts(load_runs(run_dirs), "the CoT-progress figure")
     results = {run.label: run.cut_table(source, n_resamples) for run in runs}
@@ -79,12 +86,36 @@ def main(run_dirs: Sequence[str | Path | Run], out_dir: str | Path = "figures", 
     write_csv(pd.DataFrame([r for run in runs for r in trend_rows(run, results[run.label])]),
               out / f"{NAME}_trends.csv")
     plots.plot_progress({run.label: results[run.label] for run in usable}, out / NAME)
-    return [out / f"{NAME}.csv", out / f"{NAME}_trends.csv", out / f"{NAME}.png", out / f"{NAME}.svg"]
+    written = [out / f"{NAME}.csv", out / f"{NAME}_trends.csv", out / f"{NAME}.png", out / f"{NAME}.svg"]
+    return written + (length_outputs(usable, out, source, n_resamples) if by_length else [])
+
+
+def length_outputs(runs: Sequence[Run], out: Path, source: str, n_resamples: int) -> list[Path]:
+    """progress_by_length.{png,svg,csv} and progress_by_length_trends.csv."""
+    stem = out / f"{NAME}_by_length"
+    curves, levels, trends = {}, [], []
+    for run in runs:
+        section = length_metrics(run.probes, run.traces, source, n_resamples)
+        for label, part in as_cut_sections(section).items():
+            key = label if len(runs) == 1 else f"{run.label} · {label}"
+            curves[key] = part
+            levels += [{**row, "stratum": label} for row in level_rows(run, part)]
+            trends += [{**row, "stratum": label} for row in trend_rows(run, part)]
+    write_csv(pd.DataFrame(levels), stem.with_suffix(".csv"))
+    write_csv(pd.DataFrame(trends), out / f"{NAME}_by_length_trends.csv")
+    plots.plot_progress(curves, stem, title=f"Along the chain of thought, within terciles of full-thought length "
+                                            f"(confidence: {source})")
+    return [stem.with_suffix(".csv"), out / f"{NAME}_by_length_trends.csv", stem.with_suffix(".png"),
+            stem.with_suffix(".svg")]
 
 
 def cli(argv: list[str] | None = None) -> int:
-    p = parser(NAME, "Calibration (ECE, Brier, AUROC, accuracy) against the fraction of CoT kept, runs overlaid.")
-    return run_cli(main, p.parse_args(argv))
+    p = parser(NAME, "Calibration (ECE, smooth ECE, Brier, AUROC, accuracy) against the fraction of CoT kept, "
+                     "runs overlaid.")
+    p.add_argument("--by-length", action="store_true",
+                   help="also the curves within terciles of full-thought length (progress_by_length.*)")
+    args = p.parse_args(argv)
+    return run_cli(main, args, by_length=args.by_length)
 
 
 if __name__ == "__main__":

@@ -87,9 +87,9 @@ def _band(ax, rows, x, key, color, label, marker="o"):
 # ----------------------------------------------------------------------------- figures
 
 
-def draw_progress(results: dict[str, CutSection], axes=None) -> Figure:
+def draw_progress(results: dict[str, CutSection], axes=None, title: str | None = None) -> Figure:
     """Calibration against CoT progress: one panel per metric, one line + 95% band per run
-    (results: run label -> `summary.cut_metrics` output)."""
+    (results: run label -> `summary.cut_metrics` output; or stratum -> its part of "by_length")."""
     fig, axes, new = _panels(axes, 1, len(PROGRESS_PANELS), (4.2, 3.8), sharex=True)
     colors = sns.color_palette("colorblind", len(results))
     for color, (label, result) in zip(colors, results.items()):
@@ -102,7 +102,7 @@ def draw_progress(results: dict[str, CutSection], axes=None) -> Figure:
             ax.set_title(METRICS[key].axis_label)
     _cot_axes(axes, title="95% CI bands; slope per unit CoT", title_fontsize=7)
     source = next(iter(results.values()))["source"]
-    return _finish(fig, new, f"Calibration along the chain of thought (confidence: {source})")
+    return _finish(fig, new, title or f"Calibration along the chain of thought (confidence: {source})")
 
 
 def draw_behaviour_frequency(section: BehaviourSection, axes=None) -> Figure:
@@ -316,8 +316,8 @@ def draw_early_exit(result: EarlyExitSection, ax=None) -> Figure:
 # ------------------------------------------------------------- draw and save, for the stages
 
 
-def plot_progress(results: dict[str, CutSection], stem: str | Path) -> Path:
-    return save(draw_progress(results), stem)
+def plot_progress(results: dict[str, CutSection], stem: str | Path, title: str | None = None) -> Path:
+    return save(draw_progress(results, title=title), stem)
 
 
 def plot_behaviour_frequency(section: BehaviourSection, stem: str | Path) -> Path:

@@ -19,6 +19,7 @@ from .cli import entry_point, given_options
 from .config import DEFAULT_EXPERIMENT, add_run_arguments, default_experiment, resolve_run
 from .cuts import CUT_MODES, Sweep, parse_fractions, truncate
 from .experiment import setup
+from .lengths import length_metrics, print_length_summary
 from .plots import plot_prefix_accuracy, plot_progress
 from .resample import ResampleSettings, prefix_metrics, print_prefix_summary
 from .records import SOURCES
@@ -139,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                      args.sweep_batch))
     result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled",
                          censored=censored_questions(traces), completed_only=args.completed_only)
-    update_metrics(out, {"truncate": result})
+    by_length = length_metrics(probes, traces, args.source, censored=censored_questions(traces),
+                               completed_only=args.completed_only)
+    update_metrics(out, {"truncate": result, "by_length": by_length})
     figure = plot_progress({f"{config.model} ({ex.prober.profile.name})": result}, out / "figures" / "calibration_progress")
     print_cut_summary(result, out)
+    print_length_summary(by_length, out, levels=False)
     print_scoring(probes)
     ex.report_grading(out)
     print(f"figure: {figure}")

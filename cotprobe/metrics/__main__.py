@@ -8,6 +8,7 @@ from __future__ import annotations
 
 
 from ..cli import entry_point, run_dir_parser, run_main
+from ..lengths import length_metrics, print_length_summary
 from ..records import SOURCES
 from ..store import RunDir, open_existing
 from ..summary import (
@@ -25,7 +26,7 @@ from ..summary import (
 )
 from .sections import Metrics
 
-REBUILT = ("traces", "truncate", "ablate")  # the sections this command computes from the records
+REBUILT = ("traces", "truncate", "by_length", "ablate")  # the sections this command computes from the records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +57,8 @@ def recompute(argv: list[str] | None = None) -> int:
         if any(p.condition == "cut" for p in probes):
             tables["truncate"] = cut_metrics(probes, args.source, args.resamples, beside=BESIDE,
                                              censored=censored_questions(traces), completed_only=args.completed_only)
+            tables["by_length"] = length_metrics(probes, traces, args.source, args.resamples,
+                                                 censored_questions(traces), args.completed_only)
         if any(p.condition != "cut" for p in probes):
             edits = read_metrics(run_dir).get("ablate", {}).get("edits")  # made by ablate, not from records
             tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples, edits=edits)
@@ -68,6 +71,7 @@ def recompute(argv: list[str] | None = None) -> int:
         print_traces(tables["traces"], run_dir)
     if "truncate" in tables and any(p.condition == "cut" for p in probes):
         print_cut_summary(tables["truncate"], run_dir)
+        print_length_summary(tables["by_length"], run_dir)
     if any(p.condition != "cut" for p in probes):
         print_condition_summary(tables["ablate"], run_dir)
     return 0

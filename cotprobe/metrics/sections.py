@@ -1,7 +1,7 @@
 """The typed shape of metrics.json: one TypedDict per section, and the accessors of its computed keys.
 
 metrics.json is an object of sections (`Metrics`), each written by the stage that computes it:
-"traces" (generate, ingest), "truncate" and "resample" (truncate), "ablate", "behaviours" (tag),
+"traces" (generate, ingest), "truncate", "by_length" and "resample" (truncate), "ablate", "behaviours" (tag),
 "latent" and "early_exit". Sections are plain dicts in memory and on disk; these types say what
 they hold. A value with a 95% interval is stored flat in its row as `name`, `name_low` and
 `name_high`; a condition's paired difference to the reference condition as `diff_vs_<reference>`.
@@ -178,6 +178,29 @@ class CutSection(TypedDict):
     levels: list[LevelRow]
     trends: dict[str, Trend]
     trajectories: Trajectories
+
+
+class LengthStratum(TypedDict):
+    """One tercile of full-thought length: its cut table and trends (`lengths.length_metrics`)."""
+
+    stratum: str  # short, middle, long
+    n_questions: int
+    min_tokens: int  # the stratum's shortest and longest full thought
+    max_tokens: int
+    mean_tokens: float
+    binned: str | None
+    censored: int
+    levels: list[LevelRow]
+    trends: dict[str, Trend]
+
+
+class LengthSection(TypedDict):
+    """"by_length": the cut table within terciles of full-thought length."""
+
+    source: str
+    length: str  # what the strata split on
+    completed_only: bool
+    strata: list[LengthStratum]
 
 
 # ------------------------------------------------------------------ ablate
@@ -402,6 +425,7 @@ class Metrics(TypedDict, total=False):
 
     traces: TraceSection
     truncate: CutSection
+    by_length: LengthSection
     resample: PrefixSection
     ablate: ConditionSection
     behaviours: BehaviourSection
