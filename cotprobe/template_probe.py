@@ -18,8 +18,10 @@ source holds, never from the model's name, it reads:
   where a switch would turn the thought on (Granite without `thinking`);
 - what each switch does, for the manifest and the line printed.
 
-A template whose source holds the tags of two formats, or whose generation prompt holds an open
-tag it neither ends with nor closes, is refused in one line naming the profiles to choose from.
+A template whose source holds the tags of two formats, whose generation prompt holds an open tag
+it neither ends with nor closes, or which opens the thought twice after the user message (once
+with the message and once more in the generation prompt, as llama.cpp's DeepSeek-V3.2 copy does),
+is refused in one line naming the profiles to choose from.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ FORMATS = [
     Format("hunyuan", ("<think:opensource>",)),
     Format("apriel", ("[BEGIN FINAL RESPONSE]",)),
     Format("exaone-deep", ("<thought>",)),
-    Format("granite", ("<think>", "<response>"), within="think"),
+    Format("granite", ("<think>", "<response></response>"), within="think"),
     Format("think", ("</think>",)),
     Format("think", ("<think>",)),
 ]
@@ -101,10 +103,11 @@ Render = Callable[..., str]  # backend.chat_prompt: (messages, **template option
 
 def generation_prompt(render: Render, messages: list[dict[str, str]], options: dict[str, Any]) -> str:
     """What the template adds for the assistant to start: the rendering with the generation prompt
-    past the rendering without it (where that is not its start: past the last message's content)."""
+    past the rendering without it (where that is not its start, or the template ignores the
+    option, as Apriel's does: past the last message's content)."""
     full = render(messages, **options)
     bare = render(messages, **{**options, "add_generation_prompt": False})
-    if full.startswith(bare):
+    if full.startswith(bare) and full != bare:
         return full[len(bare):]
     last = messages[-1]["content"]
     return full[full.rindex(last) + len(last):] if last in full else full
@@ -198,6 +201,10 @@ def detect(render: Render, source: str, options: dict[str, Any] | None = None) -
     if state in ("closed", "steered") or (state == "none" and turns_on):
         off = replace(PROFILES["plain"], chat_template_kwargs=options)
         return Detection(off, name, None, base, switches)
+    after_user = render(user, **options).rpartition(PROBE_USER)[2]
+    if after_user.count(tags.think_start.rstrip()) > 1:
+        raise TemplateProbeError(f"--profile auto: the chat template opens {tags.think_start!r} twice after the user "
+                                 f"message ({after_user!r}); pass a corrected one with --chat-template, or {_choose()}")
     opened_by = "template" if state == "opened" else "cotprobe"
     if name == "think":
         chosen = PROFILES["think" if opened_by == "template" else "think-prefill"]

@@ -107,6 +107,10 @@ def test_ambiguous_and_broken_templates_are_refused_naming_the_profiles(tiny_par
                              "{% if add_generation_prompt %}<think> and then{% endif %}{# </think> #}")
     with pytest.raises(TemplateProbeError, match="does not end with it"):
         detect(backend.chat_prompt, backend.chat_template)
+    backend.chat_template = ("{% for m in messages %}{{ m['content'] }}<think>{% endfor %}"  # opened with the message
+                             "{% if add_generation_prompt %}\n<think>{% endif %}{# </think> #}")  # and once more
+    with pytest.raises(TemplateProbeError, match="opens '<think>' twice after the user message"):
+        detect(backend.chat_prompt, backend.chat_template)
 
 
 def test_every_profile_closes_its_own_way(tiny_parts):
