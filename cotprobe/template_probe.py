@@ -144,11 +144,11 @@ def _choose() -> str:
     return f"choose one with --profile ({', '.join(CHOICES)}, or a family's: {', '.join(sorted(set(PROFILES) - set(CHOICES)))})"
 
 
-def _probes(source: str) -> list[tuple[str, dict[str, Any], str | None]]:
+def _probes(source: str, system_role: bool) -> list[tuple[str, dict[str, Any], str | None]]:
     """(label, options, system text) of every switch the source names."""
     found = [(f"{name}={value!r}", {name: value}, None) for name, values in SWITCHES.items()
              if re.search(rf"\b{name}\b", source) for value in values]
-    return found + [(f"system {text}", {}, text) for text in SYSTEM_SWITCHES if text in source]
+    return found + [(f"system {text}", {}, text) for text in SYSTEM_SWITCHES if system_role and text in source]
 
 
 def _with_system(text: str, messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -169,10 +169,13 @@ def detect(render: Render, source: str, options: dict[str, Any] | None = None) -
     user = [{"role": "user", "content": PROBE_USER}]
     try:
         base = generation_prompt(render, user, options)
-        with_system = generation_prompt(render, _with_system(PROBE_SYSTEM, user), options)
     except Exception as exc:  # noqa: BLE001  (a template fails in many ways: each is one line)
-        raise TemplateProbeError(f"--profile auto: the chat template cannot render a system and a user message "
+        raise TemplateProbeError(f"--profile auto: the chat template cannot render a user message "
                                  f"({type(exc).__name__}: {exc}); {_choose()}") from None
+    try:
+        with_system = generation_prompt(render, _with_system(PROBE_SYSTEM, user), options)
+    except Exception:  # noqa: BLE001  (no system role, as Gemma 2: cotprobe's prompts have none either)
+        with_system = None
     name = find_format(source)
     if name is None:
         return Detection(replace(PROFILES["plain"], chat_template_kwargs=options), None, None, base)
@@ -180,7 +183,7 @@ def detect(render: Render, source: str, options: dict[str, Any] | None = None) -
     state = thought_state(base, tags)
     switches: dict[str, str] = {}
     turns_on = False
-    for label, extra, system in _probes(source):
+    for label, extra, system in _probes(source, system_role=with_system is not None):
         messages, reference = (_with_system(system, user), _with_system(PROBE_SYSTEM, user)) if system else (user, user)
         try:
             probed = generation_prompt(render, messages, {**options, **extra})

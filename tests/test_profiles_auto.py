@@ -101,7 +101,7 @@ def test_ambiguous_and_broken_templates_are_refused_naming_the_profiles(tiny_par
     with pytest.raises(TemplateProbeError, match=r"seed-think and hunyuan; choose one with --profile \(plain, think"):
         detect(backend.chat_prompt, both)
     backend.chat_template = "{{ raise_exception('no') }}"
-    with pytest.raises(TemplateProbeError, match="cannot render .* choose one with --profile"):
+    with pytest.raises(TemplateProbeError, match="cannot render a user message .* choose one with --profile"):
         detect(backend.chat_prompt, backend.chat_template)
     backend.chat_template = ("{% for m in messages %}{{ m['content'] }}{% endfor %}"
                              "{% if add_generation_prompt %}<think> and then{% endif %}{# </think> #}")
