@@ -1,7 +1,7 @@
 """Cost of an 11-cut truncation sweep with cache reuse against naive re-encoding.
 
     python benchmarks/truncate_cost.py [--model smollm2-135m-instruct] [--lengths 256,1024,2048]
-        [--template paper|compact] [--threads N]
+        [--template paper|compact] [--threads N] [--traces N]
 
 For CoTs of each length (a reasoning-style text cut to exactly that many tokens), times
   full     one forward pass over prompt + whole CoT,
@@ -15,7 +15,11 @@ answer line right after the CoT, in the same turn). Then, per CoT length, the co
 step of 11 cut rows through the shared prefix against one step with no prefix at all (the
 weights' cost, the floor of any decoding step) and one step of an ordinary batched key/value cache
 (the prefix copied per row, the model's own attention), measured in the same run. --threads sets
-torch's CPU threads (default: torch's own choice, printed).
+torch's CPU threads (default: torch's own choice, printed). --traces N then times the
+cross-trace sweep at the longest length: N traces whose cut rows decode as one batch
+(`cuts.probe_traces`, what `truncate --sweep-batch N` runs), and ends with the line
+
+  cross-trace sweep: <S> s per trace at <T> tokens with <N> traces per batch = <R>x one full pass (one trace at a time: <Q>x)
 """
 
 import argparse
@@ -25,7 +29,7 @@ import torch
 
 from cotprobe.backends import fork, load_backend
 from cotprobe.backends.hf import HFBackend
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts, probe_traces
 from cotprobe.data import load_dataset
 from cotprobe.forcing import ForceSettings, Prober, force_answers
 from cotprobe.profiles import get_profile
@@ -44,10 +48,11 @@ PARAGRAPH = (
 )
 
 
-def make_trace(backend, n_tokens: int) -> Trace:
-    question = load_dataset("trivia", n=1, seed=0)[0]
+def make_trace(backend, n_tokens: int, k: int = 0) -> Trace:
+    """The k-th trace of n_tokens: the k-th trivia question, the text starting k x 7 tokens in."""
+    question = load_dataset("trivia", n=k + 1, seed=0)[k]
     prompt = build_prompt(backend, get_profile("plain"), VERBAL_10, "cot", question)
-    ids = backend.encode(PARAGRAPH * (n_tokens // 20 + 1))[:n_tokens]
+    ids = backend.encode(PARAGRAPH * (n_tokens // 20 + 2))[7 * k:7 * k + n_tokens]
     return Trace(question_id=question.id, model=backend.name, prompt=prompt, cot=backend.decode(ids),
                  answer="", confidence=Confidence(), prompt_tokens=len(backend.encode(prompt)),
                  cot_token_ids=ids, thinking_ended="budget"), question
@@ -65,6 +70,9 @@ def main() -> None:
     parser.add_argument("--lengths", default="256,1024,2048")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--steps", type=int, default=8, help="decoding steps timed per path (default 8)")
+    parser.add_argument("--traces", type=int, default=0, metavar="N",
+                        help="also time the cross-trace sweep (#28): N traces of the longest length, their cut rows "
+                             "decoded as one batch (cuts.probe_traces); ends with the line 'cross-trace sweep: ...'")
     parser.add_argument("--template", choices=("paper", "compact"), default="paper",
                         help="how the answer is forced (default paper: the restating turn, as cotprobe runs by default)")
     args = parser.parse_args()
@@ -75,7 +83,7 @@ def main() -> None:
     profile, force = get_profile("plain"), ForceSettings(restate=get_template(args.template).restate)
     fractions = parse_fractions("0:1:0.1")
     fork(reuse, reuse.encode(PARAGRAPH), [8])  # warm-up: the first forward pass pays one-off costs
-    steps = []
+    steps, times = [], []
     print(f"model {args.model}; 11 cuts at step boundaries; --template {args.template}; times in seconds; "
           f"torch threads {torch.get_num_threads()}")
     print(f"{'tokens':>6} {'full':>7} {'forced':>7} {'reuse':>7} {'naive':>7}  reuse/(full+forced)  reuse/full  naive/reuse")
@@ -94,11 +102,24 @@ def main() -> None:
         t_naive = timed(lambda: probe_cuts(Prober(naive, profile, VERBAL_10, force), trace, question, cuts))
         print(f"{n:>6} {full:7.2f} {forced:7.2f} {t_reuse:7.2f} {t_naive:7.2f}  "
               f"{t_reuse / (full + forced):19.2f}  {t_reuse / full:10.2f}  {t_naive / t_reuse:11.2f}")
+        times.append((n, full, t_reuse))
         steps.append((n, *step_costs(reuse, ids, [len(prompt_ids) + c.token_index for c in cuts], args.steps)))
+    if args.traces:
+        n, full, t_reuse = times[-1]
+        prober = Prober(reuse, profile, VERBAL_10, force)
+        items = []
+        for k in range(args.traces):
+            trace, question = make_trace(reuse, n, k)
+            items.append((trace, question, plan_cuts(segment_trace(reuse, trace), n, fractions, "step")))
+        cross = timed(lambda: probe_traces(prober, items)) / args.traces
     print("one decoding step of the 11 cut rows, milliseconds (no prefix: the weights' cost alone):")
     print(f"{'tokens':>6} {'shared':>8} {'no prefix':>10} {'ordinary':>9}  shared/no prefix  shared/ordinary")
     for n, shared, bare, ordinary in steps:
         print(f"{n:>6} {shared:8.1f} {bare:10.1f} {ordinary:9.1f}  {shared / bare:16.2f}  {shared / ordinary:15.2f}")
+    if args.traces:
+        n, full, t_reuse = times[-1]
+        print(f"cross-trace sweep: {cross:.2f} s per trace at {n} tokens with {args.traces} traces per batch = "
+              f"{cross / full:.2f}x one full pass (one trace at a time: {t_reuse / full:.2f}x)")
 
 
 def step_costs(backend, ids: list[int], lengths: list[int], n_steps: int) -> tuple[float, float, float]:

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .backends import capabilities_of
-from .forcing import Prober, force_cuts
+from .forcing import Prober, answer_and_confidence, close_at, closing_for, force_cuts
 from .inflight import in_order
 from .records import Probe, Question, Resample, Step, Trace
 from .resample import ResampleSettings, resample_cuts
@@ -107,17 +107,41 @@ def probe_cuts(prober: Prober, trace: Trace, question: Question, cuts: list[Cut]
     if hidden_layers:
         states.update({c - len(prompt_ids): state for c, state in at.items()})
     made = dict(zip(points, forced))
-    probes = []
-    for cut in cuts:
-        answer, confidence = made[cut.token_index]
-        result = prober.grade(question, answer)
-        probes.append(Probe(
-            question_id=trace.question_id, condition="cut", fraction_requested=cut.fraction_requested,
-            fraction_realised=cut.fraction_realised, step_index=cut.step_index,
-            token_index=cut.token_index, answer=answer, confidence=confidence,
-            correct=result.correct, grader=result.grader,
-        ))
-    return probes
+    return [_probe(prober, trace, question, cut, made[cut.token_index]) for cut in cuts]
+
+
+def probe_traces(prober: Prober, items: list[tuple[Trace, Question, list[Cut]]]) -> list[list[Probe]]:
+    """Probe several traces at their cuts as one batch (`AcrossForkingBackend.fork_across`): each
+    trace's prefix encoded once, the cut rows of all of them decoded together, each row closed
+    and forced as `probe_cuts` does (`forcing.close_at`, `answer_and_confidence`). One list of
+    probes per trace, as `probe_cuts` would give it."""
+    backend, closing = prober.backend, closing_for(prober)
+    sequences, plans, points, floors = [], [], [], []
+    for trace, _, cuts in items:
+        prompt_ids = backend.encode(trace.prompt)
+        ids, floor = prompt_ids + trace.cot_token_ids, len(prompt_ids)
+        at = sorted({c.token_index for c in cuts}, reverse=True)
+        closed = [close_at(backend, ids[:floor + t], floor, closing) for t in at]
+        sequences.append((ids, [keep for keep, _ in closed]))
+        plans += [new for _, new in closed]
+        points.append(at)
+        floors.append(floor)
+    rows = backend.fork_across(sequences)
+    rows.extend(plans)
+    forced = iter(answer_and_confidence(rows, prober))
+    out = []
+    for (trace, question, cuts), at in zip(items, points):
+        made = {t: next(forced) for t in at}
+        out.append([_probe(prober, trace, question, cut, made[cut.token_index]) for cut in cuts])
+    return out
+
+
+def _probe(prober: Prober, trace: Trace, question: Question, cut: Cut, forced) -> Probe:
+    answer, confidence = forced
+    result = prober.grade(question, answer)
+    return Probe(question_id=trace.question_id, condition="cut", fraction_requested=cut.fraction_requested,
+                 fraction_realised=cut.fraction_realised, step_index=cut.step_index, token_index=cut.token_index,
+                 answer=answer, confidence=confidence, correct=result.correct, grader=result.grader)
 
 
 @dataclass(frozen=True)
@@ -135,6 +159,9 @@ class Sweep:
     batch: int | None = None
 
 
+MAX_ROWS = 16  # cut rows of one trace in one batch at most (`probe_cuts`)
+
+
 def traces_together(backend, sweep: Sweep, n_traces: int) -> int:
     """How many traces the sweep keeps in flight on a server: `sweep.batch`, else enough that
     the backend's requests in flight (`--concurrency`) stay full, twice over, since each trace
@@ -144,8 +171,23 @@ def traces_together(backend, sweep: Sweep, n_traces: int) -> int:
         return 1
     if sweep.batch is not None:
         return max(1, min(sweep.batch, n_traces))
-    rows = max(1, len(sweep.fractions)) if sweep.mode != "every-step" else 16
-    return max(1, min(n_traces, -(-2 * in_flight // rows)))
+    return max(1, min(n_traces, -(-2 * in_flight // _rows_per_trace(sweep))))
+
+
+def _rows_per_trace(sweep: Sweep) -> int:
+    return max(1, len(sweep.fractions)) if sweep.mode != "every-step" else MAX_ROWS
+
+
+def traces_per_batch(backend, sweep: Sweep, traces: list[Trace]) -> int:
+    """How many traces' cut rows one batch decodes (a backend with `fork_across`, the hf one):
+    `sweep.batch`, else what the backend chooses for its device (`traces_per_batch`). 1 where
+    the backend has no cross-trace rows, or with hidden states (taken trace by trace)."""
+    if not capabilities_of(backend).forks_across or sweep.hidden_store is not None:
+        return 1
+    if sweep.batch is not None:
+        return max(1, sweep.batch)
+    tokens = max((t.prompt_tokens + len(t.cot_token_ids) for t in traces), default=0)
+    return max(1, backend.traces_per_batch(_rows_per_trace(sweep), tokens))
 
 
 def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question], run: RunDir,
@@ -154,10 +196,12 @@ def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question]
     the sweep's hidden store, also every cut's hidden states, taken in the pass that encodes the
     cuts (`store_hidden`); with its resample settings, continuations at the cuts (resamples.jsonl).
 
-    On a server several traces are in flight at once (`traces_together`), yet records are
-    written one trace after another in the traces' order, each trace's probes in one write: a
-    run killed at any moment has written a prefix of what an uninterrupted run writes, so the
-    same command resumes it exactly."""
+    Traces are probed together where the backend can (`Sweep.batch`): on a server several traces
+    in flight at once (`traces_together`), on the hf backend the cut rows of several traces as
+    one batch (`traces_per_batch`, `probe_traces`; the batches are fixed runs of consecutive
+    traces, and a batch's probes are written in one write). Either way records are written in
+    the traces' order: a run killed at any moment has written a prefix of what an uninterrupted
+    run writes, so the same command resumes it exactly."""
     backend, hidden_store, resample = prober.backend, sweep.hidden_store, sweep.resample
     run.repair_records(Probe, Resample)
     resampled = {(r.question_id, round(r.fraction_requested, 6)) for r in run.resamples()}
@@ -173,37 +217,50 @@ def truncate(prober: Prober, traces: list[Trace], questions: dict[str, Question]
         return plan_cuts(steps_by_q.get(trace.question_id, []), len(trace.cot_token_ids), sweep.fractions,
                          sweep.mode)  # an empty thought has no steps
 
-    def work(trace: Trace) -> Iterator[list[Probe] | list[Resample] | dict[int, object]]:
-        """The trace's new records, a batch at a time: its probes (and the hidden states their
-        pass took), then its resamples. Nothing is written here."""
-        cuts = cuts_of(trace)
+    def todo_of(trace: Trace) -> list[Cut]:
         have = {round(p.fraction_requested, 6) for p in done.get(trace.question_id, [])}
-        todo = [c for c in cuts if round(c.fraction_requested, 6) not in have]
-        question = questions[trace.question_id]
-        hidden: dict[int, object] = {}
-        yield probe_cuts(prober, trace, question, todo, hidden_layers=layers, states=hidden) if todo else []
-        yield hidden
-        if resample is not None:
-            wanted = [c for c in cuts if (trace.question_id, round(c.fraction_requested, 6)) not in resampled
-                      and (resample.fractions is None
-                           or any(abs(c.fraction_requested - f) < 1e-9 for f in resample.fractions))]
-            yield resample_cuts(prober, trace, question, wanted, resample) if wanted else []
+        return [c for c in cuts_of(trace) if round(c.fraction_requested, 6) not in have]
 
-    together = traces_together(backend, sweep, len(traces))
-    step = work if together == 1 else (lambda t: list(work(t)))  # one at a time: written as they come
-    out = []
-    for trace, parts in tqdm(in_order(step, traces, together), total=len(traces), desc="truncate", unit="trace"):
-        for part in parts:
-            if isinstance(part, dict):  # the hidden states of the probes' pass
-                if hidden_store is not None:
-                    store_hidden(prober, trace, cuts_of(trace), hidden_store, part)
-            elif part and isinstance(part[0], Probe):
+    def work(group: list[Trace]) -> Iterator[tuple[Trace, list[Probe] | list[Resample] | dict[int, object]]]:
+        """The group's new records, a batch at a time, each with its trace: the probes (of the
+        whole group at once where its traces run as one batch), the hidden states their pass
+        took, then each trace's resamples. Nothing is written here."""
+        hidden: dict[str, dict[int, object]] = {t.question_id: {} for t in group}
+        items = [(t, questions[t.question_id], todo_of(t)) for t in group]
+        items = [item for item in items if item[2]]
+        joint = [item for item in items if len({c.token_index for c in item[2]}) <= MAX_ROWS]
+        if len(joint) > 1:
+            made = probe_traces(prober, joint)
+            yield group[0], [p for probes in made for p in probes]
+            items = [item for item in items if all(item is not j for j in joint)]
+        for trace, question, todo in items:
+            yield trace, probe_cuts(prober, trace, question, todo, hidden_layers=layers,
+                                    states=hidden[trace.question_id])
+        for trace in group:
+            yield trace, hidden[trace.question_id]
+            if resample is not None:
+                wanted = [c for c in cuts_of(trace) if (trace.question_id, round(c.fraction_requested, 6))
+                          not in resampled and (resample.fractions is None
+                                                or any(abs(c.fraction_requested - f) < 1e-9 for f in resample.fractions))]
+                if wanted:
+                    yield trace, resample_cuts(prober, trace, questions[trace.question_id], wanted, resample)
+
+    together, per_batch = traces_together(backend, sweep, len(traces)), traces_per_batch(backend, sweep, traces)
+    groups = [traces[i:i + per_batch] for i in range(0, len(traces), per_batch)]
+    step = work if together == 1 else (lambda g: list(work(g)))  # one at a time: written as they come
+    with tqdm(total=len(traces), desc="truncate", unit="trace") as bar:
+        for group, parts in in_order(step, groups, together):
+            for trace, part in parts:
+                if isinstance(part, dict):  # the hidden states of the probes' pass
+                    if hidden_store is not None:
+                        store_hidden(prober, trace, cuts_of(trace), hidden_store, part)
+                    continue
                 run.add_many(part)
-                done.setdefault(trace.question_id, []).extend(part)
-            else:
-                run.add_many(part)
-        out.extend(done.get(trace.question_id, []))
-    return out
+                for record in part:
+                    if isinstance(record, Probe):
+                        done.setdefault(record.question_id, []).append(record)
+            bar.update(len(group))
+    return [p for t in traces for p in done.get(t.question_id, [])]
 
 
 def store_hidden(prober: Prober, trace: Trace, cuts: list[Cut], store, computed: dict[int, object]) -> None:

@@ -30,6 +30,7 @@ from .base import (
 )
 from .loader import load_backend
 from .protocols import (
+    AcrossForkingBackend,
     Backend,
     Capabilities,
     ConcurrentBackend,
@@ -48,6 +49,7 @@ from .rows import SequentialRows, fork
 
 __all__ = [
     "TINY_MODEL",
+    "AcrossForkingBackend",
     "Backend",
     "Capabilities",
     "Completion",

@@ -157,6 +157,28 @@ class HFBackend(TokenizerOps):
             return rows
         return HFRows(self, ids, lengths, hidden_layers, hidden_positions)
 
+    def fork_across(self, sequences: list[tuple[list[int], list[int]]]) -> HFRows:
+        """Rows for several sequences' prefixes as one batch (`HFRows.across`): each sequence
+        encoded once, every row attending only to its own sequence up to its cut."""
+        if not self.shares_rows:
+            raise ValueError("fork_across needs rows over a shared prefix (see shares_rows)")
+        return HFRows.across(self, sequences)
+
+    def traces_per_batch(self, rows_per_trace: int, tokens: int) -> int:
+        """Traces whose cut rows decode as one batch (the automatic --sweep-batch). A CPU is nearly
+        compute-bound at a dozen rows, so batching there saves only the per-step overhead: up to
+        48 rows (four traces of 11 cuts). A GPU decodes memory-bound, so up to 256 rows, as long as
+        the traces' keys and values take at most a quarter of the free device memory."""
+        rows = max(1, rows_per_trace)
+        if self.device.type != "cuda":
+            return max(1, 48 // rows)
+        text = getattr(self.model.config, "text_config", self.model.config)
+        heads = int(getattr(text, "num_key_value_heads", None) or text.num_attention_heads)
+        head_dim = int(getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads)
+        per_trace = 2 * int(text.num_hidden_layers) * heads * head_dim * max(tokens, 1) * self.model.dtype.itemsize
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return max(1, min(256 // rows, int(free // 4 // per_trace)))
+
     def describe(self) -> dict[str, Any]:
         """What a run's manifest records: the model here, its dtype and device, exact scoring."""
         return {"backend": "hf", "model": self.name, "dtype": str(self.model.dtype).removeprefix("torch."),

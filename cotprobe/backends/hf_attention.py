@@ -27,20 +27,40 @@ class SharedPrefixUnsupported(RuntimeError):
 class SharedPrefix:
     """What the shared-prefix attention reads besides the new tokens' queries/keys/values.
 
-    layers[l] = (keys, values) of the prefix with batch size 1; lengths[r] = how much of the
-    prefix row r sees; own[l] = (keys, values) of the tokens appended to the rows since (batch R,
-    one slot per appended position, masked where a row appended nothing); active = the rows in the
-    current forward pass (None: all); calls counts attention calls (a guard against layers that
-    bypass the registry).
+    prefixes[t][l] = (keys, values) of sequence t's prefix at layer l, batch size 1 (one sequence
+    usually; the cut rows of several traces with `HFRows.across`); owners[r] = the sequence row r
+    belongs to (rows of one sequence are contiguous, in sequence order); lengths[r] = how much of
+    its prefix row r sees; width = the longest prefix (the prefix part of the attention mask);
+    own[l] = (keys, values) of the tokens appended to the rows since (batch R, one slot per
+    appended position, masked where a row appended nothing); active = the rows in the current
+    forward pass (None: all); calls counts attention calls (a guard against layers that bypass
+    the registry).
     """
 
-    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], lengths: list[int]):
-        self.layers = layers
+    def __init__(self, prefixes: list[list[tuple[torch.Tensor, torch.Tensor]]], lengths: list[int],
+                 owners: list[int] | None = None):
+        self.prefixes = prefixes
+        self.layers = prefixes[0]  # the first (usually only) sequence's
+        self.n_layers = len(prefixes[0])
+        self.width = max((p[0][0].shape[2] for p in prefixes if p), default=0)
         self.lengths = list(lengths)
+        self.owners = list(owners) if owners is not None else [0] * len(lengths)
         self.rows = len(lengths)
-        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
+        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * self.n_layers
         self.active: torch.Tensor | None = None
         self.calls = 0
+
+    def groups(self) -> list[tuple[int, int, int]]:
+        """(sequence, first, end): the active rows of each sequence, as a slice of the active rows."""
+        rows = range(self.rows) if self.active is None else self.active.tolist()
+        out: list[tuple[int, int, int]] = []
+        for a, r in enumerate(rows):
+            t = self.owners[r]
+            if out and out[-1][0] == t:
+                out[-1] = (t, out[-1][1], a + 1)
+            else:
+                out.append((t, a, a + 1))
+        return out
 
     def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the active rows' new keys/values; return the active rows' own keys/values so far."""
@@ -81,14 +101,28 @@ def shared_prefix_attention(module, query, key, value, attention_mask, **kwargs)
         if given is not None and name not in HARMLESS_ARGUMENTS:
             raise SharedPrefixUnsupported(UNSUPPORTED_ARGUMENTS.get(name, f"the attention argument {name!r}"))
     shared_prefix.calls += 1
-    prefix_k, prefix_v = shared_prefix.layers[module.layer_idx]
     key, value = shared_prefix.append(module.layer_idx, key, value)
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    if query.shape[2] > 1:
+        return _attention_by_row(shared_prefix, module.layer_idx, query, key, value, attention_mask, scaling), None
+    if len(shared_prefix.prefixes) == 1:
+        prefix_k, prefix_v = shared_prefix.layers[module.layer_idx]
+        return _folded(query, key, value, attention_mask, prefix_k, prefix_v, scaling), None
+    width, outs = shared_prefix.width, []
+    for t, a, b in shared_prefix.groups():  # the rows of each sequence over that sequence's prefix alone
+        prefix_k, prefix_v = shared_prefix.prefixes[t][module.layer_idx]
+        n = prefix_k.shape[2]
+        mask = torch.cat([attention_mask[a:b, :, :, :n], attention_mask[a:b, :, :, width:]], dim=-1)
+        outs.append(_folded(query[a:b], key[a:b], value[a:b], mask, prefix_k, prefix_v, scaling))
+    return torch.cat(outs), None
+
+
+def _folded(query, key, value, attention_mask, prefix_k, prefix_v, scaling) -> torch.Tensor:
+    """One decoding step of rows over one prefix held once: rows are folded into the query
+    dimension for it, so the step reads the prefix once however many rows share it."""
     rows, heads, q_len, dim = query.shape
     kv_heads, n_prefix = prefix_k.shape[1], prefix_k.shape[2]
     groups = heads // kv_heads
-    scaling = dim ** -0.5 if scaling is None else scaling
-    if q_len > 1:
-        return _attention_by_row(shared_prefix, module.layer_idx, query, key, value, attention_mask, scaling), None
     q = query.reshape(rows, kv_heads, groups * q_len, dim)  # query head h uses key/value head h // groups
     folded = q.transpose(0, 1).reshape(kv_heads, rows * groups * q_len, dim)
     scores_prefix = torch.bmm(folded, prefix_k[0].transpose(1, 2))
@@ -100,7 +134,7 @@ def shared_prefix_attention(module, query, key, value, attention_mask, **kwargs)
     v_dim = prefix_v.shape[-1]
     out = torch.bmm(folded_probs, prefix_v[0]).reshape(kv_heads, rows, groups * q_len, v_dim).transpose(0, 1)
     out = out + probs[..., n_prefix:] @ value
-    return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous(), None
+    return out.reshape(rows, heads, q_len, v_dim).transpose(1, 2).contiguous()
 
 
 def _attention_by_row(shared_prefix: SharedPrefix, layer: int, query, key, value, attention_mask,
@@ -109,15 +143,15 @@ def _attention_by_row(shared_prefix: SharedPrefix, layer: int, query, key, value
     tokens, through torch's fused attention. The folded product above would score every row
     against the whole prefix (about half of it masked for cuts spread over the thought) and hold
     the scores in float32; here nothing masked is computed and no score matrix is kept."""
-    prefix_k, prefix_v = shared_prefix.layers[layer]
-    n_prefix = prefix_k.shape[2]
+    width = shared_prefix.width
     rows = range(shared_prefix.rows) if shared_prefix.active is None else shared_prefix.active.tolist()
     outs = []
     for a, r in enumerate(rows):
+        prefix_k, prefix_v = shared_prefix.prefixes[shared_prefix.owners[r]][layer]
         n = shared_prefix.lengths[r]
         k = torch.cat([prefix_k[:, :, :n], key[a:a + 1]], dim=2)
         v = torch.cat([prefix_v[:, :, :n], value[a:a + 1]], dim=2)
-        mask = torch.cat([attention_mask[a:a + 1, :, :, :n], attention_mask[a:a + 1, :, :, n_prefix:]], dim=-1)
+        mask = torch.cat([attention_mask[a:a + 1, :, :, :n], attention_mask[a:a + 1, :, :, width:]], dim=-1)
         outs.append(torch.nn.functional.scaled_dot_product_attention(
             query[a:a + 1], k, v, attn_mask=mask.to(query.dtype), scale=scaling, enable_gqa=True))
     return torch.cat(outs).transpose(1, 2).contiguous()

@@ -31,6 +31,40 @@ def pick_hidden(hidden_states, positions: list[int], layers: list[int]) -> torch
     return torch.stack([hidden_states[layer][0, index] for layer in layers], dim=1).float().cpu()
 
 
+def _encode(backend: Any, ids: list[int], lengths: list[int], hidden_layers: list[int] | None = None,
+            hidden_positions: list[int] | None = None) -> tuple[list, torch.Tensor, Any, int]:
+    """(per-layer (keys, values) of ids up to its longest prefix, the next-token log-probs after
+    each prefix ids[:n], the hidden states asked for, tokens run through the model): one pass.
+
+    Hidden states: at each row's last token, or at the positions asked (encoded up to them). The
+    part of the sequence the backend remembers (`HFBackend.remember_prefix`) is not encoded
+    again; hidden states are only taken after it."""
+    positions = hidden_positions if hidden_positions is not None else [n - 1 for n in lengths]
+    base = max(lengths + ([max(positions) + 1] if hidden_layers else []))
+    check_fits(base, 0, backend.context_length, "sequence")
+    device = backend.device
+    index = torch.tensor(lengths, device=device)
+    known = backend.known_prefix(ids, min(lengths + (positions if hidden_layers else [])))
+    start = len(known.ids) if known else 0
+    last = known.last.expand(len(lengths), -1).clone() if known else None
+    layers = known.layers if known else []
+    hidden = None
+    if base > start:
+        after = index - 1 - start  # each row's last position among the encoded tokens (< 0: remembered)
+        keep = backend.logits_args(after.clamp(min=0))  # logits only where they are read
+        cache = {backend.cache_arg: known.cache(backend.model.config)} if known else {}
+        with torch.inference_mode():
+            out = backend.model(input_ids=torch.tensor([ids[start:base]], device=device), use_cache=True,
+                                output_hidden_states=bool(hidden_layers), **cache, **keep)
+        if hidden_layers:  # from this same pass (see HFBackend.fork)
+            hidden = pick_hidden(out.hidden_states, [p - start for p in positions], hidden_layers)
+        layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
+        logits = out.logits[0] if keep else out.logits[0, after.clamp(min=0)]
+        encoded = torch.log_softmax(logits.float(), dim=-1)
+        last = encoded if last is None else torch.where((after >= 0)[:, None], encoded, last)
+    return layers, last, hidden, base - start
+
+
 @dataclass(frozen=True)
 class PrefixMemory:
     """The keys/values of a token prefix kept by the backend, and the log-probs after it."""
@@ -48,7 +82,8 @@ class PrefixMemory:
 
 
 class HFRows:
-    """Several prefixes of one sequence, decoded together over one shared key/value cache.
+    """Several prefixes of one sequence (or of several: `across`), decoded together over one
+    shared key/value cache per sequence.
 
     The longest prefix is encoded once and its keys/values are kept once (batch 1); each row
     attends to the part of it up to its own cut and to the tokens appended to it since, which
@@ -61,39 +96,41 @@ class HFRows:
     def __init__(self, backend: Any, ids: list[int], lengths: list[int],
                  hidden_layers: list[int] | None = None, hidden_positions: list[int] | None = None):
         self.backend = backend
-        self.ids = [list(ids[:n]) for n in lengths]
-        # hidden states: at each row's last token, or at the positions asked (encoded up to them)
-        positions = hidden_positions if hidden_positions is not None else [n - 1 for n in lengths]
-        base = max(lengths + ([max(positions) + 1] if hidden_layers else []))
-        check_fits(base, 0, backend.context_length, "sequence")
-        device = backend.device
+        layers, last, self.hidden, forwarded = _encode(backend, ids, lengths, hidden_layers, hidden_positions)
+        self._setup([layers], [list(ids[:n]) for n in lengths], lengths, [0] * len(lengths), last)
+        self.forwarded_tokens = forwarded
+
+    @classmethod
+    def across(cls, backend: Any, sequences: list[tuple[list[int], list[int]]]) -> HFRows:
+        """Rows of several sequences at once (the cut rows of several traces): for each (ids,
+        lengths), rows holding ids[:n] for n in lengths, in that order. Each sequence's longest
+        prefix is encoded once (one pass per sequence, as `HFRows` does), and every row attends
+        only to its own sequence's prefix up to its cut; all rows then decode as one batch."""
+        rows = cls.__new__(cls)
+        rows.backend, rows.hidden = backend, None
+        prefixes, ids, lengths, owners, lasts, forwarded = [], [], [], [], [], 0
+        for t, (seq, cuts) in enumerate(sequences):
+            layers, last, _, n = _encode(backend, seq, cuts)
+            prefixes.append(layers)
+            ids += [list(seq[:c]) for c in cuts]
+            lengths += list(cuts)
+            owners += [t] * len(cuts)
+            lasts.append(last)
+            forwarded += n
+        rows._setup(prefixes, ids, lengths, owners, torch.cat(lasts))
+        rows.forwarded_tokens = forwarded
+        return rows
+
+    def _setup(self, prefixes: list, ids: list[list[int]], lengths: list[int], owners: list[int],
+               last: torch.Tensor) -> None:
+        device = self.backend.device
+        self.ids = ids
         index = torch.tensor(lengths, device=device)
-        # The part of the sequence the backend remembers (`HFBackend.remember_prefix`) is not
-        # encoded again; hidden states are only taken after it.
-        known = backend.known_prefix(ids, min(lengths + (positions if hidden_layers else [])))
-        start = len(known.ids) if known else 0
-        self.last = known.last.expand(len(lengths), -1).clone() if known else None
-        layers = known.layers if known else []
-        self.hidden = None
-        if base > start:
-            after = index - 1 - start  # each row's last position among the encoded tokens (< 0: remembered)
-            keep = backend.logits_args(after.clamp(min=0))  # logits only where they are read
-            cache = {backend.cache_arg: known.cache(backend.model.config)} if known else {}
-            with torch.inference_mode():
-                out = backend.model(input_ids=torch.tensor([ids[start:base]], device=device), use_cache=True,
-                                    output_hidden_states=bool(hidden_layers), **cache, **keep)
-            if hidden_layers:  # from this same pass (see HFBackend.fork)
-                self.hidden = pick_hidden(out.hidden_states, [p - start for p in positions], hidden_layers)
-            layers = [(layer.keys, layer.values) for layer in out[backend.cache_arg].layers]
-            logits = out.logits[0] if keep else out.logits[0, after.clamp(min=0)]
-            encoded = torch.log_softmax(logits.float(), dim=-1)
-            self.last = encoded if self.last is None else torch.where((after >= 0)[:, None], encoded, self.last)
-        self.prefix = SharedPrefix(layers, lengths)
-        self.forwarded_tokens = base - start
-        self.prefix_mask = torch.arange(base, device=device)[None, :] < index[:, None]
+        self.prefix = SharedPrefix(prefixes, lengths, owners)
+        self.prefix_mask = torch.arange(self.prefix.width, device=device)[None, :] < index[:, None]
         self.own_mask = torch.zeros((len(lengths), 0), dtype=torch.bool, device=device)
         self.position = index.clone()  # next position id of each row
-        # self.last: next-token log-probs of each row
+        self.last = last  # next-token log-probs of each row
 
     @torch.inference_mode()
     def _forward(self, rows: list[list[int]], offsets: list[int] | None = None,
@@ -135,7 +172,7 @@ class HFRows:
         finally:
             model.config._attn_implementation = implementation
             self.prefix.active = None
-        layers = len(self.prefix.layers)
+        layers = self.prefix.n_layers
         if self.prefix.calls - calls != layers:
             raise SharedPrefixUnsupported(
                 f"attention outside transformers' registry ({self.prefix.calls - calls} of {layers} "

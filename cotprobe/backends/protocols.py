@@ -116,6 +116,19 @@ class ForkingBackend(Backend, Protocol):
 
 
 @runtime_checkable
+class AcrossForkingBackend(ForkingBackend, Protocol):
+    """A backend that also runs the rows of several sequences as one batch (the cut rows of
+    several traces: `cuts.truncate` with --sweep-batch)."""
+
+    def fork_across(self, sequences: list[tuple[list[int], list[int]]]) -> Rows:
+        """Rows holding ids[:n] for each n in lengths, for each (ids, lengths) in turn."""
+
+    def traces_per_batch(self, rows_per_trace: int, tokens: int) -> int:
+        """How many sequences of about `tokens` tokens, with that many rows each, one batch
+        should hold on this device (the automatic --sweep-batch)."""
+
+
+@runtime_checkable
 class HiddenStatesBackend(ForkingBackend, Protocol):
     hidden_shape: tuple[int, int]  # (number of layers, hidden size)
 
@@ -146,6 +159,7 @@ class Capabilities:
     samples: bool  # sessions and rows sample (`SamplingBackend`)
     hidden_states: bool  # `HiddenStatesBackend`
     remembers_prefix: bool  # `PrefixRemembering`
+    forks_across: bool = False  # `AcrossForkingBackend`, with rows shared (`shares_rows`)
     in_flight: int = 1  # requests in flight at once from several threads (`ConcurrentBackend`); 1: none
 
 
@@ -157,6 +171,7 @@ def capabilities_of(backend: Backend) -> Capabilities:
         samples=isinstance(backend, SamplingBackend) and bool(backend.samples),
         hidden_states=isinstance(backend, HiddenStatesBackend),
         remembers_prefix=isinstance(backend, PrefixRemembering),
+        forks_across=forks and bool(backend.shares_rows) and isinstance(backend, AcrossForkingBackend),
         in_flight=max(1, int(backend.in_flight)) if isinstance(backend, ConcurrentBackend) else 1)
 
 
