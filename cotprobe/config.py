@@ -107,7 +107,8 @@ class RunConfig:
         if not made:
             raise ValueError(f"{run_dir}: no generation recorded in manifest.json; is it a cotprobe run?")
         recorded = recorded_options(made, Path(run_dir) / "manifest.json")
-        recorded |= {"chat_template": made.get("chat_template"), "chat_template_kwargs": made.get("chat_template_kwargs") or {}}
+        recorded |= {"chat_template": made.get("chat_template"),
+                     "chat_template_kwargs": made.get("chat_template_kwargs") or {}}
         for option, value in recorded.items():
             if option in given and getattr(self, option) != value:
                 flag = "-n" if option == "limit" else f"--{option.replace('_', '-')}"

@@ -46,7 +46,8 @@ def default_profile(model: str, profile: str | None) -> Profile:
         return get_profile(EMBEDDED[model].profile)
     if model == TINY_MODEL:
         return get_profile("plain")
-    raise ValueError(f"--profile is required for {model!r} (one of: {', '.join(PROFILES)})")
+    raise ValueError(f"--profile is required for {model!r}: auto (read off the chat template) or one of "
+                     f"{', '.join(PROFILES)}")
 
 
 def chosen_profile(config: RunConfig, backend) -> tuple[Profile, dict[str, Any] | None]:

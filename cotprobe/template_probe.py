@@ -141,7 +141,8 @@ def find_format(source: str) -> str | None:
 
 
 def _choose() -> str:
-    return f"choose one with --profile ({', '.join(CHOICES)}, or a family's: {', '.join(sorted(set(PROFILES) - set(CHOICES)))})"
+    families = sorted(set(PROFILES) - set(CHOICES))
+    return f"choose one with --profile ({', '.join(CHOICES)}, or a family's: {', '.join(families)})"
 
 
 def _probes(source: str, system_role: bool) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -213,5 +214,6 @@ def detect(render: Render, source: str, options: dict[str, Any] | None = None) -
         chosen = PROFILES["think" if opened_by == "template" else "think-prefill"]
     else:
         chosen = replace(tags, prefill_think=opened_by == "cotprobe")
-    chosen = replace(chosen, chat_template_kwargs=options, description=f"{chosen.description} (chosen by --profile {AUTO})")
+    chosen = replace(chosen, chat_template_kwargs=options,
+                     description=f"{chosen.description} (chosen by --profile {AUTO})")
     return Detection(chosen, name, opened_by, base, switches)
