@@ -122,6 +122,20 @@ def test_every_profile_closes_its_own_way(tiny_parts):
     assert PROFILES["think"].close_thought() == "</think>\n\n" and PROFILES["plain"].close_thought() == "\n\n"
 
 
+def test_a_cut_closes_with_the_tokenizers_own_special_tokens():
+    from cotprobe.backends.tiny import tiny_tokenizer
+    from cotprobe.forcing import close_at
+
+    tok = tiny_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<|start|>", "<|end|>", "<|channel|>", "<|message|>"]})
+    backend = ScriptedBackend(lambda context: "", tok)
+    ids = backend.encode("<|start|>assistant<|channel|>analysis<|message|>So it is Paris.")
+    keep, new = close_at(backend, ids, 0, closing_for(Prober(backend, PROFILES["harmony"], VERBAL_10, ForceSettings())))
+    special = {t: tok.convert_tokens_to_ids(t) for t in ("<|start|>", "<|end|>", "<|channel|>", "<|message|>")}
+    assert [new.count(special[t]) for t in ("<|end|>", "<|start|>", "<|channel|>", "<|message|>")] == [1, 1, 1, 1]
+    assert backend.decode(ids[:keep] + new).endswith(f"So it is Paris.\n<|end|>{FINAL}**Answer**:")
+
+
 def test_harmony_generation_stops_at_the_end_of_the_analysis_and_answers_in_the_final_channel(tiny_parts, questions,
                                                                                              tmp_path):
     thought = "The capital of France is Paris."
