@@ -10,6 +10,10 @@ Prints, all measured in this one run:
   sweep        an 11-cut truncation sweep of a CoT of 4k and 8k tokens, shared prefix against
                naive re-encoding: seconds, time ratio, and the max log-prob gap between the two
                (next-token distributions at every cut, in the run's dtype);
+  cross-trace  traces per second of that sweep at 4k tokens (48 tokens with --smoke), one trace at
+               a time against the cut rows of several traces decoded as one batch (`cuts.probe_traces`,
+               `truncate --sweep-batch`; the batch size the backend picks for the device; expected
+               >= 4x on one GPU, #28);
   memory       peak GPU memory of each part.
 The weights are random (no reasoning model's weights can be fetched here): speed and memory are
 those of the real architecture, the text is meaningless. The tokenizer is SmolLM2's (the embedded
@@ -39,7 +43,7 @@ from cotprobe.forcing import ForceSettings, Prober  # noqa: E402
 from cotprobe.profiles import get_profile  # noqa: E402
 from cotprobe.records import Confidence, Trace  # noqa: E402
 from cotprobe.scales import VERBAL_10  # noqa: E402
-from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts  # noqa: E402
+from cotprobe.cuts import parse_fractions, plan_cuts, probe_cuts, probe_traces  # noqa: E402
 from cotprobe.steps import segment_trace  # noqa: E402
 
 QWEN3_8B = dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
@@ -48,9 +52,9 @@ QWEN3_8B = dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, head_dim=16, max_position_embeddings=4096, tie_word_embeddings=False)
 FULL = dict(config=QWEN3_8B, batches=(1, 16, 64), new_tokens=128, cot_tokens=(4096, 8192), device="cuda",
-            dtype="bf16", force=ForceSettings())
+            dtype="bf16", force=ForceSettings(), cross=(4096, 8))
 SMOKE = dict(config=TINY, batches=(1, 4, 16), new_tokens=4, cot_tokens=(48, 96), device="cpu", dtype="fp32",
-             force=ForceSettings(answer_max_tokens=6, confidence_max_tokens=3))
+             force=ForceSettings(answer_max_tokens=6, confidence_max_tokens=3), cross=(48, 3))
 
 
 def build_model(tokenizer, shape: dict, device: str, dtype: torch.dtype):
@@ -166,6 +170,38 @@ def sweep(shared: HFBackend, naive: HFBackend, prompt: str, question, cot_tokens
     return rows
 
 
+def cross_trace(shared: HFBackend, texts: list[str], questions, plan: dict) -> dict:
+    """Traces per second of the 11-cut sweep at one CoT length: one trace at a time (`probe_cuts`)
+    against batches of traces (`probe_traces`, as many per batch as the backend picks)."""
+    (n, count), device = plan["cross"], plan["device"]
+    prober = Prober(shared, get_profile("plain"), VERBAL_10, plan["force"])
+    fractions = parse_fractions("0:1:0.1")
+    items = []
+    for k in range(count):
+        prompt_ids = shared.encode(texts[k])
+        cot_ids = shared.encode(PARAGRAPH * (n // 20 + 2))[7 * k:7 * k + n]
+        trace = Trace(question_id=questions[k].id, model=shared.name, prompt=texts[k], cot=shared.decode(cot_ids),
+                      answer="", confidence=Confidence(), prompt_tokens=len(prompt_ids), cot_token_ids=cot_ids,
+                      thinking_ended="budget")
+        items.append((trace, questions[k], plan_cuts(segment_trace(shared, trace), n, fractions, "step")))
+    per_batch = max(1, min(count, shared.traces_per_batch(len(fractions), n + len(prompt_ids))))
+    with Clock(device) as alone:
+        for trace, question, cuts in items:
+            probe_cuts(prober, trace, question, cuts)
+    with Clock(device) as together:
+        for start in range(0, count, per_batch):
+            probe_traces(prober, items[start:start + per_batch])
+    result = {"cot_tokens": n, "traces": count, "traces_per_batch": per_batch,
+              "one_at_a_time_traces_per_s": count / alone.seconds, "batched_traces_per_s": count / together.seconds,
+              "one_at_a_time_peak_gib": alone.peak_gib, "batched_peak_gib": together.peak_gib}
+    result["speedup"] = result["batched_traces_per_s"] / result["one_at_a_time_traces_per_s"]
+    print(f"cross-trace sweep {n} CoT tokens, {count} traces: one at a time "
+          f"{result['one_at_a_time_traces_per_s']:.3f} traces/s   {per_batch} per batch "
+          f"{result['batched_traces_per_s']:.3f} traces/s   batched/one {result['speedup']:.2f}x   "
+          f"peak {alone.peak_gib:.1f} / {together.peak_gib:.1f} GiB", flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU (what CI runs)")
@@ -199,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"model": "random Qwen3", "parameters": params, "dtype": dtype_name, "device": where,
               "smoke": args.smoke}
     report["sweep"] = sweep(shared, naive, texts[0], questions[0], plan["cot_tokens"], device, plan["force"])
+    report["cross_trace"] = cross_trace(shared, texts, questions, plan)
     report["generation"] = generation(shared, prompts, plan["batches"], plan["new_tokens"], device)
     report["seconds"], report["cpu_seconds"] = time.perf_counter() - started, time.process_time() - cpu
     late = "" if args.smoke or report["seconds"] <= 300 else "  (over the 5-minute target)"

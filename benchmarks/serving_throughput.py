@@ -14,7 +14,7 @@ runs' probes must be identical. Its last line:
   serving throughput: <R>x traces/s with traces in flight together vs one at a time (<L> ms per step, concurrency <C>)
 
     python benchmarks/serving_throughput.py [--traces 32] [--concurrency 64] [--step-ms 20] [--budget 256]
-        [--fractions 0:1:0.1]
+        [--fractions 0:1:0.1] [--cut token|step]
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-ms", type=float, default=20.0, help="milliseconds per engine step (default 20)")
     parser.add_argument("--budget", type=int, default=256, help="CoT token budget of the traces (default 256)")
     parser.add_argument("--fractions", default="0:1:0.1", help="cut fractions (default 0:1:0.1, 11 cuts)")
+    parser.add_argument("--cut", default="token", choices=("token", "step"),
+                        help="token (default: 11 distinct cuts per trace, as on thoughts of thousands of tokens) "
+                             "or step (nearest step boundary: on these short synthetic thoughts, a few)")
     args = parser.parse_args(argv)
     fractions = parse_fractions(args.fractions)
     from transformers import AutoTokenizer
@@ -78,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             maker.close()
         with RecordingServer(tokenizer, MODEL, labels=VERBAL_10.labels, step=args.step_ms / 1000) as server:
             probe = OpenAIBackend(server.url, MODEL, tokenizer, concurrency=args.concurrency)
-            together = traces_together(probe, Sweep(fractions), len(traces))
+            together = traces_together(probe, Sweep(fractions, args.cut), len(traces))
             probe.close()
-            one = timed_sweep(server, tokenizer, traces, by_id, Sweep(fractions, batch=1), args.concurrency,
+            one = timed_sweep(server, tokenizer, traces, by_id, Sweep(fractions, args.cut, batch=1), args.concurrency,
                               tmp / "one")
-            many = timed_sweep(server, tokenizer, traces, by_id, Sweep(fractions), args.concurrency, tmp / "many")
+            many = timed_sweep(server, tokenizer, traces, by_id, Sweep(fractions, args.cut), args.concurrency,
+                              tmp / "many")
     if many[1] != one[1]:
         raise SystemExit("the probes of the two sweeps differ: traces in flight together must not change them")
     tokens = sum(len(t.cot_token_ids) for t in traces) / len(traces)

@@ -23,3 +23,7 @@ def test_gpu_check_smoke_runs_every_part(tmp_path, capsys):
         assert part["max_logprob_gap"] <= 1e-5  # float32: shared rows match fresh runs
     assert [g["batch"] for g in report["generation"]] == [1, 4, 16]
     assert all(math.isfinite(g["ratio"]) and g["ratio"] > 0 for g in report["generation"])
+    cross = report["cross_trace"]  # #28: the cut rows of several traces as one batch
+    assert (cross["cot_tokens"], cross["traces"], cross["traces_per_batch"]) == (48, 3, 3)
+    assert cross["one_at_a_time_traces_per_s"] > 0 and cross["batched_traces_per_s"] > 0
+    assert "cross-trace sweep 48 CoT tokens, 3 traces" in printed
