@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .backends import capabilities_of
 from .cli import entry_point
 from .conditions import (CONDITIONS, DEFAULT_CONDITIONS, LINEAR_BEHAVIOURS, REWRITE_CONDITIONS, RULE_CONDITIONS,
                          Variant, load_rewrite_prompts, rewrite_variant, rule_variants)
@@ -45,6 +46,7 @@ from .config import add_run_arguments, default_experiment, resolve_run
 from .experiment import load_model, setup
 from .forcing import Prober, force_cuts
 from .hedges import HEDGE_RULES_VERSION
+from .inflight import in_order
 from .plots import plot_conditions
 from .records import SOURCES, Confidence, Probe, Question, Step, Tag, Trace
 from .steps import tagger_name, tags_for
@@ -133,26 +135,35 @@ def ablate(prober: Prober, traces: list[Trace], questions: dict[str, Question], 
     tags_by_q: dict[str, list[Tag]] = {}
     for t in ablation.tags:
         tags_by_q.setdefault(t.question_id, []).append(t)
-    made: list[Variant] = []
     rule_conds = [c for c in conditions if c in RULE_CONDITIONS]
-    for trace in tqdm(traces, desc="ablate", unit="trace"):
+    order = {c: i for i, c in enumerate(conditions)}
+
+    def work(trace: Trace) -> tuple[list[Variant], list[Probe]]:
+        """The trace's variants and the probes of those not probed yet (nothing written here)."""
         q_steps = ablation.steps.get(trace.question_id, [])
         q_tags = tags_by_q.get(trace.question_id, [])
         variants = rule_variants(trace, q_steps, q_tags, rule_conds, ablation.seed)
-        made.extend(variants)
         todo = [v for v in variants if (trace.question_id, v.condition) not in done]
         for cond in conditions:
             if cond in REWRITE_CONDITIONS and (trace.question_id, cond) not in done:
                 limit = rewriting.max_tokens or 2 * len(trace.cot_token_ids) + 64
                 todo.append(rewrite_variant(rewriting.backend, rewriting.prompts["conditions"][cond], cond,
                                             trace, q_steps, limit))
-        if not todo:
-            continue
-        order = {c: i for i, c in enumerate(conditions)}
         todo.sort(key=lambda v: order[v.condition])
-        for probe in probe_variants(prober, trace, questions[trace.question_id], todo):
-            run.add(probe)
-            done[(probe.question_id, probe.condition)] = probe
+        return variants, probe_variants(prober, trace, questions[trace.question_id], todo) if todo else []
+
+    # On a server, several traces in flight at once (their records still written in order, so a
+    # rerun resumes exactly); a local rewriting model keeps it to one trace at a time.
+    in_flight = capabilities_of(prober.backend).in_flight
+    if rewriting is not None and any(c in REWRITE_CONDITIONS for c in conditions):
+        in_flight = min(in_flight, capabilities_of(rewriting.backend).in_flight)
+    together = 1 if in_flight <= 1 else max(1, min(len(traces), -(-2 * in_flight // max(1, len(conditions)))))
+    made: list[Variant] = []
+    for trace, (variants, probes) in tqdm(in_order(work, traces, together), total=len(traces), desc="ablate",
+                                          unit="trace"):
+        made.extend(variants)
+        run.add_many(probes)
+        done.update({(probe.question_id, probe.condition): probe for probe in probes})
     probes = [p for p in run.probes() if p.condition != "cut"]
     return probes, edit_statistics(made)
 

@@ -131,3 +131,27 @@ def test_the_step_clock_charges_requests_in_flight_together_one_step():
     for _ in range(2):
         clock.wait(3)
     assert clock.steps - together >= 2 * 3  # one after another: their steps add up
+
+
+def test_ablation_with_traces_in_flight_writes_what_one_at_a_time_writes(tok, made, tmp_path):
+    """Ablation through a server keeps several traces in flight too, with the same records."""
+    from cotprobe.ablate import Ablation, ablate
+    from cotprobe.steps import tag_run
+
+    traces, by_id = made
+    conditions = ["full", "no-hedging", "random-deletion", "none"]
+    written = {}
+    with RecordingServer(tok, MODEL, labels=VERBAL_10.labels) as server:
+        for concurrency in (1, 16):
+            path = tmp_path / f"c{concurrency}"
+            path.mkdir()
+            with RunDir(path) as run:
+                run.add_many(traces)
+                tagged = tag_run(run, backend=OpenAIBackend(server.url, MODEL, tok))
+                backend = OpenAIBackend(server.url, MODEL, tok, concurrency=concurrency)
+                probes, _ = ablate(Prober(backend, PROFILE, VERBAL_10), traces, by_id, run,
+                                   Ablation(conditions, tagged.steps, tagged.tags))
+                backend.close()
+            assert len(probes) == len(traces) * len(conditions)
+            written[concurrency] = (path / "probes.jsonl").read_text()
+    assert written[16] == written[1]
