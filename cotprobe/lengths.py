@@ -47,8 +47,8 @@ def length_metrics(probes: list[Probe], traces: list[Trace], source: str = "expe
                           censored=censored, completed_only=completed_only)
         tokens = [lengths[q] for q in questions]
         strata.append({"stratum": name, "n_questions": len(questions), "min_tokens": int(min(tokens)),
-                       "max_tokens": int(max(tokens)), "mean_tokens": float(np.mean(tokens)),
-                       "binned": cut["binned"], "censored": cut["censored"], "levels": cut["levels"],
+                       "max_tokens": int(max(tokens)),
+                       "censored": cut["censored"], "levels": cut["levels"],
                        "trends": cut["trends"]})
     return {"source": source, "length": "full-thought CoT tokens (terciles by rank)",
             "completed_only": completed_only, "strata": strata}

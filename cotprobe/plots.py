@@ -25,10 +25,11 @@ from matplotlib.ticker import MaxNLocator
 from .colours import behaviour_colours, in_order
 from .metrics import COMPARED, METRICS
 from .metrics.sections import (BehaviourSection, ConditionRow, ConditionSection, CutSection, EarlyExitSection,
-                               LatentSection, PrefixSection, has_interval, interval)
+                               EstimatorSection, LatentSection, PrefixSection, has_interval, interval)
 
 PROGRESS_PANELS = ("ece", "smooth_ece", "brier", "auroc", "accuracy")
 LATENT_PANELS = ("auroc", "ece", "brier")
+ESTIMATOR_PANELS = ("auroc", "brier", "ece", "smooth_ece")
 COT_AXIS = "fraction of CoT kept (tokens)"
 
 
@@ -313,6 +314,31 @@ def draw_early_exit(result: EarlyExitSection, ax=None) -> Figure:
     return fig
 
 
+def draw_estimators(result: EstimatorSection, axes=None) -> Figure:
+    """Every confidence estimator on the same probes: pooled AUROC, Brier, ECE and smooth ECE with
+    95% intervals (one row per estimator), and AUROC along the CoT with its band."""
+    fig, axes, new = _panels(axes, 1, len(ESTIMATOR_PANELS) + 1, (3.4, 3.6))
+    names = [n for n, row in result["estimators"].items() if row["pooled"].get("n")]
+    colors = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    for ax, key in zip(axes, ESTIMATOR_PANELS):
+        for i, name in enumerate(names):
+            value, low, high = interval(result["estimators"][name]["pooled"], key)
+            err = np.nan_to_num(np.clip([[value - low], [high - value]], 0, None))  # a percentile CI may miss it
+            ax.errorbar([value], [i], xerr=err, fmt="o", color=colors[name], capsize=3)
+        ax.set_yticks(range(len(names)), names if ax is axes[0] else [""] * len(names))
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(f"{METRICS[key].label} ({METRICS[key].direction})", fontsize=9)
+    axes[0].axvline(0.5, color="grey", lw=0.8, ls=":")
+    for name in names:
+        rows = [r for r in result["estimators"][name]["levels"] if has_interval(r, "auroc") and r["auroc"] == r["auroc"]]
+        _band(axes[-1], rows, [r["fraction_realised"] for r in rows], "auroc", colors[name], name)
+    axes[-1].axhline(0.5, color="grey", lw=0.8, ls=":")
+    axes[-1].set_title("AUROC along the CoT (95% CI)", fontsize=9)
+    _cot_axes(axes[-1:])
+    return _finish(fig, new, f"Confidence estimators on the same {result['n_probes']} cut probes "
+                             f"({result['n_questions']} questions; pooled over cuts, 95% question-clustered CI)")
+
+
 # ------------------------------------------------------------- draw and save, for the stages
 
 
@@ -343,6 +369,10 @@ def plot_latent_vs_verbal(result: LatentSection, stem: str | Path) -> Path:
 
 def plot_latent_layers(result: LatentSection, stem: str | Path) -> Path:
     return save(draw_latent_layers(result), stem)
+
+
+def plot_estimators(result: EstimatorSection, stem: str | Path) -> Path:
+    return save(draw_estimators(result), stem)
 
 
 def plot_early_exit(result: EarlyExitSection, stem: str | Path) -> Path:

@@ -480,7 +480,7 @@ def test_import_of_the_metrics_loads_no_tables_run_directory_or_command():
     loaded = set(eval(out))
     assert loaded <= {"cotprobe", "cotprobe.metrics", "cotprobe.metrics.scores", "cotprobe.metrics.bootstrap",
                       "cotprobe.metrics.trends", "cotprobe.metrics.table", "cotprobe.metrics.sections",
-                      "cotprobe.metrics.early_exit_sections"}, loaded
+                      "cotprobe.metrics.early_exit_sections", "cotprobe.metrics.keys"}, loaded
 
 
 def test_censored_thoughts_are_counted_and_completed_only_leaves_them_out():

@@ -106,7 +106,7 @@ def test_update_metrics_sets_drops_keeps_and_refuses_unknown_sections(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"early_exit": {"n_questions": 2}}
     with pytest.raises(ValueError, match="unknown metrics.json section"):
         update_metrics(tmp_path, {"trace": {}})
-    assert set(SECTIONS) == {"traces", "truncate", "by_length", "resample", "ablate", "behaviours", "latent",
+    assert set(SECTIONS) == {"traces", "truncate", "by_length", "resample", "ablate", "behaviours", "latent", "estimators",
                              "early_exit", "grading"}
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 
 from ..cli import entry_point, run_dir_parser, run_main
+from ..estimators import estimator_metrics, print_estimators
 from ..lengths import length_metrics, print_length_summary
-from ..records import SOURCES
+from ..records import SOURCES, LatentPrediction
 from ..store import RunDir, open_existing
 from ..summary import (
     BESIDE,
@@ -26,7 +27,7 @@ from ..summary import (
 )
 from .sections import Metrics
 
-REBUILT = ("traces", "truncate", "by_length", "ablate")  # the sections this command computes from the records
+REBUILT = ("traces", "truncate", "by_length", "estimators", "ablate")  # the sections this command computes from the records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +60,9 @@ def recompute(argv: list[str] | None = None) -> int:
                                              censored=censored_questions(traces), completed_only=args.completed_only)
             tables["by_length"] = length_metrics(probes, traces, args.source, args.resamples,
                                                  censored_questions(traces), args.completed_only)
+            latent = {(r.question_id, round(r.fraction_requested, 6)): r.confidence
+                      for r in run.records(LatentPrediction) if r.condition == "cut"}  # cotprobe.latent's, if run
+            tables["estimators"] = estimator_metrics(probes, latent, run.resamples(), args.resamples)
         if any(p.condition != "cut" for p in probes):
             edits = read_metrics(run_dir).get("ablate", {}).get("edits")  # made by ablate, not from records
             tables["ablate"] = condition_metrics(probes, source=args.source, n_resamples=args.resamples, edits=edits)
@@ -72,6 +76,11 @@ def recompute(argv: list[str] | None = None) -> int:
     if "truncate" in tables and any(p.condition == "cut" for p in probes):
         print_cut_summary(tables["truncate"], run_dir)
         print_length_summary(tables["by_length"], run_dir)
+        print_estimators(tables["estimators"], run_dir)
+        if tables["estimators"]["estimators"]:
+            from ..plots import plot_estimators  # matplotlib, only when there is a figure to draw
+
+            print(f"figure: {plot_estimators(tables['estimators'], run_dir / 'figures' / 'estimators')}")
     if any(p.condition != "cut" for p in probes):
         print_condition_summary(tables["ablate"], run_dir)
     return 0

@@ -1,12 +1,12 @@
 """The typed shape of metrics.json: one TypedDict per section, and the accessors of its computed keys.
 
 metrics.json is an object of sections (`Metrics`), each written by the stage that computes it:
-"traces" (generate, ingest), "truncate", "by_length" and "resample" (truncate), "ablate", "behaviours" (tag),
-"latent" and "early_exit". Sections are plain dicts in memory and on disk; these types say what
-they hold. A value with a 95% interval is stored flat in its row as `name`, `name_low` and
-`name_high`; a condition's paired difference to the reference condition as `diff_vs_<reference>`.
-Those key names are made here and nowhere else: writers use `interval_fields` and `diff_key`,
-readers `interval`, `has_interval` and `diff`.
+"traces" (generate, ingest), "truncate", "by_length" and "resample" (truncate), "ablate",
+"behaviours" (tag), "latent", "estimators" (latent, or metrics) and "early_exit". Sections are plain
+dicts in memory and on disk; these types say what they hold. A value with a 95% interval is stored
+flat in its row as `name`, `name_low` and `name_high`; a condition's paired difference to the
+reference as `diff_vs_<reference>`. Those key names are made here and nowhere else: writers use
+`interval_fields` and `diff_key`, readers `interval`, `has_interval` and `diff`.
 
 Typed for Python 3.10 (no `NotRequired`): a TypedDict with optional keys is a `total=False`
 subclass of one holding the keys every row has. The "early_exit" types live in
@@ -16,40 +16,12 @@ subclass of one holding the keys every row has. The "early_exit" types live in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 from .early_exit_sections import EarlyExitSection, MatchedAccuracy, PolicyRow  # noqa: F401 (re-exported)
+from .keys import Interval, diff_key, has_interval, interval, interval_fields  # noqa: F401 (re-exported)
 
 # ------------------------------------------------------------------ computed keys
-
-
-class Interval(NamedTuple):
-    """A value and its interval as a row stores them (low, high None where the row has none)."""
-
-    estimate: float
-    low: float | None
-    high: float | None
-
-
-def interval_fields(name: str, estimate: float, bounds: tuple[float, float]) -> dict[str, float]:
-    """The keys of one value with its (low, high) interval, for a row being built."""
-    low, high = bounds
-    return {name: estimate, f"{name}_low": low, f"{name}_high": high}
-
-
-def has_interval(row: Mapping[str, Any], name: str) -> bool:
-    """Whether the row holds the value `name` (a row without usable data holds none)."""
-    return name in row
-
-
-def interval(row: Mapping[str, Any], name: str) -> Interval:
-    """The value `name` of a row with its interval (KeyError if the row has no such value)."""
-    return Interval(row[name], row.get(f"{name}_low"), row.get(f"{name}_high"))
-
-
-def diff_key(reference: str) -> str:
-    """The key of a condition's paired difference to the reference condition."""
-    return f"diff_vs_{reference}"
 
 
 def diff(row: Mapping[str, Any], reference: str) -> PairedDiff | None:
@@ -187,8 +159,6 @@ class LengthStratum(TypedDict):
     n_questions: int
     min_tokens: int  # the stratum's shortest and longest full thought
     max_tokens: int
-    mean_tokens: float
-    binned: str | None
     censored: int
     levels: list[LevelRow]
     trends: dict[str, Trend]
@@ -411,10 +381,41 @@ class _Latent(TypedDict):
     fixed_layer: FixedLayer
 
 
+class PoolRow(TypedDict):
+    """One pooling of the prefix's hidden states (last token, mean, max): its nested-choice probe."""
+
+    per_fold: list[int]  # the layer each outer fold chose
+    pooled: Summary
+    auroc_per_level: dict[str, float]
+
+
 class LatentSection(_Latent, total=False):
     """"latent": the linear probe's confidence against the verbal one."""
 
     prefix: PrefixSection  # when the run has resamples
+    pools: dict[str, PoolRow]  # with --pool: every pooling side by side
+
+
+class EstimatorLevel(Summary, total=False):  # one cut level
+    level: float
+    fraction_realised: float
+
+
+class EstimatorRow(TypedDict):
+    """One confidence estimator: what it is, its metrics pooled over the cuts and per cut level."""
+
+    description: str
+    pooled: Summary
+    levels: list[EstimatorLevel]
+
+
+class EstimatorSection(TypedDict):
+    """"estimators": every confidence estimator on the same cut probes (`estimators.estimator_metrics`)."""
+
+    n_probes: int
+    n_questions: int
+    folds: int  # of the out-of-fold fits (length, verbal+length), grouped by question
+    estimators: dict[str, EstimatorRow]
 
 
 # ------------------------------------------------------------------ the file
@@ -430,6 +431,7 @@ class Metrics(TypedDict, total=False):
     ablate: ConditionSection
     behaviours: BehaviourSection
     latent: LatentSection
+    estimators: EstimatorSection
     early_exit: EarlyExitSection
     grading: dict  # the LLM judge's verdict counts (`judge.grading_section`), when --grader judge
 
