@@ -8,6 +8,12 @@ Two files, appended together and resumable like every record file:
 - ``hidden_states.jsonl``: one `HiddenState` record per row (question, condition, CoT tokens
   before the position, row number).
 
+Pooled states (`cotprobe.latent --pool mean,max`) live beside them in files of the same layout,
+``hidden_states_<pool>.f16`` / ``.jsonl`` (stage ``hidden_states_<pool>``): per cut the mean or
+the elementwise max of the hidden states of the CoT tokens kept (`pool_cuts`; a cut that keeps no
+token takes the state of the prompt's last token, as "last" does). Each pooling costs what "last"
+costs: ``len(layers) x hidden_size`` float16 values per cut.
+
 The layers (0 = the embeddings, L = the last layer's output) and the hidden size are recorded
 in manifest.json under the stage ``hidden_states``; resuming with other layers is refused. A row
 is the hidden state of the last token before the cut: the position after which the forcing suffix
@@ -31,6 +37,32 @@ ARRAY = "hidden_states.f16"
 INDEX = "hidden_states.jsonl"
 STAGE = "hidden_states"
 DTYPE = np.dtype("<f2")
+POOLS = ("last", "mean", "max")  # the state of the last token before the cut; mean or max over the kept CoT
+
+
+def files(pool: str = "last") -> tuple[str, str, str]:
+    """(array file, index file, manifest stage) of one pooling's states."""
+    if pool not in POOLS:
+        raise ValueError(f"pooling {pool!r}: use one of {', '.join(POOLS)}")
+    return (ARRAY, INDEX, STAGE) if pool == "last" else (f"hidden_states_{pool}.f16", f"hidden_states_{pool}.jsonl",
+                                                         f"hidden_states_{pool}")
+
+
+def pool_cuts(states: np.ndarray, cuts: list[int], pool: str) -> np.ndarray:
+    """Pooled states at cuts, from `states` (1 + T, layers, hidden): row 0 the prompt's last token,
+    row k the k-th CoT token. A cut keeping t tokens: "last" row t; "mean"/"max" over rows 1..t
+    (t = 0: row 0). Returns (len(cuts), layers, hidden)."""
+    states = np.asarray(states, dtype=np.float32)
+    if pool == "last":
+        return states[cuts]
+    body = states[1:]
+    if pool == "mean":
+        running = np.cumsum(body, axis=0) / np.arange(1, len(body) + 1)[:, None, None]
+    elif pool == "max":
+        running = np.maximum.accumulate(body, axis=0)
+    else:
+        raise ValueError(f"pooling {pool!r}: use one of {', '.join(POOLS)}")
+    return np.stack([states[0] if t == 0 else running[t - 1] for t in cuts])
 
 
 def default_layers(n_layers: int, count: int = 8) -> list[int]:
@@ -70,14 +102,16 @@ class HiddenStore:
     run: RunDir
     layers: list[int]
     hidden_size: int
+    pool: str = "last"
 
     def __post_init__(self) -> None:
-        self.run.start_stage(STAGE, {"layers": self.layers, "hidden_size": self.hidden_size,
-                                     "dtype": "float16", "array": ARRAY, "index": INDEX})
+        self.array, self.index, stage = files(self.pool)
+        self.run.start_stage(stage, {"layers": self.layers, "hidden_size": self.hidden_size,
+                                     "dtype": "float16", "array": self.array, "index": self.index})
         self.row_bytes = len(self.layers) * self.hidden_size * DTYPE.itemsize
-        self.run.repair(INDEX)
-        self.records, self.n_rows = _index(self.run.path, self.row_bytes)
-        array = self.run.path / ARRAY
+        self.run.repair(self.index)
+        self.records, self.n_rows = _index(self.run.path, self.row_bytes, self.pool)
+        array = self.run.path / self.array
         size = array.stat().st_size if array.exists() else 0
         if size > self.n_rows * self.row_bytes:  # rows whose records a kill lost
             with array.open("rb+") as fh:
@@ -98,23 +132,24 @@ class HiddenStore:
         new = list({t: s for t, s in new}.items())
         if not new:
             return
-        with (self.run.path / ARRAY).open("ab") as fh:
+        with (self.run.path / self.array).open("ab") as fh:
             fh.write(np.stack([s for _, s in new]).astype(DTYPE).tobytes())
             fh.flush()
             os.fsync(fh.fileno())
         for t, _ in new:
             record = HiddenState(question_id, condition, t, self.n_rows)
-            self.run.append(INDEX, record)
+            self.run.append(self.index, record)
             self.records.append(record)
             self.n_rows += 1
             self.keys.add((question_id, condition, t))
 
 
-def _index(run_dir: Path, row_bytes: int) -> tuple[list[HiddenState], int]:
+def _index(run_dir: Path, row_bytes: int, pool: str = "last") -> tuple[list[HiddenState], int]:
     """The records of hidden_states.jsonl by the rule every record file is read by (a torn last
     line skipped, a repeated position read once), and the rows of hidden_states.f16 they use;
     a record pointing past the array's end is a RunDirError naming both files."""
-    index, array = run_dir / INDEX, run_dir / ARRAY
+    array_name, index_name, _ = files(pool)
+    index, array = run_dir / index_name, run_dir / array_name
     records, seen = [], set()
     for r in read_records(index, HiddenState, quiet=True):
         if (r.question_id, r.condition, r.token_index) not in seen:
@@ -131,20 +166,22 @@ def _index(run_dir: Path, row_bytes: int) -> tuple[list[HiddenState], int]:
     return records, n_rows
 
 
-def load(run_dir: str | Path) -> tuple[list[HiddenState], np.ndarray, list[int]]:
-    """(records, array of shape (rows, layers, hidden) as a read-only float16 memmap, layers)."""
+def load(run_dir: str | Path, pool: str = "last") -> tuple[list[HiddenState], np.ndarray, list[int]]:
+    """(records, array of shape (rows, layers, hidden) as a read-only float16 memmap, layers) of
+    one pooling's states."""
 
     run_dir = Path(run_dir)
-    if not (run_dir / INDEX).exists():
+    array_name, index_name, stage = files(pool)
+    if not (run_dir / index_name).exists():
         return [], np.zeros((0, 0, 0), dtype=DTYPE), []
-    settings = stage_settings(read_manifest(run_dir), STAGE)
+    settings = stage_settings(read_manifest(run_dir), stage)
     layers, hidden = settings.get("layers"), settings.get("hidden_size")
     if not (isinstance(layers, list) and layers and all(isinstance(v, int) for v in layers)
             and isinstance(hidden, int) and hidden > 0):
-        raise RunDirError(f"{run_dir / 'manifest.json'}: stage '{STAGE}' should record 'layers' (a list of "
-                          f"layer numbers) and 'hidden_size'; delete {ARRAY} and {INDEX} to extract again")
-    records, n_rows = _index(run_dir, len(layers) * hidden * DTYPE.itemsize)
+        raise RunDirError(f"{run_dir / 'manifest.json'}: stage '{stage}' should record 'layers' (a list of "
+                          f"layer numbers) and 'hidden_size'; delete {array_name} and {index_name} to extract again")
+    records, n_rows = _index(run_dir, len(layers) * hidden * DTYPE.itemsize, pool)
     if not records:
         return [], np.zeros((0, len(layers), hidden), dtype=DTYPE), layers
-    array = np.memmap(run_dir / ARRAY, DTYPE, "r", shape=(n_rows, len(layers), hidden))
+    array = np.memmap(run_dir / array_name, DTYPE, "r", shape=(n_rows, len(layers), hidden))
     return records, array, layers

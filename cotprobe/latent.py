@@ -14,8 +14,13 @@ run's own model on the Hugging Face backend: a server backend has no hidden stat
 The layer is chosen inside each outer fold, on its training questions only (nested), and a
 layer fixed in advance (the last, or --fixed-layer) is reported beside it.
 
+Beside the latent section, the cut sweep's probes get the table of every confidence estimator
+(`cotprobe.estimators`: verbal, latent, thought length so far, P(correct | prefix) where resampled,
+verbal + length), section "estimators" and figures/estimators.png.
+
 Writes hidden_states.f16/.jsonl (see `cotprobe.hidden`), latent.jsonl (the out-of-fold
-predictions of the layer each fold chose), metrics.json section "latent", figures/latent_vs_verbal.png,
+predictions of the layer each fold chose), metrics.json sections "latent" and "estimators",
+figures/latent_vs_verbal.png, figures/estimators.png,
 figures/latent_layers.png and, when the run has resamples (truncate --resample),
 figures/latent_prefix_accuracy.png.
 """
@@ -31,9 +36,10 @@ from tqdm import tqdm
 from . import hidden as hs
 from .backends import load_backend
 from .cli import entry_point, run_dir_parser
-from .linprobe import ProbeSettings, choose_layers, fit_layer, latent_metrics, print_latent_summary
-from .metrics.sections import LatentSection, PrefixSection
-from .plots import plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
+from .estimators import EstimatorSettings, estimator_metrics, print_estimators
+from .linprobe import LayerChoice, ProbeSettings, choose_layers, fit_layer, latent_metrics, print_latent_summary
+from .metrics.sections import LatentSection, PoolRow, PrefixSection
+from .plots import plot_estimators, plot_latent_layers, plot_latent_vs_verbal, plot_prefix_accuracy
 from .records import SOURCES, LatentPrediction, Probe, Trace
 from .resample import prefix_metrics
 from .store import RunDir, open_existing
@@ -60,12 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds over questions (default 5)")
     parser.add_argument("--C", type=float, default=ProbeSettings.C,
                         help=f"inverse L2 strength of the logistic probes (default {ProbeSettings.C})")
+    parser.add_argument("--pool", default="last",
+                        help="poolings of the prefix's hidden states to probe side by side: last (the last token "
+                             "before the cut, the default), mean, max (over the CoT tokens kept); a comma list such "
+                             "as last,mean,max. mean and max are extracted with the run's model, one pass per trace "
+                             "(hidden_states_<pool>.*, as much disk per cut as last); cut sweep only")
     parser.add_argument("--cache-dir", default=None, help="where embedded models are cached (default ~/.cache/cotprobe)")
     args = parser.parse_args(argv)
     if not 0 < args.C < float("inf"):
         raise ValueError(f"--C must be a finite number > 0, got {args.C}")
     if args.folds < 2:
         raise ValueError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
+    pools = list(dict.fromkeys(x.strip() for x in args.pool.split(",") if x.strip()))
+    for pool in pools:
+        hs.files(pool)  # an unknown pooling is refused, naming the known ones
+    if pools != ["last"] and args.source_stage != "truncate":
+        raise ValueError("--pool mean/max pools over the cut sweep's CoT tokens: use it with --source-stage truncate")
 
     run_dir = open_existing(args.run_dir)
     reader = RunDir(run_dir)  # read only: no lock
@@ -109,14 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     prefix = prefix_against(run_dir, probes, choice.probs, args)
     per_layer = {layer: fit.probs for layer, fit in fits.items()}
     result = latent_metrics(probes, per_layer, args.source, settings, args.resamples, prefix, choice)
+    if pools != ["last"]:
+        result["pools"] = {pool: pool_row(choice if pool == "last" else pooled_choice(run_dir, traces, probes, pool,
+                                                                                       settings, args),
+                                          probes, args.resamples) for pool in pools}
+    sections = {"latent": result}
+    if args.source_stage == "truncate":  # every confidence estimator of these cuts, the probe's among them
+        by_cut = {(p.question_id, round(p.fraction_requested, 6)): float(c) for p, c in zip(probes, choice.probs)}
+        sections["estimators"] = estimator_metrics(probes, by_cut, reader.resamples(), args.resamples,
+                                                   EstimatorSettings(folds=args.folds))
     with RunDir(run_dir) as run:
         run.rewrite(LatentPrediction, [
             LatentPrediction(p.question_id, p.condition, p.fraction_requested, p.token_index,
                              choice.per_fold[f], float(c), int(f))
             for p, c, f in zip(probes, choice.probs, choice.folds)])
-        update_metrics(run_dir, {"latent": result})
+        update_metrics(run_dir, sections)
     print_latent_summary(result, run_dir)
-    for figure in plot_latent(run_dir, result):
+    if "pools" in result:
+        print_pools(result)
+    figures = plot_latent(run_dir, result)
+    if "estimators" in sections:
+        print_estimators(sections["estimators"], run_dir)
+        figures.append(plot_estimators(sections["estimators"], run_dir / "figures" / "estimators"))
+    for figure in figures:
         print(f"figure: {figure}")
     return 0
 
@@ -172,6 +203,65 @@ def extract(backend, traces: dict[str, Trace], missing: dict[tuple, str | None],
             positions = [len(prompt_ids) + len(ids) - 1]
         states = backend.hidden_states(prompt_ids + ids, positions, store.layers)
         store.append(qid, condition, points, states.numpy())
+
+
+def pooled_choice(run_dir: Path, traces: dict[str, Trace], probes: list[Probe], pool: str, settings: ProbeSettings,
+                  args) -> LayerChoice:
+    """The nested-choice probe on one pooling's states at the probes' cuts (extracted where missing)."""
+    stored = RunDir(run_dir).stage_settings(hs.STAGE)
+    with RunDir(run_dir) as run:
+        store = hs.HiddenStore(run, stored["layers"], stored["hidden_size"], pool)
+        missing = sorted({key_of(p) for p in probes if not store.has(*key_of(p))})
+        if missing:
+            backend = extraction_backend(RunDir(run_dir).stage_settings("generate").get("model"), args.cache_dir)
+            extract_pooled(backend, traces, missing, store)
+    records, array, layers = hs.load(run_dir, pool)
+    row_of = {(r.question_id, r.condition, r.token_index): r.row for r in records}
+    rows = [row_of[key_of(p)] for p in probes]
+    y = np.array([bool(p.correct) for p in probes], dtype=int)
+    groups = np.array([p.question_id for p in probes])
+    fits = {layer: fit_layer(np.asarray(array[rows, i], dtype=np.float32), y, groups, settings)
+            for i, layer in enumerate(tqdm(layers, desc=f"latent probes ({pool})", unit="layer"))}
+    return choose_layers(fits, args.fixed_layer)
+
+
+def extract_pooled(backend, traces: dict[str, Trace], missing: list[tuple], store) -> None:
+    """One pass per trace over its prompt and CoT up to its longest missing cut; the states of the
+    prompt's last token and of every CoT token, pooled per cut (`hidden.pool_cuts`), stored as it goes."""
+    by_trace: dict[str, list[int]] = {}
+    for qid, _, t in missing:
+        by_trace.setdefault(qid, []).append(t)
+    for qid, points in tqdm(by_trace.items(), desc=f"hidden states ({store.pool})", unit="seq"):
+        trace, end = traces[qid], max(points)
+        prompt_ids = backend.encode(trace.prompt)
+        states = backend.hidden_states(prompt_ids + trace.cot_token_ids[:end],
+                                       list(range(len(prompt_ids) - 1, len(prompt_ids) + end)), store.layers)
+        store.append(qid, "cut", points, hs.pool_cuts(states.float().numpy(), points, store.pool))
+
+
+def pool_row(choice: LayerChoice, probes: list[Probe], n_resamples: int) -> PoolRow:
+    """One pooling's probe: the layer per fold, pooled metrics with intervals, AUROC per cut level."""
+    import warnings
+
+    from . import metrics
+
+    y = np.array([float(p.correct) for p in probes])
+    q = np.array([p.question_id for p in probes])
+    levels = np.array([round(p.fraction_requested, 6) for p in probes])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pooled = metrics.summarize(choice.probs, y, clusters=q, n_resamples=n_resamples)
+        per_level = {str(v): metrics.auroc(choice.probs[levels == v], y[levels == v]) for v in sorted(set(levels))}
+    return {"per_fold": [int(layer) for layer in choice.per_fold], "pooled": pooled, "auroc_per_level": per_level}
+
+
+def print_pools(result: LatentSection) -> None:
+    """The poolings side by side: pooled over the cuts, with question-clustered intervals."""
+    print("poolings of the prefix's hidden states (nested layer choice; pooled over cuts, 95% CI):")
+    for pool, row in result["pools"].items():
+        print(f"  {pool:<5} folds chose {','.join(f'L{x}' for x in row['per_fold'])}: " + "  ".join(
+            f"{m} {row['pooled'][m]:.3f} [{row['pooled'][m + '_low']:.3f}, {row['pooled'][m + '_high']:.3f}]"
+            for m in ("auroc", "brier", "smooth_ece")))
 
 
 def prefix_against(run_dir: Path, probes: list[Probe], latent: np.ndarray, args) -> PrefixSection | None:

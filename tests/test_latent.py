@@ -64,7 +64,12 @@ def test_latent_and_early_exit_commands_end_to_end(swept, tmp_path):
     predictions = read_jsonl(run / "latent.jsonl", LatentPrediction)
     assert len(predictions) == 3 * N and all(0 < p.confidence < 1 for p in predictions)
     assert all(p.layer == chosen[p.fold] for p in predictions)  # each fold's rows from the layer it chose
-    for name in ("latent_vs_verbal", "latent_layers", "latent_prefix_accuracy"):
+    table = json.loads((run / "metrics.json").read_text())["estimators"]  # every estimator, the probe's among them
+    assert {"verbal:expected", "latent", "length", "prefix", "verbal+length"} <= set(table["estimators"])
+    assert table["estimators"]["latent"]["pooled"]["mean_confidence"] == pytest.approx(
+        np.mean([p.confidence for p in predictions]))
+    assert table["estimators"]["prefix"]["pooled"]["n"] == 3 * N and "confidence estimators on the same" in proc.stdout
+    for name in ("latent_vs_verbal", "latent_layers", "latent_prefix_accuracy", "estimators"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (run / "figures" / f"{name}.svg").exists()
     proc = subprocess.run([sys.executable, "-m", "cotprobe.early_exit", str(run), "--resamples", "50"],
@@ -75,6 +80,28 @@ def test_latent_and_early_exit_commands_end_to_end(swept, tmp_path):
     assert any(r["source"] == "latent" for r in exits["policies"]) and exits["budget"] == 12
     traces = [json.loads(line) for line in (run / "traces.jsonl").read_text().splitlines()]
     assert exits["full"]["mean_tokens"] == pytest.approx(np.mean([len(t["cot_token_ids"]) for t in traces]))
+
+
+def test_latent_pools_mean_and_max_beside_the_last_token(swept, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(swept, run)
+    proc = subprocess.run([sys.executable, "-m", "cotprobe.latent", str(run), "--folds", "2", "--resamples", "20",
+                           "--pool", "last,mean,max"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pools = json.loads((run / "metrics.json").read_text())["latent"]["pools"]
+    assert list(pools) == ["last", "mean", "max"] and "poolings of the prefix's hidden states" in proc.stdout
+    last, _, layers = hs.load(run)
+    for pool in ("mean", "max"):
+        records, array, _ = hs.load(run, pool)
+        assert {(r.question_id, r.token_index) for r in records} <= {(r.question_id, r.token_index) for r in last}
+        assert len(records) == 3 * N and array.shape[1:] == (len(layers), 64)
+        assert 0 <= pools[pool]["pooled"]["auroc"] <= 1 or np.isnan(pools[pool]["pooled"]["auroc"])
+    by_key = {(r.question_id, r.token_index): r.row for r in last}
+    mean_records, mean_array, _ = hs.load(run, "mean")
+    zero = [r for r in mean_records if r.token_index == 0]  # no CoT kept: the pooled state is the last one
+    assert zero and all(np.allclose(np.asarray(mean_array[r.row], np.float32),
+                                    np.asarray(hs.load(run)[1][by_key[(r.question_id, 0)]], np.float32),
+                                    atol=2e-2) for r in zero)
 
 
 def test_latent_compares_with_the_sampled_label_by_default(capsys):
