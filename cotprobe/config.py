@@ -208,11 +208,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a model (the fields of RunConfig)."""
     parser.add_argument("--model", default=RunConfig.model,
                         help=f"embedded model name, local model folder or Hugging Face id (default {DEFAULT_MODEL})")
-    parser.add_argument("--profile", choices=sorted(PROFILES) + [AUTO],
+    parser.add_argument("--profile", choices=[AUTO] + sorted(PROFILES), metavar="NAME",
                         help="model family profile (think tags, who opens the thought, how the answer is opened, "
                              "template options); required for non-embedded models. auto: read off the chat template "
                              "(rendered with a probe conversation, never from the model's name); an ambiguous "
-                             "template is refused, naming the profiles to choose from")
+                             f"template is refused, naming the profiles to choose from. Names: {', '.join(sorted(PROFILES))}")
     parser.add_argument("--chat-template", default=None, metavar="FILE",
                         help="a Jinja chat template file to render the prompts with instead of the tokenizer's own "
                              "(as transformers and vLLM take it); recorded in the manifest")
