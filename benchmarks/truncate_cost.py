@@ -16,8 +16,9 @@ step of 11 cut rows through the shared prefix against one step with no prefix at
 weights' cost, the floor of any decoding step) and one step of an ordinary batched key/value cache
 (the prefix copied per row, the model's own attention), measured in the same run. --threads sets
 torch's CPU threads (default: torch's own choice, printed). --traces N then times the
-cross-trace sweep at the longest length: N traces whose cut rows decode as one batch
-(`cuts.probe_traces`, what `truncate --sweep-batch N` runs), and ends with the line
+cross-trace sweep at the longest length: N traces, each timed for one full pass and for the
+sweep one trace at a time, then their cut rows decoded as one batch (`cuts.probe_traces`, what
+`truncate --sweep-batch N` runs), side by side in the same part of the run; it ends with the line
 
   cross-trace sweep: <S> s per trace at <T> tokens with <N> traces per batch = <R>x one full pass (one trace at a time: <Q>x)
 """
@@ -104,20 +105,24 @@ def main() -> None:
               f"{t_reuse / (full + forced):19.2f}  {t_reuse / full:10.2f}  {t_naive / t_reuse:11.2f}")
         times.append((n, full, t_reuse))
         steps.append((n, *step_costs(reuse, ids, [len(prompt_ids) + c.token_index for c in cuts], args.steps)))
-    if args.traces:
-        n, full, t_reuse = times[-1]
+    if args.traces:  # the same N traces, one pass each, one at a time and batched, timed side by side
+        n = times[-1][0]
         prober = Prober(reuse, profile, VERBAL_10, force)
         items = []
         for k in range(args.traces):
             trace, question = make_trace(reuse, n, k)
             items.append((trace, question, plan_cuts(segment_trace(reuse, trace), n, fractions, "step")))
+        passes = [reuse.encode(t.prompt) + t.cot_token_ids for t, _, _ in items]
+        full = sum(timed(lambda: fork(reuse, ids, [len(ids)])) for ids in passes) / args.traces
+        t_reuse = sum(timed(lambda: probe_cuts(prober, *item)) for item in items) / args.traces
         cross = timed(lambda: probe_traces(prober, items)) / args.traces
     print("one decoding step of the 11 cut rows, milliseconds (no prefix: the weights' cost alone):")
     print(f"{'tokens':>6} {'shared':>8} {'no prefix':>10} {'ordinary':>9}  shared/no prefix  shared/ordinary")
     for n, shared, bare, ordinary in steps:
         print(f"{n:>6} {shared:8.1f} {bare:10.1f} {ordinary:9.1f}  {shared / bare:16.2f}  {shared / ordinary:15.2f}")
     if args.traces:
-        n, full, t_reuse = times[-1]
+        print(f"the same {args.traces} traces at {n} tokens: one full pass {full:.2f} s, the sweep one trace at a "
+              f"time {t_reuse:.2f} s, batched {cross:.2f} s per trace")
         print(f"cross-trace sweep: {cross:.2f} s per trace at {n} tokens with {args.traces} traces per batch = "
               f"{cross / full:.2f}x one full pass (one trace at a time: {t_reuse / full:.2f}x)")
 
