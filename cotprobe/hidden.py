@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .backends import capabilities_of
-from .records import HiddenState
+from .records import HiddenState, Trace
 from .store import RunDir, RunDirError, read_manifest, read_records, stage_settings
 
 ARRAY = "hidden_states.f16"
@@ -46,6 +47,14 @@ def files(pool: str = "last") -> tuple[str, str, str]:
         raise ValueError(f"pooling {pool!r}: use one of {', '.join(POOLS)}")
     return (ARRAY, INDEX, STAGE) if pool == "last" else (f"hidden_states_{pool}.f16", f"hidden_states_{pool}.jsonl",
                                                          f"hidden_states_{pool}")
+
+
+def parse_pools(spec: str) -> list[str]:
+    """'last,mean,max' -> the poolings in order, each once; an unknown one is refused."""
+    pools = list(dict.fromkeys(x.strip() for x in spec.split(",") if x.strip())) or ["last"]
+    for pool in pools:
+        files(pool)
+    return pools
 
 
 def pool_cuts(states: np.ndarray, cuts: list[int], pool: str) -> np.ndarray:
@@ -142,6 +151,33 @@ class HiddenStore:
             self.records.append(record)
             self.n_rows += 1
             self.keys.add((question_id, condition, t))
+
+
+def extract_pooled(backend, traces: dict[str, Trace], missing: list[tuple], store: HiddenStore) -> None:
+    """One pass per trace over its prompt and CoT up to its longest missing cut; the states of the
+    prompt's last token and of every CoT token, pooled per cut (`hidden.pool_cuts`), stored as it goes."""
+    by_trace: dict[str, list[int]] = {}
+    for qid, _, t in missing:
+        by_trace.setdefault(qid, []).append(t)
+    for qid, points in tqdm(by_trace.items(), desc=f"hidden states ({store.pool})", unit="seq"):
+        trace, end = traces[qid], max(points)
+        prompt_ids = backend.encode(trace.prompt)
+        states = backend.hidden_states(prompt_ids + trace.cot_token_ids[:end],
+                                       list(range(len(prompt_ids) - 1, len(prompt_ids) + end)), store.layers)
+        store.append(qid, "cut", points, pool_cuts(states.float().numpy(), points, store.pool))
+
+
+def store_pooled(backend, traces: list[Trace], store: HiddenStore, pools: list[str]) -> None:
+    """truncate --hidden-states --pool: every cut position the last-token store holds, pooled the
+    other ways, from one further pass per trace (the sweep's own pass keeps the cut positions only)."""
+    by_id = {t.question_id: t for t in traces}
+    for pool in pools:
+        if pool != "last":
+            pooled = HiddenStore(store.run, store.layers, store.hidden_size, pool)
+            missing = [(r.question_id, r.condition, r.token_index) for r in store.records
+                       if r.condition == "cut" and r.question_id in by_id and not pooled.has(r.question_id, "cut",
+                                                                                            r.token_index)]
+            extract_pooled(backend, by_id, missing, pooled)
 
 
 def _index(run_dir: Path, row_bytes: int, pool: str = "last") -> tuple[list[HiddenState], int]:

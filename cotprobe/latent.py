@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--C must be a finite number > 0, got {args.C}")
     if args.folds < 2:
         raise ValueError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
-    pools = list(dict.fromkeys(x.strip() for x in args.pool.split(",") if x.strip()))
-    for pool in pools:
-        hs.files(pool)  # an unknown pooling is refused, naming the known ones
+    pools = hs.parse_pools(args.pool)  # an unknown pooling is refused, naming the known ones
     if pools != ["last"] and args.source_stage != "truncate":
         raise ValueError("--pool mean/max pools over the cut sweep's CoT tokens: use it with --source-stage truncate")
 
@@ -214,7 +212,7 @@ def pooled_choice(run_dir: Path, traces: dict[str, Trace], probes: list[Probe], 
         missing = sorted({key_of(p) for p in probes if not store.has(*key_of(p))})
         if missing:
             backend = extraction_backend(RunDir(run_dir).stage_settings("generate").get("model"), args.cache_dir)
-            extract_pooled(backend, traces, missing, store)
+            hs.extract_pooled(backend, traces, missing, store)
     records, array, layers = hs.load(run_dir, pool)
     row_of = {(r.question_id, r.condition, r.token_index): r.row for r in records}
     rows = [row_of[key_of(p)] for p in probes]
@@ -223,20 +221,6 @@ def pooled_choice(run_dir: Path, traces: dict[str, Trace], probes: list[Probe], 
     fits = {layer: fit_layer(np.asarray(array[rows, i], dtype=np.float32), y, groups, settings)
             for i, layer in enumerate(tqdm(layers, desc=f"latent probes ({pool})", unit="layer"))}
     return choose_layers(fits, args.fixed_layer)
-
-
-def extract_pooled(backend, traces: dict[str, Trace], missing: list[tuple], store) -> None:
-    """One pass per trace over its prompt and CoT up to its longest missing cut; the states of the
-    prompt's last token and of every CoT token, pooled per cut (`hidden.pool_cuts`), stored as it goes."""
-    by_trace: dict[str, list[int]] = {}
-    for qid, _, t in missing:
-        by_trace.setdefault(qid, []).append(t)
-    for qid, points in tqdm(by_trace.items(), desc=f"hidden states ({store.pool})", unit="seq"):
-        trace, end = traces[qid], max(points)
-        prompt_ids = backend.encode(trace.prompt)
-        states = backend.hidden_states(prompt_ids + trace.cot_token_ids[:end],
-                                       list(range(len(prompt_ids) - 1, len(prompt_ids) + end)), store.layers)
-        store.append(qid, "cut", points, hs.pool_cuts(states.float().numpy(), points, store.pool))
 
 
 def pool_row(choice: LayerChoice, probes: list[Probe], n_resamples: int) -> PoolRow:

@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="traces probed together: on --backend openai, N traces in flight at once (default: "
                              "enough to keep --concurrency requests in flight); on --backend hf, the cut rows of N "
                              "traces decoded as one batch (default: from the device, see docs/serving.md)")
+    parser.add_argument("--pool", default="last",
+                        help="with --hidden-states: poolings of the prefix's hidden states to store, last (the last "
+                             "token before the cut, default), mean, max (over the CoT tokens kept), e.g. last,mean,max; "
+                             "mean and max take one further pass per trace (hidden_states_<pool>.*, as much disk per "
+                             "cut as last; cotprobe.latent --pool probes them)")
     parser.add_argument("--resample-fractions", default=None,
                         help="resample only at these cut levels (same syntax as --fractions; default every level)")
     return parser
@@ -120,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(default_experiment(parser, argv))
     fractions = parse_fractions(args.fractions)
     resample_at = check_resample_options(args, given_options(parser, argv), fractions)
+    if args.pool != "last":
+        from .hidden import parse_pools
+
+        if parse_pools(args.pool) != ["last"] and not args.hidden_states:
+            raise ValueError(f"--pool {args.pool} pools hidden states: it needs --hidden-states")
     out, config = resolve_run(parser, args, argv, args.from_run, "--from-run")
     ex = setup(config, out, new_traces=not args.from_run)
     check_backend(ex.prober.backend, args)  # before any trace is generated or any stage claimed
@@ -138,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             run.start_stage("resample", asdict(resample))
         probes = truncate(ex.prober, traces, ex.by_id, run, Sweep(fractions, args.cut, store, resample,
                                                                      args.sweep_batch))
+        if store is not None and args.pool != "last":
+            from .hidden import parse_pools, store_pooled
+
+            store_pooled(ex.prober.backend, list(traces), store, parse_pools(args.pool))
     result = cut_metrics(probes, source=args.source, beside="expected" if args.source != "expected" else "sampled",
                          censored=censored_questions(traces), completed_only=args.completed_only)
     by_length = length_metrics(probes, traces, args.source, censored=censored_questions(traces),

@@ -44,3 +44,29 @@ def test_latent_refuses_an_unknown_pooling_and_pooling_ablations(tmp_path, capsy
     assert "use one of last, mean, max" in capsys.readouterr().err
     assert run_main(latent.main, [str(tmp_path), "--pool", "mean", "--source-stage", "ablate"]) == 2
     assert "--source-stage truncate" in capsys.readouterr().err
+
+
+def test_truncate_stores_the_poolings_beside_the_last_token(tmp_path, capsys):
+    from cotprobe import truncate
+    from cotprobe.cli import run_main
+
+    out = tmp_path / "run"
+    args = ["--model", "tiny-random", "--dataset", "arithmetic:1", "-n", "2", "--budget", "10", "--fractions", "0,0.1,1",
+            "--cut", "token", "--out", str(out)]
+    assert run_main(truncate.main, args + ["--pool", "mean"]) == 2  # pooling needs the hidden states
+    assert "needs --hidden-states" in capsys.readouterr().err
+    assert run_main(truncate.main, args + ["--hidden-states", "--layers", "1,2", "--pool", "last,mean,max"]) == 0
+    last, last_array, layers = hs.load(out)
+    for pool in ("mean", "max"):
+        records, array, _ = hs.load(out, pool)
+        assert {(r.question_id, r.token_index) for r in records} == {(r.question_id, r.token_index) for r in last}
+        assert array.shape == (len(last), len(layers), last_array.shape[2])
+    row = {(r.question_id, r.token_index): r.row for r in last}
+    checked = 0
+    for pool, t in (("mean", 0), ("max", 0), ("mean", 1), ("max", 1)):  # no or one CoT token kept: pooled = last
+        records, array, _ = hs.load(out, pool)
+        for r in (r for r in records if r.token_index == t):
+            checked += 1
+            assert np.asarray(array[r.row], np.float32) == pytest.approx(
+                np.asarray(last_array[row[(r.question_id, t)]], np.float32), abs=2e-2)
+    assert checked >= 4
