@@ -133,7 +133,11 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
                                                     resampling=Resampling(n_resamples))
             values = [interval(row, name).estimate if has_interval(row, name) else math.nan for row in per_level]
             realised = [row["fraction_realised"] for row in per_level]
-            ols = metrics.slope_ols(realised, values) if sum(np.isfinite(values)) >= 3 else None
+            finite = np.isfinite(values)
+            # the per-level OLS needs 3 levels with values at distinct realised fractions (a stratum of
+            # one-step thoughts realises every cut at 0 or 1)
+            ols = (metrics.slope_ols(realised, values)
+                   if finite.sum() >= 3 and np.ptp(np.asarray(realised)[finite]) > 0 else None)
             trends[name] = {"clustered": _plain(clustered), "ols_per_level": _plain(ols)}
     return {"source": source, "binned": "realised fraction, nearest tenth" if binned else None,
             "censored": n_censored, "completed_only": completed_only, "levels": per_level, "trends": trends, "trajectories": _trajectory_summary(usable, source)}

@@ -95,3 +95,12 @@ def test_the_section_holds_only_the_keys_its_types_declare():
     assert set(section) == keys(LengthSection)
     assert all(set(s) == keys(LengthStratum) for s in section["strata"])
     assert all(set(row) <= keys(LevelRow) for s in section["strata"] for row in s["levels"])
+
+
+def test_a_stratum_whose_cuts_all_realise_one_fraction_gets_no_per_level_ols():
+    from cotprobe.summary import cut_metrics
+
+    traces, probes = _records([3] * 6, seed=4)
+    same = [replace(p, fraction_realised=1.0) for p in probes]  # one-step thoughts: every cut keeps it all
+    result = cut_metrics(same, "expected", n_resamples=10)
+    assert len(result["levels"]) == 3 and all(t["ols_per_level"] is None for t in result["trends"].values())
