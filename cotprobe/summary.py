@@ -130,7 +130,7 @@ def cut_metrics(probes: list[Probe], source: str = "expected", n_resamples: int 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 clustered = metrics.slope_clustered(fn, frac, conf, ok, qid, levels=lev,
-                                                    resampling=Resampling(n_resamples))
+                                                    resampling=Resampling(METRICS[name].resamples(n_resamples)))
             values = [interval(row, name).estimate if has_interval(row, name) else math.nan for row in per_level]
             realised = [row["fraction_realised"] for row in per_level]
             finite = np.isfinite(values)
@@ -181,7 +181,8 @@ def _paired(ref: dict[str, Probe], other: dict[str, Probe], source: str, n_resam
     cb, kb = arrays(ref)
     result: PairedDiff = {"n": len(shared)}
     for name, fn in metrics.metric_fns().items():
-        result[name] = _plain(metrics.paired_bootstrap_diff(fn, ca, ka, cb, kb, Resampling(n_resamples)))
+        result[name] = _plain(metrics.paired_bootstrap_diff(fn, ca, ka, cb, kb,
+                                                            Resampling(METRICS[name].resamples(n_resamples))))
     return result
 
 

@@ -69,3 +69,18 @@ def test_paired_difference_and_slope_of_smooth_ece():
     s = slope_clustered(smooth_ece, levels, c3, y3, np.tile(np.arange(80), 3), resampling=Resampling(30))
     per_level = [float(relplot.smECE(c3[levels == v], y3[levels == v])) for v in (0.0, 0.5, 1.0)]
     assert s.slope == pytest.approx(np.polyfit([0.0, 0.5, 1.0], per_level, 1)[0])
+
+
+def test_tables_cap_smooth_ece_resamples_and_keep_the_others():
+    from cotprobe.metrics import METRICS
+    from cotprobe.metrics.table import SMOOTH_ECE_RESAMPLES
+
+    conf, y = _sample(60, 6)
+    q = np.repeat(np.arange(20), 3)
+    out = metrics.summarize(conf, y, clusters=q, n_resamples=400, seed=2)
+    assert METRICS["smooth_ece"].resamples(400) == SMOOTH_ECE_RESAMPLES == 200
+    assert METRICS["ece"].resamples(400) == 400
+    assert (out["smooth_ece_low"], out["smooth_ece_high"]) == pytest.approx(
+        bootstrap_ci(smooth_ece, conf, y, q, n_resamples=200, seed=2))
+    assert (out["ece_low"], out["ece_high"]) == pytest.approx(
+        bootstrap_ci(metrics.ece, conf, y, q, n_resamples=400, seed=2))

@@ -156,7 +156,9 @@ class SmoothECE(Tuned):
     smECE_sigma(sigma); a reflected Gaussian kernel). Bootstrap intervals (`bootstrap_ci`,
     `slope_clustered`, the paired differences) score every resample with `relplot.smECE_sigma` at
     the bandwidth the full rows chose (`Tuned.frozen`): the search costs about 12 kernel passes a
-    call, so 1000 resamples of every cut table, each with its own search, would dominate `metrics`."""
+    call, so 1000 resamples of every cut table, each with its own search, would dominate `metrics`.
+    Even at a fixed bandwidth a call costs ~0.7 ms, five times a table's other metrics together, so
+    the tables take at most `table.SMOOTH_ECE_RESAMPLES` (200) resamples for it."""
 
 
 smooth_ece = SmoothECE(_smece_tuned, _smece_at)
