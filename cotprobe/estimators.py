@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import metrics
-from .linprobe import grouped_folds
+from .linprobe import grouped_folds, masked_summary
 from .metrics.sections import EstimatorRow, EstimatorSection, Summary
 from .records import Probe, Resample
 
@@ -144,12 +144,7 @@ def estimator_metrics(probes: list[Probe], latent: dict[tuple[str, float], float
     frac = np.array([p.fraction_realised for p in probes])
 
     def summary(conf, mask) -> Summary:
-        mask = mask & ~np.isnan(conf)
-        if not mask.any():
-            return {"n": 0}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return metrics.summarize(conf[mask], y[mask], clusters=q[mask], n_resamples=n_resamples)
+        return masked_summary(conf, y, q, mask, n_resamples)
 
     table: dict[str, EstimatorRow] = {}
     for name, conf in (estimator_values(probes, latent, resamples, settings) if probes else {}).items():

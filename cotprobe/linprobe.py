@@ -17,6 +17,7 @@ questions, 16 layers give a best-of AUROC well above any fixed layer's.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -177,6 +178,17 @@ def in_sample_choice(per_layer: dict[int, np.ndarray], probes) -> LayerChoice:
 # ------------------------------------------------------------------ tables
 
 
+def masked_summary(conf: np.ndarray, y: np.ndarray, clusters: np.ndarray, mask: np.ndarray,
+                   n_resamples: int) -> Summary:
+    """metrics.summarize of the rows in mask where conf is defined (question-clustered); {"n": 0} where none is."""
+    mask = mask & ~np.isnan(conf)
+    if not mask.any():
+        return {"n": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return metrics.summarize(conf[mask], y[mask], clusters=clusters[mask], n_resamples=n_resamples)
+
+
 def _levels(probes) -> list:
     """Each probe's level: its cut level (`summary.cut_level`, every-step cuts binned to tenths),
     or its ablation condition."""
@@ -195,8 +207,6 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "samp
     optimistic `in_sample_choice`), pooled for the layer fixed in advance beside it; with
     `prefix` (`resample.prefix_metrics` of the selected confidence, when the run has resamples)
     kept in the section as given."""
-    import warnings
-
     from .summary import confidence_value
 
     choice = choice or in_sample_choice(per_layer, probes)
@@ -209,12 +219,7 @@ def latent_metrics(probes, per_layer: dict[int, np.ndarray], source: str = "samp
     lv = np.array(levels, dtype=object)
 
     def summary(conf, mask) -> Summary:
-        mask = mask & ~np.isnan(conf)
-        if not mask.any():
-            return {"n": 0}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return metrics.summarize(conf[mask], y[mask], clusters=q[mask], n_resamples=n_resamples)
+        return masked_summary(conf, y, q, mask, n_resamples)
 
     def auroc(conf, mask):
         with warnings.catch_warnings():
